@@ -1,0 +1,364 @@
+"""`compliance-reports`: the operator's command line (DESIGN section 8).
+
+Exit status 0 on success, 1 on an operational failure, 2 on bad input (nothing written).
+Every listing accepts --json for scripts.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from compliance_reports import config_store
+from compliance_reports.config_loader import (
+    ConfigError,
+    parse_destinations,
+    parse_reports,
+    parse_templates,
+    read_documents,
+)
+from compliance_reports.db.engine import make_engine
+from compliance_reports.settings import Settings, load_settings
+
+
+class Context:
+    def __init__(self) -> None:
+        self.settings: Settings = load_settings()
+        self._app = None
+        self._audit = None
+
+    @property
+    def app_engine(self):
+        if self._app is None:
+            self._app = make_engine(self.settings.compliance_db_url)
+        return self._app
+
+    @property
+    def audit_engine(self):
+        if self._audit is None:
+            if self.settings.audit_db_url == self.settings.compliance_db_url:
+                self._audit = self.app_engine
+            else:
+                self._audit = make_engine(self.settings.audit_db_url)
+        return self._audit
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
+
+
+def emit_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def fail(message: str, status: int = 2) -> None:
+    click.echo(message, err=True)
+    sys.exit(status)
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "unknown"
+
+
+@click.group()
+def main() -> None:
+    """Scheduled compliance reports from audit-log tables."""
+
+
+# ---------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the application and audit tables (safe to repeat)."""
+    from compliance_reports.db import migrate
+
+    for state in migrate.upgrade_all(ctx.app_engine, ctx.audit_engine):
+        click.echo(f"{state.target} database: at revision {state.current} (head {state.head})")
+
+
+# ---------------------------------------------------------------- demo
+
+
+@main.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("seed")
+@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--days", default=35, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--events-per-day", default=2000, show_default=True, type=click.IntRange(1, 10_000_000))
+@click.option("--seed", "seed_value", default=42, show_default=True, type=int)
+@click.option("--tamper", default=0, show_default=True, type=click.IntRange(0, None),
+              help="Alter this many rows afterwards without fixing their hash.")
+@click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last UTC day to seed (default: today). Same options and end date, same rows.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_date, as_json) -> None:
+    """Insert deterministic healthcare-SaaS audit traffic into audit_log."""
+    from compliance_reports import demo_seed as seeding
+    from compliance_reports.db import migrate
+
+    migrate.upgrade("audit", ctx.audit_engine)
+    options = seeding.SeedOptions(
+        orgs=orgs, days=days, events_per_day=events_per_day, seed=seed_value, tamper=tamper,
+        end_date=end_date.date() if end_date else None,
+    )
+    total = orgs * days * events_per_day
+    with click.progressbar(length=total, label="Seeding audit_log", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(rows: int, _total: int) -> None:
+            bar.update(rows - done[0])
+            done[0] = rows
+
+        try:
+            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=progress)
+        except ValueError as exc:
+            fail(f"demo seed: {exc}")
+    summary = {
+        "rows": result.rows,
+        "organizations": result.organizations,
+        "seconds": round(result.seconds, 2),
+        "rows_per_second": round(result.rows_per_second),
+        "tampered_ids": result.tampered_ids,
+        "first_timestamp": result.first_timestamp,
+        "last_timestamp": result.last_timestamp,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(
+        f"Seeded {result.rows:,} audit events for {len(result.organizations)} organizations "
+        f"({', '.join(result.organizations)}) in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s)"
+    )
+    if result.tampered_ids:
+        click.echo(f"Tampered rows (hash left stale): {result.tampered_ids}")
+
+
+# ---------------------------------------------------------------- destinations
+
+
+@main.group()
+def destinations() -> None:
+    """Named delivery destinations (email, webhook, storage)."""
+
+
+@destinations.command("apply")
+@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@pass_ctx
+def destinations_apply(ctx: Context, files) -> None:
+    """Insert or update destinations from YAML files (one transaction per file)."""
+    for file in files:
+        try:
+            parsed = parse_destinations(read_documents(file, "destination"))
+            outcomes = config_store.apply_destinations(ctx.app_engine, parsed)
+        except ConfigError as exc:
+            fail(str(exc))
+        for o in outcomes:
+            click.echo(f"destination {o.key}: {o.action} (version {o.version})")
+
+
+@destinations.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def destinations_list(ctx: Context, as_json: bool) -> None:
+    rows = config_store.list_destinations(ctx.app_engine)
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["name", "type", "version", "updated_at"])
+
+
+# ---------------------------------------------------------------- templates
+
+
+@main.group()
+def templates() -> None:
+    """Report templates: defaults for new report configurations."""
+
+
+@templates.command("apply")
+@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@pass_ctx
+def templates_apply(ctx: Context, files) -> None:
+    for file in files:
+        try:
+            parsed = parse_templates(read_documents(file, "template"))
+        except ConfigError as exc:
+            fail(str(exc))
+        for o in config_store.apply_templates(ctx.app_engine, parsed):
+            click.echo(f"template {o.key}: {o.action} (version {o.version})")
+
+
+@templates.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def templates_list(ctx: Context, as_json: bool) -> None:
+    found = config_store.load_templates(ctx.app_engine)
+    rows = [t.model_dump(mode="json") for t in found.values()]
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["name", "description"])
+
+
+# ---------------------------------------------------------------- reports
+
+
+@main.group()
+def reports() -> None:
+    """Report configurations."""
+
+
+@reports.command("apply")
+@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@pass_ctx
+def reports_apply(ctx: Context, files) -> None:
+    """Insert or update reports from YAML; an update must give the current version."""
+    for file in files:
+        try:
+            docs = read_documents(file, "report")
+            parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine))
+            outcomes = config_store.apply_reports(ctx.app_engine, parsed, str(file), _actor())
+        except (ConfigError, config_store.ConflictError) as exc:
+            fail(str(exc))
+        for o in outcomes:
+            click.echo(f"report {o.key}: {o.action} (version {o.version})")
+
+
+@reports.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def reports_list(ctx: Context, as_json: bool) -> None:
+    rows = config_store.report_row_summary(ctx.app_engine)
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(
+            rows, ["id", "organization_id", "report_type", "frequency", "enabled", "version"]
+        )
+
+
+def _get_report(ctx: Context, report_id: str):
+    try:
+        return config_store.get_report(ctx.app_engine, report_id)
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+
+
+@reports.command("show")
+@click.argument("report_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def reports_show(ctx: Context, report_id: str, as_json: bool) -> None:
+    report = _get_report(ctx, report_id)
+    data = report.model_dump(mode="json", by_alias=True)
+    if as_json:
+        emit_json(data)
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+
+
+@reports.command("enable")
+@click.argument("report_id")
+@pass_ctx
+def reports_enable(ctx: Context, report_id: str) -> None:
+    """Let the schedules request this report again."""
+    try:
+        version = config_store.set_enabled(ctx.app_engine, report_id, True)
+        config_store.request(ctx.app_engine, report_id, "schedule", actor=_actor())
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+    click.echo(f"report {report_id}: enabled (version {version})")
+
+
+@reports.command("disable")
+@click.argument("report_id")
+@pass_ctx
+def reports_disable(ctx: Context, report_id: str) -> None:
+    """Stop requesting new runs; runs already queued still run (see unschedule)."""
+    try:
+        version = config_store.set_enabled(ctx.app_engine, report_id, False)
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+    click.echo(f"report {report_id}: disabled (version {version})")
+
+
+@reports.command("unschedule")
+@click.argument("report_id")
+@pass_ctx
+def reports_unschedule(ctx: Context, report_id: str) -> None:
+    """Disable the report and cancel its queued runs (through the schedule-requests sensor)."""
+    try:
+        request_id = config_store.request(ctx.app_engine, report_id, "unschedule", actor=_actor())
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+    click.echo(f"report {report_id}: unschedule requested (request {request_id})")
+
+
+@reports.command("delete")
+@click.argument("report_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
+    """Delete the configuration; run history and the delivery ledger are kept."""
+    if not yes:
+        click.confirm(f"Delete report {report_id}?", abort=True)
+    try:
+        config_store.delete_report(ctx.app_engine, report_id, actor=_actor())
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+    click.echo(f"report {report_id}: deleted (queued runs will be cancelled)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Schema, engines and migrations for the application and audit databases."""

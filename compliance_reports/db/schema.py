@@ -1,0 +1,155 @@
+"""Table definitions (SQLAlchemy Core).
+
+Two metadata objects because the two logical databases may be different servers:
+`audit_metadata` holds the source system's `audit_log` (kept with its column names so an
+existing deployment can point at its own table); `app_metadata` holds this application's tables.
+The Alembic migrations under `db/migrations` create exactly these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from compliance_reports.db.types import BigIntPK, JSONDoc, UTCDateTime
+
+audit_metadata = MetaData()
+app_metadata = MetaData()
+
+audit_log = Table(
+    "audit_log",
+    audit_metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("timestamp", UTCDateTime, nullable=False),
+    Column("ttl", String(64)),
+    Column("principal_id", String(255)),
+    Column("organization_id", String(255)),
+    Column("action", String(255), nullable=False),
+    Column("target_resource_type", String(255)),
+    Column("target_resource_id", String(255)),
+    Column("status", String(32), nullable=False),
+    Column("outcome_description", Text),
+    Column("hash", String(128)),
+    Column("hash_algorithm", String(32)),
+    Column("event_version", String(32)),
+    Column("correlation_id", String(255)),
+    Column("data_classification", String(32)),
+    Column("retention_policy", String(64)),
+    Column("processing_latency", Integer),
+    Column("archived_at", UTCDateTime),
+    Column("details", JSONDoc),
+    Column("prev_hash", String(128)),
+    Index("ix_audit_log_org_timestamp", "organization_id", "timestamp"),
+)
+
+report_configs = Table(
+    "report_configs",
+    app_metadata,
+    Column("id", String(128), primary_key=True),
+    Column("organization_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("report_type", String(64), nullable=False),
+    # Denormalised from `config` so a schedule tick selects its reports with one indexed query.
+    Column("frequency", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("config", JSONDoc, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_by", String(255)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_report_configs_frequency_enabled", "frequency", "enabled"),
+)
+
+destinations = Table(
+    "destinations",
+    app_metadata,
+    Column("name", String(128), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("config", JSONDoc, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+report_templates = Table(
+    "report_templates",
+    app_metadata,
+    Column("name", String(128), primary_key=True),
+    Column("config", JSONDoc, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+schedule_requests = Table(
+    "schedule_requests",
+    app_metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("report_id", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # schedule | unschedule | run_now
+    Column("period", String(10)),
+    Column("requested_by", String(255)),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | done | failed
+    Column("processed_at", UTCDateTime),
+    Column("result", Text),
+    Index("ix_schedule_requests_status_id", "status", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    app_metadata,
+    # Deterministic id derived from the unique key: it is also the webhook-id and
+    # Idempotency-Key, so it must not change between attempts.
+    Column("id", String(64), primary_key=True),
+    Column("report_id", String(128), nullable=False),
+    Column("organization_id", String(255), nullable=False),
+    Column("period", String(10), nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("destination", String(128), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(512), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sending | sent | failed | dead
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("lease_expires_at", UTCDateTime),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("provider_response", Text),
+    Column("artifact_location", Text),
+    Column("run_id", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    UniqueConstraint(
+        "report_id", "period", "artifact_sha256", "destination", "recipient",
+        name="uq_deliveries_once",
+    ),
+    Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+)
+
+integrity_checkpoints = Table(
+    "integrity_checkpoints",
+    app_metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("organization_id", String(255), nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("last_event_id", String(64)),
+    Column("last_event_timestamp", UTCDateTime),
+    Column("last_hash", String(128)),
+    Column("key_id", String(64)),
+    Column("signature", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_integrity_checkpoints_org", "organization_id", "window_end"),
+)

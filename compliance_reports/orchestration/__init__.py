@@ -1,0 +1,1 @@
+"""The thin Dagster layer: partitions, assets, checks, jobs, schedules, sensors, resources."""

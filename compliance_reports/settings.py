@@ -1,0 +1,57 @@
+"""Where the databases and files live: the one place that reads the environment.
+
+Everything else receives URLs and paths as arguments, so tests and resources can point the
+code anywhere without touching process state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_data_dir() -> Path:
+    # An editable checkout keeps its data next to the code ("project-local"); an installed
+    # package has no project folder, so it falls back to the working directory.
+    checkout = PACKAGE_DIR.parent
+    if (checkout / "pyproject.toml").exists():
+        return checkout / "data"
+    return Path.cwd() / "data"
+
+
+def normalise_db_url(url: str) -> str:
+    """Force the psycopg2 driver: SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    compliance_db_url: str
+    audit_db_url: str
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("COMPLIANCE_DATA_DIR") or _default_data_dir()).resolve()
+    compliance = env.get("COMPLIANCE_DB_URL") or f"sqlite:///{data_dir / 'compliance.db'}"
+    audit = env.get("AUDIT_DB_URL") or compliance
+    return Settings(
+        data_dir=data_dir,
+        compliance_db_url=normalise_db_url(compliance),
+        audit_db_url=normalise_db_url(audit),
+    )
