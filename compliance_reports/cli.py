@@ -182,6 +182,67 @@ def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_
         click.echo(f"Tampered rows (hash left stale): {result.tampered_ids}")
 
 
+@demo.command("run")
+@click.option("--examples", "examples_dir", default="examples", show_default=True,
+              type=click.Path(exists=True, file_okay=False))
+@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 50))
+@click.option("--days", default=100, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--events-per-day", default=600, show_default=True, type=click.IntRange(1, 1_000_000))
+@pass_ctx
+def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_day: int) -> None:
+    """The quick-start pipeline on the embedded default: databases, data, configuration."""
+    from sqlalchemy import func, select
+
+    from compliance_reports import demo_seed as seeding
+    from compliance_reports.db import migrate
+    from compliance_reports.db.schema import audit_log
+
+    settings = ctx.settings
+    click.echo(f"Data folder: {settings.data_dir}")
+    click.echo(f"Application database: {settings.compliance_db_url}")
+    for state in migrate.upgrade_all(ctx.app_engine, ctx.audit_engine):
+        click.echo(f"  {state.target} schema at revision {state.current}")
+
+    with ctx.audit_engine.connect() as conn:
+        existing = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
+    if existing:
+        click.echo(f"audit_log already holds {existing:,} events: not seeding again "
+                   "(`make demo-reset` starts over)")
+    else:
+        options = seeding.SeedOptions(orgs=orgs, days=days, events_per_day=events_per_day)
+        with click.progressbar(length=orgs * days * events_per_day, label="Seeding audit_log",
+                               file=sys.stderr) as bar:
+            done = [0]
+
+            def progress(rows: int, _total: int) -> None:
+                bar.update(rows - done[0])
+                done[0] = rows
+
+            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=progress)
+        click.echo(f"Seeded {result.rows:,} audit events for {', '.join(result.organizations)} "
+                   f"({result.rows_per_second:,.0f} rows/s)")
+
+    folder = Path(examples_dir)
+    try:
+        for name, kind in (("templates.yaml", "template"), ("destinations.yaml", "destination")):
+            docs = read_documents(folder / name, kind)
+            if kind == "template":
+                outcomes = config_store.apply_templates(ctx.app_engine, parse_templates(docs))
+            else:
+                outcomes = config_store.apply_destinations(ctx.app_engine, parse_destinations(docs))
+            for o in outcomes:
+                click.echo(f"{kind} {o.key}: {o.action}")
+        docs = read_documents(folder / "reports.yaml", "report")
+        parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine))
+        for o in config_store.apply_reports(ctx.app_engine, parsed, [d.label for d in docs], "demo"):
+            click.echo(f"report {o.key}: {o.action} (version {o.version})")
+    except (ConfigError, config_store.ConflictError) as exc:
+        fail(str(exc))
+    click.echo("")
+    emit_table(config_store.report_row_summary(ctx.app_engine),
+               ["id", "organization_id", "report_type", "frequency", "enabled"])
+
+
 # ---------------------------------------------------------------- destinations
 
 
@@ -266,7 +327,9 @@ def reports_apply(ctx: Context, files) -> None:
         try:
             docs = read_documents(file, "report")
             parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine))
-            outcomes = config_store.apply_reports(ctx.app_engine, parsed, str(file), _actor())
+            outcomes = config_store.apply_reports(
+                ctx.app_engine, parsed, [d.label for d in docs], _actor()
+            )
         except (ConfigError, config_store.ConflictError) as exc:
             fail(str(exc))
         for o in outcomes:

@@ -154,18 +154,23 @@ def _report_from_row(row: Any) -> ReportConfig:
 
 
 def apply_reports(
-    engine: Engine, reports: list[ReportConfig], source: str = "", actor: str | None = None
+    engine: Engine,
+    reports: list[ReportConfig],
+    labels: list[str] | None = None,
+    actor: str | None = None,
 ) -> list[ApplyOutcome]:
     """Insert new reports; update existing ones only from their current version.
 
-    A document identical to what is stored is left alone, so re-applying a file is harmless.
+    `labels` (one per report, e.g. "file document 2") prefix every problem. A document
+    identical to what is stored is left alone, so re-applying a file is harmless.
     """
     outcomes, problems = [], []
     now = utcnow()
-    prefix = f"{source}: " if source else ""
+    labels = labels or [""] * len(reports)
     with engine.begin() as conn:
         known = set(conn.execute(select(destinations.c.name)).scalars())
-        for report in reports:
+        for report, label in zip(reports, labels):
+            prefix = f"{label}: " if label else ""
             for field in ("destinations", "notify_on_failure"):
                 for name in getattr(report, field):
                     if name not in known:
@@ -175,7 +180,8 @@ def apply_reports(
                         )
         if problems:
             raise ConfigError(problems)
-        for report in reports:
+        for report, label in zip(reports, labels):
+            prefix = f"{label}: " if label else ""
             if report.created_by is None and actor:
                 report = report.model_copy(update={"created_by": actor})
             stored = report.stored()

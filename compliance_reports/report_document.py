@@ -1,0 +1,139 @@
+"""The report document: one versioned, JSON-serialisable structure for every report type.
+
+Builders (report content) produce it; exporters (PDF, CSV, JSON, XML, Parquet) render it
+without knowing the report type, because every type-specific part is expressed as generic
+sections:
+
+    {
+      "schema_version": "1.0",
+      "header": {...common header, see HEADER_FIELDS...},
+      "summary": [{"label": str, "value": scalar}],          # headline figures
+      "sections": [Section, ...],                             # in display order
+      "data": {...}                                           # type-specific structured data
+    }
+
+A Section is a dict with "id" (slug), "title", optional "description", and "kind":
+- "facts":       "facts": [{"label": str, "value": scalar}]
+- "table":       "columns": [{"key": str, "title": str}], "rows": [{key: scalar}], optional
+                 "total_rows" (when rows were capped) and "note"
+- "findings":    "findings": [{"severity": "info"|"warning"|"critical", "code": str,
+                 "title": str, "detail": str, "evidence_event_ids": [int|str]}]
+- "attestation": "statement": str, "fields": [str]  (blank lines for reviewer sign-off)
+- "text":        "paragraphs": [str]
+
+Scalars are str, int, float, bool or None; datetimes are ISO 8601 strings. Everything is
+plain JSON so that the same document gives byte-identical exports on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+
+HEADER_FIELDS = (
+    "organization_id",
+    "report_id",
+    "report_name",
+    "report_type",
+    "frequency",
+    "period",
+    "timezone",
+    "window_start_local",
+    "window_end_local",
+    "window_start_utc",
+    "window_end_utc",
+    "window_hours",
+    "window_note",          # set when the window is 23 or 25 hours long (DST), else None
+    "generated_at",
+    "generator_version",
+    "run_id",
+    "criteria",
+    "event_count",
+    "events_sha256",        # SHA-256 over the canonical event rows (see events_digest)
+)
+
+SECTION_KINDS = ("facts", "table", "findings", "attestation", "text")
+
+
+def facts(section_id: str, title: str, items: list[tuple[str, Any]], description: str | None = None) -> dict:
+    return {
+        "id": section_id, "title": title, "kind": "facts", "description": description,
+        "facts": [{"label": label, "value": value} for label, value in items],
+    }
+
+
+def table(
+    section_id: str,
+    title: str,
+    columns: list[tuple[str, str]],
+    rows: list[dict[str, Any]],
+    description: str | None = None,
+    total_rows: int | None = None,
+    note: str | None = None,
+) -> dict:
+    return {
+        "id": section_id, "title": title, "kind": "table", "description": description,
+        "columns": [{"key": key, "title": col_title} for key, col_title in columns],
+        "rows": rows,
+        "total_rows": len(rows) if total_rows is None else total_rows,
+        "note": note,
+    }
+
+
+def findings(section_id: str, title: str, items: list[dict[str, Any]], description: str | None = None) -> dict:
+    return {"id": section_id, "title": title, "kind": "findings", "description": description,
+            "findings": items}
+
+
+def finding(severity: str, code: str, title: str, detail: str, evidence: list[Any]) -> dict:
+    if severity not in ("info", "warning", "critical"):
+        raise ValueError(f"severity must be info, warning or critical, not {severity!r}")
+    return {"severity": severity, "code": code, "title": title, "detail": detail,
+            "evidence_event_ids": list(evidence)}
+
+
+def attestation(section_id: str, title: str, statement: str, fields: list[str]) -> dict:
+    return {"id": section_id, "title": title, "kind": "attestation", "statement": statement,
+            "fields": fields}
+
+
+def text(section_id: str, title: str, paragraphs: list[str]) -> dict:
+    return {"id": section_id, "title": title, "kind": "text", "paragraphs": paragraphs}
+
+
+def canonical_json(document: dict[str, Any]) -> bytes:
+    """Stable bytes of a document: sorted keys, no whitespace variance, UTF-8."""
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def document_sha256(document: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def validate_document(document: dict[str, Any]) -> None:
+    """Raise ValueError naming the first structural problem (for builders' tests)."""
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"schema_version must be {SCHEMA_VERSION!r}")
+    header = document.get("header")
+    if not isinstance(header, dict):
+        raise ValueError("header is missing")
+    missing = [f for f in HEADER_FIELDS if f not in header]
+    if missing:
+        raise ValueError(f"header lacks {missing}")
+    seen = set()
+    for index, section in enumerate(document.get("sections", [])):
+        sid = section.get("id")
+        if not sid or sid in seen:
+            raise ValueError(f"sections[{index}] has a missing or repeated id {sid!r}")
+        seen.add(sid)
+        if section.get("kind") not in SECTION_KINDS:
+            raise ValueError(f"section {sid!r} has unknown kind {section.get('kind')!r}")
+        if section["kind"] == "table":
+            keys = [c["key"] for c in section["columns"]]
+            for row in section["rows"]:
+                if set(row) - set(keys):
+                    raise ValueError(f"section {sid!r} has a row with keys outside its columns")
+    json.dumps(document)  # must be plain JSON
