@@ -187,6 +187,33 @@ class ExportSettings(StrictModel):
         return self
 
 
+class ReportOptions(StrictModel):
+    """Thresholds and presentation knobs of the report content; defaults suit most tenants."""
+
+    top_n: int = Field(default=10, ge=1, le=1000)
+    after_hours_start: str = "20:00"
+    after_hours_end: str = "06:00"
+    weekend_is_after_hours: bool = True
+    failed_login_threshold: int = Field(default=5, ge=1)
+    denied_access_threshold: int = Field(default=5, ge=1)
+    bulk_access_threshold: int = Field(default=100, ge=1)
+    distinct_patients_threshold: int = Field(default=50, ge=1)
+    dsr_deadline_days: int = Field(default=30, ge=1)
+    breach_notification_hours: int = Field(default=72, ge=1)
+    pdf_event_limit: int = Field(default=200, ge=0)
+    action_categories: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="category -> action patterns (fnmatch, e.g. 'fhir.*.read'); overrides the defaults",
+    )
+
+    @field_validator("after_hours_start", "after_hours_end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not TIME_RE.match(value):
+            raise ValueError(f"{value!r} must be HH:MM on a 24-hour clock")
+        return value
+
+
 class ReportConfig(StrictModel):
     id: str
     name: str = Field(min_length=1, max_length=255)
@@ -196,6 +223,7 @@ class ReportConfig(StrictModel):
     schedule: Schedule
     formats: list[ExportFormat] = Field(default_factory=lambda: ["pdf", "csv"], min_length=1)
     export: ExportSettings = Field(default_factory=ExportSettings)
+    options: ReportOptions = Field(default_factory=ReportOptions)
     destinations: list[str] = Field(default_factory=list)
     notify_on_failure: list[str] = Field(default_factory=list)
     enabled: bool = True
