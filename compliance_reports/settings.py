@@ -35,10 +35,15 @@ class Settings:
     data_dir: Path
     compliance_db_url: str
     audit_db_url: str
+    artifact_provider: str = "local"       # local | s3
+    artifact_dir: Path | None = None       # local provider; default <data_dir>/artifacts
+    artifact_bucket: str | None = None     # s3 provider
+    artifact_prefix: str = ""
+    s3_endpoint_url: str | None = None     # MinIO, GCS interoperability, moto
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.data_dir / "artifacts"
+        return self.artifact_dir or self.data_dir / "artifacts"
 
     @property
     def outbox_dir(self) -> Path:
@@ -50,8 +55,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     data_dir = Path(env.get("COMPLIANCE_DATA_DIR") or _default_data_dir()).resolve()
     compliance = env.get("COMPLIANCE_DB_URL") or f"sqlite:///{data_dir / 'compliance.db'}"
     audit = env.get("AUDIT_DB_URL") or compliance
+    artifact_dir = env.get("COMPLIANCE_ARTIFACT_DIR")
     return Settings(
         data_dir=data_dir,
         compliance_db_url=normalise_db_url(compliance),
         audit_db_url=normalise_db_url(audit),
+        artifact_provider=env.get("COMPLIANCE_ARTIFACT_PROVIDER", "local"),
+        artifact_dir=Path(artifact_dir).resolve() if artifact_dir else None,
+        artifact_bucket=env.get("COMPLIANCE_ARTIFACT_BUCKET") or None,
+        artifact_prefix=env.get("COMPLIANCE_ARTIFACT_PREFIX", ""),
+        s3_endpoint_url=env.get("COMPLIANCE_S3_ENDPOINT_URL") or None,
     )
