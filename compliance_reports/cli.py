@@ -423,5 +423,88 @@ def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
     click.echo(f"report {report_id}: deleted (queued runs will be cancelled)")
 
 
+@reports.command("next-runs")
+@click.argument("report_id")
+@click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--after", type=click.DateTime(), default=None,
+              help="Start from this UTC instant instead of now (YYYY-MM-DDTHH:MM:SS).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def reports_next_runs(ctx: Context, report_id: str, count: int, after, as_json: bool) -> None:
+    """The next slots of a report, in its timezone and UTC, with the period each covers."""
+    from datetime import timezone as tz
+
+    from compliance_reports.periods import describe_slots
+
+    report = _get_report(ctx, report_id)
+    start = after.replace(tzinfo=tz.utc) if after else datetime.now(tz.utc)
+    rows = describe_slots(report.schedule.to_spec(), start, count)
+    if as_json:
+        emit_json(rows)
+        return
+    click.echo(f"{report_id}: {report.frequency} at {report.schedule.time} {report.schedule.timezone}"
+               + ("" if report.enabled else " (disabled: these slots will not run)"))
+    emit_table(rows, ["slot_local", "slot_utc", "period", "window_start_utc", "window_end_utc"])
+
+
+@main.command("run")
+@click.argument("report_id")
+@click.option("--period", default=None, help="Period key (its local start date); default: the latest ended.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) -> None:
+    """Materialize one report period now through the Dagster instance at $DAGSTER_HOME."""
+    from datetime import timezone as tz
+
+    from compliance_reports.orchestration.manual_run import run_report_now
+    from compliance_reports.periods import (
+        latest_ended_period,
+        period_has_ended,
+        period_window,
+        validate_period_key,
+    )
+
+    report = _get_report(ctx, report_id)
+    now = datetime.now(tz.utc)
+    zone = report.schedule.timezone
+    if period is None:
+        period = latest_ended_period(now, report.frequency, zone)
+    try:
+        validate_period_key(period, report.frequency)
+    except ValueError as exc:
+        fail(f"--period: {exc}")
+    if not period_has_ended(period, report.frequency, zone, now):
+        window = period_window(period, report.frequency, zone)
+        fail(f"--period: {period} has not ended in {zone} (it ends {window.end_local.isoformat()})")
+    outcome = run_report_now(report, period, app_db_url=ctx.settings.compliance_db_url,
+                             audit_db_url=ctx.settings.audit_db_url)
+    if as_json:
+        emit_json(outcome)
+    else:
+        click.echo(f"{report_id} {period}: run {outcome['run_id']} {outcome['status']}")
+        for line in outcome.get("messages", []):
+            click.echo(f"  {line}")
+    if outcome["status"] != "SUCCESS":
+        sys.exit(1)
+
+
+@main.command("history")
+@click.argument("report_id")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True)
+def history(report_id: str, limit: int, as_json: bool) -> None:
+    """Dagster runs of a report (report and publish runs), newest first."""
+    from dagster import DagsterInstance
+
+    from compliance_reports.orchestration.dagster_runs import report_history
+
+    with DagsterInstance.get() as instance:
+        rows = report_history(instance, report_id, limit)
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["run_id", "job", "status", "period", "trigger", "start", "end", "duration_s"])
+
+
 if __name__ == "__main__":
     main()

@@ -116,7 +116,7 @@ class Schedule(StrictModel):
     day_of_month: int | Literal["last"] | None = None
     start_date: date | None = None
     end_date: date | None = None
-    max_catch_up: int = Field(default=3, ge=0, le=366)
+    max_catch_up: int = Field(default=3, ge=1, le=366)
 
     @field_validator("time")
     @classmethod

@@ -16,7 +16,6 @@ transition dates (tzdata 2025b), not computed with the code under test:
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, available_timezones
 
