@@ -428,25 +428,25 @@ def due_periods(
 ) -> list[str]:
     """Periods a schedule tick at ``now`` should request, oldest first.
 
-    The tick looks back over a bounded horizon: the last ``max_catch_up + 1`` slots at or
-    before ``now`` (only those after ``since``, if given, e.g. the report's creation), walked
-    back over the local calendar.  Of the periods those slots cover, the ones not in ``done``
-    are candidates, and the most recent ``max_catch_up`` of them are returned.  The extra
-    slot lets a period finished out of band (say a manual run of the latest one) leave room
-    for one older period instead of shrinking the catch-up.  Anything older stays missing, for
-    a backfill to pick up.  Cost is O(max_catch_up) whatever the report's age.
+    The tick looks back over a fixed horizon: the last ``max_catch_up`` slots at or before
+    ``now`` (only those after ``since``, if given, e.g. the report's creation), walked back
+    over the local calendar.  The periods those slots cover that are not in ``done`` are
+    returned.  The horizon is fixed so that a second tick never reaches further back than the
+    first: once the requested periods have run, nothing more is due until the next slot.
+    Anything older stays missing, for a backfill to pick up.  Cost is O(max_catch_up)
+    whatever the report's age.
     """
     _require_aware(now, "now")
     if since is not None:
         _require_aware(since, "since")
     missing: list[str] = []
-    for cycle, slot in islice(_slots_backward(spec, now), spec.max_catch_up + 1):
+    for cycle, slot in islice(_slots_backward(spec, now), spec.max_catch_up):
         if since is not None and slot <= since:
             break
         key = _covered_key(spec, cycle)
         if key not in done:
             missing.append(key)
-    return missing[: spec.max_catch_up][::-1]
+    return missing[::-1]
 
 
 def describe_slots(spec: ScheduleSpec, after: datetime, n: int) -> list[dict[str, str]]:

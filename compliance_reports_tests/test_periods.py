@@ -573,19 +573,15 @@ OUTAGE_SPEC = ScheduleSpec("daily", timezone=NY, start_date=d("2026-11-01"))  # 
     [
         # Ten days without a run (11-18 .. 11-27 missing): the three most recent, oldest first.
         ("2026-11-28T12:00", NOVEMBER_DONE, None, ["2026-11-25", "2026-11-26", "2026-11-27"]),
-        # A day already done is skipped and the next older one takes its place.
+        # A day already done is skipped; the horizon stays the last three slots, so a second
+        # tick after the first one's runs never reaches further back.
+        ("2026-11-28T12:00", NOVEMBER_DONE | {"2026-11-26"}, None, ["2026-11-25", "2026-11-27"]),
+        ("2026-11-28T12:00", NOVEMBER_DONE | {"2026-11-26", "2026-11-27"}, None, ["2026-11-25"]),
         (
             "2026-11-28T12:00",
-            NOVEMBER_DONE | {"2026-11-26"},
+            NOVEMBER_DONE | {"2026-11-25", "2026-11-26", "2026-11-27"},
             None,
-            ["2026-11-24", "2026-11-25", "2026-11-27"],
-        ),
-        # The look-back horizon is max_catch_up + 1 slots (periods 11-24 .. 11-27).
-        (
-            "2026-11-28T12:00",
-            NOVEMBER_DONE | {"2026-11-26", "2026-11-27"},
-            None,
-            ["2026-11-24", "2026-11-25"],
+            [],
         ),
         # A slot exactly at `now` counts; one second earlier it does not.
         ("2026-11-28T11:00", NOVEMBER_DONE, None, ["2026-11-25", "2026-11-26", "2026-11-27"]),

@@ -1,0 +1,99 @@
+"""Reading report runs from Dagster's run storage: what ran, what is in flight, history."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+
+PERIOD_TAG = "dagster/partition/period"
+REPORT_TAG = "dagster/partition/report"
+
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+# Periods the schedule must not request again: running, or ended without success. Failures are
+# for run retries, the failure alert and a manual re-run.
+NOT_AGAIN = IN_FLIGHT + [DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+CANCELLABLE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+
+
+def report_asset_key(frequency: str) -> AssetKey:
+    return AssetKey(f"{frequency}_compliance_report")
+
+
+def done_periods(
+    instance: DagsterInstance, frequency: str, since: datetime
+) -> dict[str, set[str]]:
+    """report id -> periods that are materialized, in flight, failed or cancelled.
+
+    Two storage queries for the whole frequency, whatever the number of reports. Runs are
+    matched on Dagster's own partition tags, which backfill runs carry too.
+    """
+    done: dict[str, set[str]] = defaultdict(set)
+    for key in instance.get_materialized_partitions(report_asset_key(frequency)):
+        period, _, report_id = key.partition("|")
+        done[report_id].add(period)
+    # Unfinished and failed runs are few, so all of them in the lookback are read and matched
+    # here rather than filtering on thousands of report ids in SQL.
+    records = instance.get_run_records(RunsFilter(statuses=NOT_AGAIN, created_after=since))
+    for record in records:
+        tags = record.dagster_run.tags
+        if REPORT_TAG in tags and PERIOD_TAG in tags:
+            done[tags[REPORT_TAG]].add(tags[PERIOD_TAG])
+    return done
+
+
+def cancel_pending_runs(instance: DagsterInstance, report_id: str) -> list[str]:
+    """Cancel the report's queued and not-yet-started runs; returns their ids."""
+    cancelled = []
+    records = instance.get_run_records(
+        RunsFilter(tags={REPORT_TAG: report_id}, statuses=CANCELLABLE)
+    )
+    for record in records:
+        run = record.dagster_run
+        if run.status == DagsterRunStatus.QUEUED:
+            instance.run_coordinator.cancel_run(run.run_id)
+        else:
+            instance.report_run_canceled(run, message="Report unscheduled before the run started.")
+        cancelled.append(run.run_id)
+    return cancelled
+
+
+def report_history(instance: DagsterInstance, report_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Runs of one report (report runs and publish runs), newest first."""
+    seen: dict[str, Any] = {}
+    for tags in ({REPORT_TAG: report_id}, {"report_id": report_id}):
+        for record in instance.get_run_records(RunsFilter(tags=tags), limit=limit):
+            seen[record.dagster_run.run_id] = record
+    rows = []
+    for record in sorted(seen.values(), key=lambda r: r.create_timestamp, reverse=True)[:limit]:
+        run = record.dagster_run
+        start, end = record.start_time, record.end_time
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "job": run.job_name,
+                "status": run.status.value,
+                "period": run.tags.get(PERIOD_TAG) or run.tags.get("period"),
+                "trigger": run.tags.get("trigger")
+                or ("backfill" if "dagster/backfill" in run.tags else "manual"),
+                "created": record.create_timestamp,
+                "start": datetime.fromtimestamp(start).astimezone() if start else None,
+                "end": datetime.fromtimestamp(end).astimezone() if end else None,
+                "duration_s": round(end - start, 3) if start and end else None,
+            }
+        )
+    return rows
+
+
+def lookback(frequency: str, max_catch_up: int) -> timedelta:
+    """How far back in-flight and failed runs matter for a schedule tick."""
+    days = {"daily": 1, "weekly": 7, "monthly": 31, "quarterly": 92}[frequency]
+    return timedelta(days=days * (max_catch_up + 2))

@@ -1,0 +1,55 @@
+"""Materializing one report period in-process on the configured instance (CLI `run`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import DagsterInstance, materialize
+
+from compliance_reports.config_models import ReportConfig
+from compliance_reports.orchestration.report_assets import report_assets
+from compliance_reports.orchestration.report_partitions import partition_key, report_id_partitions
+from compliance_reports.orchestration.resources import default_resources
+from compliance_reports.scheduling import run_tags
+
+
+def run_report_now(
+    report: ReportConfig,
+    period: str,
+    *,
+    app_db_url: str | None = None,
+    audit_db_url: str | None = None,
+    instance: DagsterInstance | None = None,
+    trigger: str = "manual",
+) -> dict[str, Any]:
+    """Run the report asset for one partition; the run is recorded in the instance's storage."""
+    owned = instance is None
+    instance = instance or DagsterInstance.get()
+    try:
+        partitions = report_id_partitions[report.frequency]
+        if not instance.has_dynamic_partition(partitions.name, report.id):
+            instance.add_dynamic_partitions(partitions.name, [report.id])
+        result = materialize(
+            [report_assets[report.frequency]],
+            partition_key=partition_key(period, report.id),
+            instance=instance,
+            resources=default_resources(app_db_url=app_db_url, audit_db_url=audit_db_url),
+            tags=run_tags(report.id, report.organization_id, report.frequency, period, trigger),
+            raise_on_error=False,
+        )
+        messages = [
+            event.message
+            for event in result.all_events
+            if event.is_failure and event.message
+        ]
+        run = instance.get_run_by_id(result.run_id)
+        return {
+            "report_id": report.id,
+            "period": period,
+            "run_id": result.run_id,
+            "status": run.status.value if run else ("SUCCESS" if result.success else "FAILURE"),
+            "messages": messages,
+        }
+    finally:
+        if owned:
+            instance.dispose()

@@ -1,0 +1,71 @@
+"""One schedule per frequency: each tick requests every due (period, report) partition."""
+
+
+import os
+from datetime import timezone
+
+from dagster import (
+    AssetsDefinition,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
+
+from compliance_reports.orchestration.dagster_runs import done_periods, lookback
+from compliance_reports.orchestration.report_partitions import (
+    partition_key,
+    report_id_partitions,
+)
+from compliance_reports.orchestration.resources import ComplianceDatabase
+from compliance_reports.scheduling import plan_due_runs
+
+# Ticks are cheap (one configuration query, two run-storage queries), so a short interval
+# keeps reports close to their slot; COMPLIANCE_SCHEDULE_CRON overrides it.
+DEFAULT_TICK_CRON = "*/5 * * * *"
+
+
+def tick_cron() -> str:
+    return os.environ.get("COMPLIANCE_SCHEDULE_CRON", DEFAULT_TICK_CRON)
+
+
+def build_report_schedule(frequency: str, report_asset: AssetsDefinition) -> ScheduleDefinition:
+    @schedule(
+        name=f"{frequency}_reports_schedule",
+        cron_schedule=tick_cron(),
+        execution_timezone="UTC",
+        target=report_asset,
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=(
+            f"Requests each enabled {frequency} report's ended periods once its slot has passed "
+            "in the report's timezone (run key <report_id>:<period>)."
+        ),
+    )
+    def _schedule(context: ScheduleEvaluationContext, compliance_db: ComplianceDatabase):
+        now = context.scheduled_execution_time.astimezone(timezone.utc)
+        reports = compliance_db.enabled_reports(frequency)
+        if not reports:
+            return SkipReason(f"no enabled {frequency} reports")
+        horizon = max(r.schedule.max_catch_up for r in reports)
+        done = done_periods(context.instance, frequency, since=now - lookback(frequency, horizon))
+        due = plan_due_runs(reports, now, done)
+        if not due:
+            return SkipReason(
+                f"{len(reports)} enabled {frequency} reports: every period whose slot has "
+                f"passed by {now.isoformat(timespec='minutes')} has run or is running"
+            )
+        # Reports applied since the sensor's last reconciliation still need their partition.
+        partitions_def = report_id_partitions[frequency]
+        registered = set(context.instance.get_dynamic_partitions(partitions_def.name))
+        missing = sorted({d.report_id for d in due} - registered)
+        if missing:
+            context.instance.add_dynamic_partitions(partitions_def.name, missing)
+        context.log.info(f"requesting {len(due)} {frequency} report runs")
+        return [
+            RunRequest(run_key=d.run_key, partition_key=partition_key(d.period, d.report_id), tags=d.tags)
+            for d in due
+        ]
+
+    return _schedule

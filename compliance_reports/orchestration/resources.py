@@ -1,0 +1,105 @@
+"""Dagster resources for the external systems: the two databases (and, later, files and channels)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from dagster import ConfigurableResource
+from sqlalchemy import Engine
+
+from compliance_reports import config_store
+from compliance_reports.config_models import ReportConfig
+from compliance_reports.db.engine import cached_engine
+from compliance_reports.settings import load_settings
+
+
+class ComplianceDatabase(ConfigurableResource):
+    """The application database (COMPLIANCE_DB_URL) and the audit database (AUDIT_DB_URL).
+
+    URLs left empty are read from the environment when first used, never at import time, so
+    a URL with a password never appears in run configuration.
+    """
+
+    compliance_db_url: Optional[str] = None
+    audit_db_url: Optional[str] = None
+
+    def _urls(self) -> tuple[str, str]:
+        settings = load_settings()
+        app = self.compliance_db_url or settings.compliance_db_url
+        audit = self.audit_db_url or (settings.audit_db_url if not self.compliance_db_url else app)
+        return app, audit
+
+    def app_engine(self) -> Engine:
+        return cached_engine(self._urls()[0])
+
+    def audit_engine(self) -> Engine:
+        return cached_engine(self._urls()[1])
+
+    def load_report(self, report_id: str) -> ReportConfig:
+        return config_store.get_report(self.app_engine(), report_id)
+
+    def enabled_reports(self, frequency: str) -> list[ReportConfig]:
+        return config_store.list_reports(self.app_engine(), frequency=frequency, enabled=True)
+
+
+class ArtifactStoreResource(ConfigurableResource):
+    """Where report documents, event extracts and exported files are kept.
+
+    Empty fields come from the environment (settings.py) at use time. provider "local" keeps
+    files under a folder (default: <data folder>/artifacts); "s3" under s3://bucket/prefix on
+    any S3-compatible endpoint, with credentials from the environment variables named here.
+    """
+
+    provider: Optional[str] = None
+    base_dir: Optional[str] = None
+    bucket: Optional[str] = None
+    prefix: Optional[str] = None
+    endpoint_url: Optional[str] = None
+    region: Optional[str] = None
+    access_key_id_env: Optional[str] = None
+    secret_access_key_env: Optional[str] = None
+    checkpoint_key_env: str = "COMPLIANCE_CHECKPOINT_KEY"
+    manifest_key_env: str = "COMPLIANCE_MANIFEST_KEY"
+
+    def store(self):
+        from compliance_reports.artifact_store import LocalArtifactStore, S3ArtifactStore
+        from compliance_reports.s3 import make_s3_client
+
+        settings = load_settings()
+        provider = self.provider or settings.artifact_provider
+        if provider == "s3":
+            bucket = self.bucket or settings.artifact_bucket
+            if not bucket:
+                raise ValueError("artifact_store: provider s3 needs a bucket (COMPLIANCE_ARTIFACT_BUCKET)")
+            client = make_s3_client(
+                self.endpoint_url or settings.s3_endpoint_url, self.region,
+                self.access_key_id_env, self.secret_access_key_env,
+            )
+            prefix = settings.artifact_prefix if self.prefix is None else self.prefix
+            return S3ArtifactStore(bucket, prefix, client)
+        if provider != "local":
+            raise ValueError(f"artifact_store: provider must be local or s3, not {provider!r}")
+        return LocalArtifactStore(Path(self.base_dir) if self.base_dir else settings.artifacts_dir)
+
+    def checkpoint_key(self) -> bytes | None:
+        return _env_bytes(self.checkpoint_key_env)
+
+    def manifest_key(self) -> bytes | None:
+        return _env_bytes(self.manifest_key_env)
+
+
+def _env_bytes(name: str) -> bytes | None:
+    value = os.environ.get(name)
+    return value.encode("utf-8") if value else None
+
+
+def default_resources(
+    app_db_url: str | None = None, audit_db_url: str | None = None
+) -> dict[str, ConfigurableResource]:
+    """The code location's resources; anything not given is resolved from the environment at use."""
+    return {
+        "compliance_db": ComplianceDatabase(compliance_db_url=app_db_url, audit_db_url=audit_db_url),
+        "artifact_store": ArtifactStoreResource(),
+    }

@@ -1,0 +1,136 @@
+"""One report run: build the document, store it with its event rows, describe it.
+
+Plain Python called by the report assets; the artifact store layout is
+organization / report id / period / run id / files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from compliance_reports.config_models import ReportConfig
+from compliance_reports.report_document import canonical_json, document_sha256
+from compliance_reports.reports.builder import BuildResult, build_report
+
+DOCUMENT_FILENAME = "report.json"
+EVENTS_FILENAME = "events.parquet"
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    report: ReportConfig
+    period: str
+    run_id: str
+    build: BuildResult
+    document_location: str
+    events_location: str | None
+    document_sha256: str
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self.build.document
+
+
+def build_and_store(
+    *,
+    audit_engine: Engine,
+    app_engine: Engine,
+    store,
+    report: ReportConfig,
+    period: str,
+    run_id: str,
+    generated_at: datetime,
+    scratch: Path,
+    checkpoint_key: bytes | None,
+) -> StoredReport:
+    events_path = scratch / EVENTS_FILENAME
+    build = build_report(
+        audit_engine,
+        app_engine,
+        report,
+        period,
+        run_id=run_id,
+        generated_at=generated_at,
+        events_path=events_path,
+        checkpoint_key=checkpoint_key,
+        write_checkpoint=True,
+    )
+    parts = (report.organization_id, report.id, period, run_id)
+    document_file = scratch / DOCUMENT_FILENAME
+    document_file.write_bytes(canonical_json(build.document))
+    document_location = store.put_file((*parts, DOCUMENT_FILENAME), document_file)
+    events_location = None
+    if build.events_path is not None and Path(build.events_path).exists():
+        events_location = store.put_file((*parts, EVENTS_FILENAME), Path(build.events_path))
+    return StoredReport(
+        report=report,
+        period=period,
+        run_id=run_id,
+        build=build,
+        document_location=document_location,
+        events_location=events_location,
+        document_sha256=document_sha256(build.document),
+    )
+
+
+def load_document(store, location: str, scratch: Path) -> dict[str, Any]:
+    target = scratch / DOCUMENT_FILENAME
+    store.get_file(location, target)
+    return json.loads(target.read_bytes())
+
+
+def report_metadata(stored: StoredReport) -> dict[str, Any]:
+    """Plain metadata values for the materialization (the asset wraps the Markdown and paths)."""
+    header = stored.document["header"]
+    meta: dict[str, Any] = {
+        "report_id": stored.report.id,
+        "organization_id": stored.report.organization_id,
+        "report_type": stored.report.report_type,
+        "period": stored.period,
+        "timezone": header["timezone"],
+        "window_local": f"{header['window_start_local']} to {header['window_end_local']}",
+        "window_utc": f"{header['window_start_utc']} to {header['window_end_utc']}",
+        "window_hours": float(header["window_hours"]),
+        "event_count": int(stored.build.event_count),
+        "events_sha256": stored.build.events_sha256,
+        "document_sha256": stored.document_sha256,
+        "integrity_verdict": stored.build.integrity_verdict or "n/a",
+        "duration_s": round(float(stored.build.duration_s), 3),
+        "document_location": stored.document_location,
+    }
+    if stored.events_location:
+        meta["events_location"] = stored.events_location
+    for item in stored.document.get("summary", []):
+        value = item.get("value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            meta[f"summary/{item['label']}"] = value
+    return meta
+
+
+def markdown_summary(stored: StoredReport) -> str:
+    header = stored.document["header"]
+    lines = [
+        f"### {header['report_name']} ({stored.period})",
+        "",
+        f"- Organization: `{header['organization_id']}`; type `{header['report_type']}`",
+        f"- Window ({header['timezone']}): {header['window_start_local']} to {header['window_end_local']}",
+        f"- Window (UTC): {header['window_start_utc']} to {header['window_end_utc']}"
+        + (f" ({header['window_note']})" if header.get("window_note") else ""),
+        f"- Events: {stored.build.event_count:,}; integrity: **{stored.build.integrity_verdict or 'n/a'}**",
+        f"- Document sha256: `{stored.document_sha256}`",
+    ]
+    summary = stored.document.get("summary", [])
+    if summary:
+        lines += ["", "| Figure | Value |", "| --- | --- |"]
+        lines += [f"| {_md(item['label'])} | {_md(item['value'])} |" for item in summary]
+    return "\n".join(lines)
+
+
+def _md(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")

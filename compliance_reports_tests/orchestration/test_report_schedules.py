@@ -1,0 +1,152 @@
+"""Schedule ticks on a real Dagster instance: exactly the due partitions, once."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import build_schedule_context
+from dagster._core.definitions.partitions.context import partition_loading_context
+
+from compliance_reports import config_store
+from compliance_reports.config_models import ReportConfig
+from compliance_reports.orchestration.report_partitions import report_id_partitions
+from compliance_reports_tests.orchestration.helpers import (
+    add_queued_run,
+    aware,
+    location_for_tests,
+    queued_instance,
+)
+
+
+def _report(report_id: str, enabled: bool = True, **schedule) -> ReportConfig:
+    return ReportConfig.model_validate(
+        {
+            "id": report_id,
+            "name": f"Report {report_id}",
+            "organization_id": "org-1",
+            "report_type": "general_compliance",
+            "schedule": schedule,
+            "formats": ["json"],
+            "enabled": enabled,
+        }
+    )
+
+
+@pytest.fixture
+def configured(engine):
+    config_store.apply_reports(
+        engine,
+        [
+            _report("berlin-daily", frequency="daily", time="06:00", timezone="Europe/Berlin", max_catch_up=3),
+            _report("kiritimati-daily", frequency="daily", time="00:30", timezone="Pacific/Kiritimati", max_catch_up=1),
+            _report("off-daily", frequency="daily", time="00:00", timezone="UTC", enabled=False),
+            _report("ny-weekly", frequency="weekly", time="02:30", timezone="America/New_York", day_of_week="sunday"),
+        ],
+    )
+    return engine
+
+
+def _tick(defs, instance, frequency: str, when: str):
+    schedule = defs.get_repository_def().get_schedule_def(f"{frequency}_reports_schedule")
+    context = build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=aware(when),
+        repository_def=defs.get_repository_def(),
+        resources=defs.resources,
+    )
+    return schedule.evaluate_tick(context)
+
+
+def test_daily_tick_requests_exactly_the_due_partitions_with_keys_and_tags(configured, sqlite_url):
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        # 06:05 UTC on 2026-11-28 = 07:05 in Berlin (slot 06:00 passed) and 20:05 in Kiritimati.
+        data = _tick(defs, instance, "daily", "2026-11-28T06:05:00Z")
+        requests = sorted(data.run_requests, key=lambda r: r.run_key)
+        assert [r.run_key for r in requests] == [
+            "berlin-daily:2026-11-25",
+            "berlin-daily:2026-11-26",
+            "berlin-daily:2026-11-27",
+            "kiritimati-daily:2026-11-27",
+        ]
+        assert [str(r.partition_key) for r in requests] == [
+            "2026-11-25|berlin-daily",
+            "2026-11-26|berlin-daily",
+            "2026-11-27|berlin-daily",
+            "2026-11-27|kiritimati-daily",
+        ]
+        assert {k: requests[2].tags[k] for k in ("report_id", "organization_id", "frequency", "period", "trigger")} == {
+            "report_id": "berlin-daily",
+            "organization_id": "org-1",
+            "frequency": "daily",
+            "period": "2026-11-27",
+            "trigger": "schedule",
+        }
+        assert requests[0].tags["trigger"] == "catch_up"
+        assert "off-daily" not in {r.tags["report_id"] for r in requests}
+        registered = instance.get_dynamic_partitions(report_id_partitions["daily"].name)
+        assert "berlin-daily" in registered and "off-daily" not in registered
+
+
+def test_period_ahead_of_utc_is_requestable_before_the_utc_day_ends(configured, sqlite_url):
+    from dagster import AssetKey
+
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        # Kiritimati (UTC+14): local 2026-11-28 ends at 2026-11-28T10:00Z and its 00:30 slot
+        # is at 10:30Z, while the UTC day 2026-11-28 is still open.
+        data = _tick(defs, instance, "daily", "2026-11-28T10:35:00Z")
+        request = next(r for r in data.run_requests if r.tags["report_id"] == "kiritimati-daily")
+        assert request.run_key == "kiritimati-daily:2026-11-28"
+        partitions_def = defs.resolve_assets_def(AssetKey("daily_compliance_report")).partitions_def
+        with partition_loading_context(
+            effective_dt=aware("2026-11-28T10:35:00Z"), dynamic_partitions_store=instance
+        ):
+            assert partitions_def.has_partition_key("2026-11-28|kiritimati-daily")
+            assert not partitions_def.has_partition_key("2026-11-29|kiritimati-daily")
+
+
+def test_second_tick_requests_nothing_new_and_says_why(configured, sqlite_url):
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        first = _tick(defs, instance, "daily", "2026-11-28T06:05:00Z")
+        for request in first.run_requests:
+            add_queued_run(instance, request.tags["report_id"], request.tags["period"], "daily")
+        second = _tick(defs, instance, "daily", "2026-11-28T06:10:00Z")
+        assert not second.run_requests
+        assert "has run or is running" in second.skip_message
+
+
+def test_failed_period_is_not_requested_again(configured, sqlite_url):
+    from dagster import DagsterRunStatus
+
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        run_id = add_queued_run(instance, "berlin-daily", "2026-11-27", "daily")
+        run = instance.get_run_by_id(run_id)
+        instance.report_run_failed(run)
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
+        data = _tick(defs, instance, "daily", "2026-11-28T06:05:00Z")
+        keys = {r.run_key for r in data.run_requests}
+        assert "berlin-daily:2026-11-27" not in keys
+        assert "berlin-daily:2026-11-26" in keys
+
+
+def test_disabled_report_is_never_requested(configured, sqlite_url):
+    defs = location_for_tests(sqlite_url)
+    config_store.set_enabled(configured, "berlin-daily", False)
+    config_store.set_enabled(configured, "kiritimati-daily", False)
+    with queued_instance() as instance:
+        data = _tick(defs, instance, "daily", "2026-11-28T06:05:00Z")
+        assert not data.run_requests
+        assert "no enabled daily reports" in data.skip_message
+
+
+def test_weekly_sunday_slot_waits_for_its_time_in_new_york(configured, sqlite_url):
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        # Sunday 2026-11-29 02:30 EST = 07:30 UTC. Before it nothing new is due for that week.
+        before = _tick(defs, instance, "weekly", "2026-11-29T07:25:00Z")
+        after = _tick(defs, instance, "weekly", "2026-11-29T07:35:00Z")
+        new = {r.run_key for r in after.run_requests} - {r.run_key for r in before.run_requests}
+        # The Sunday slot covers the last week that has ended: Monday 2026-11-16 to Sunday 11-22.
+        assert new == {"ny-weekly:2026-11-16"}
