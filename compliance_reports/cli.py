@@ -506,5 +506,13 @@ def history(report_id: str, limit: int, as_json: bool) -> None:
         emit_table(rows, ["run_id", "job", "status", "period", "trigger", "start", "end", "duration_s"])
 
 
+def _register_subcommands() -> None:
+    from compliance_reports.cli_deliveries import deliveries
+
+    main.add_command(deliveries)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

@@ -13,6 +13,13 @@ from compliance_reports.orchestration.resources import default_resources
 from compliance_reports.scheduling import run_tags
 
 
+def _failure_text(event) -> str:
+    error = getattr(event.event_specific_data, "error", None)
+    if error is not None and error.message:
+        return error.message.strip()
+    return event.message or event.event_type_value
+
+
 def run_report_now(
     report: ReportConfig,
     period: str,
@@ -37,11 +44,7 @@ def run_report_now(
             tags=run_tags(report.id, report.organization_id, report.frequency, period, trigger),
             raise_on_error=False,
         )
-        messages = [
-            event.message
-            for event in result.all_events
-            if event.is_failure and event.message
-        ]
+        messages = [_failure_text(event) for event in result.all_events if event.is_failure]
         run = instance.get_run_by_id(result.run_id)
         return {
             "report_id": report.id,

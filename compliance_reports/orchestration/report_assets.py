@@ -58,16 +58,17 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
         try:
             report = compliance_db.load_report(report_id)
         except config_store.NotFoundError as exc:
-            raise Failure(f"{exc}: apply its configuration before running it") from None
+            raise Failure(f"{exc}: apply its configuration before running it", allow_retries=False) from None
         if report.frequency != frequency:
             raise Failure(
                 f"report {report_id} is {report.frequency}, not {frequency}: run it through "
-                f"{report.frequency}_compliance_report"
+                f"{report.frequency}_compliance_report",
+                allow_retries=False,
             )
         try:
             validate_period_key(period, frequency)
         except ValueError as exc:
-            raise Failure(f"period {period!r}: {exc}") from None
+            raise Failure(f"period {period!r}: {exc}", allow_retries=False) from None
         tz = report.schedule.timezone
         now = datetime.now(timezone.utc)
         if not period_has_ended(period, frequency, tz, now):
@@ -75,7 +76,8 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
             raise Failure(
                 f"period {period} of report {report_id} has not ended in {tz}: it ends at "
                 f"{window.end_local.isoformat()} ({window.end_utc.isoformat()}); "
-                "request it after that"
+                "request it after that",
+                allow_retries=False,
             )
         run = context.run
         tags = run_tags(report_id, report.organization_id, frequency, period, _trigger(dict(run.tags)))

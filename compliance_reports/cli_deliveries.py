@@ -1,0 +1,123 @@
+"""`compliance-reports deliveries list|retry`: the delivery ledger from the command line.
+
+Registered by cli.py (`main.add_command(deliveries)`). Exit status 0 on success, 1 when the
+requested change cannot be made (row already sent or being sent), 2 on bad input.
+
+`retry` only reschedules: it makes failed (or, with --id or --include-dead, dead) rows due now
+with their attempt count kept, so a dead row gets exactly one more attempt. The resend itself
+is done by the retry sweep on its next tick, from the stored files; nothing is regenerated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime, timezone
+from typing import Any
+
+import click
+
+from compliance_reports.delivery import ledger
+
+LIST_COLUMNS = [
+    "id", "report_id", "period", "destination", "channel", "recipient", "status", "attempts",
+    "next_attempt_at", "sent_at", "last_error",
+]
+
+
+def _engine():
+    from compliance_reports.db.engine import make_engine
+    from compliance_reports.settings import load_settings
+
+    return make_engine(load_settings().compliance_db_url)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _cell(column: str, row: dict[str, Any]) -> str:
+    value = row.get(column)
+    if column == "attempts":
+        return f"{row['attempts']}/{row['max_attempts']}"
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    text = " ".join(str(value).split())
+    if column == "last_error" and len(text) > 60:
+        text = text[:57] + "..."
+    return text
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[_cell(c, r) for c in LIST_COLUMNS] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(LIST_COLUMNS)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(LIST_COLUMNS, widths)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+@click.group()
+def deliveries() -> None:
+    """The delivery ledger: every delivery of every report, sent exactly once."""
+
+
+@deliveries.command("list")
+@click.option("--status", type=click.Choice(ledger.STATUSES), default=None, help="only rows in this status")
+@click.option("--report", "report_id", default=None, help="only this report id")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def deliveries_list(status: str | None, report_id: str | None, as_json: bool) -> None:
+    """List deliveries (oldest first)."""
+    rows = ledger.list_rows(_engine(), status=status, report_id=report_id)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=_json_default, ensure_ascii=False))
+    else:
+        _table(rows)
+
+
+@deliveries.command("retry")
+@click.option("--id", "row_id", default=None, help="the delivery id (from `deliveries list`)")
+@click.option("--include-dead", is_flag=True, help="without --id: dead rows too, not only failed ones")
+@click.option("--json", "as_json", is_flag=True)
+def deliveries_retry(row_id: str | None, include_dead: bool, as_json: bool) -> None:
+    """Make failed (or dead) deliveries due now; the retry sweep resends them.
+
+    Attempts are kept: a dead row gets one more attempt. A sent row is never sent again.
+    """
+    engine = _engine()
+    now = datetime.now(timezone.utc)
+    if row_id:
+        try:
+            results = [ledger.reschedule(engine, row_id, now)]
+        except LookupError as exc:
+            click.echo(str(exc).strip("'\""), err=True)
+            sys.exit(2)
+        except ledger.RescheduleError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+    else:
+        statuses = ["failed", "dead"] if include_dead else ["failed"]
+        results = []
+        for status in statuses:
+            for row in ledger.list_rows(engine, status=status):
+                try:
+                    results.append(ledger.reschedule(engine, row["id"], now))
+                except (LookupError, ledger.RescheduleError):
+                    continue  # changed meanwhile
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    if not results:
+        click.echo("nothing to retry")
+        return
+    for r in results:
+        click.echo(
+            f"{r['id']}: {r['previous_status']} -> {r['status']}, due now "
+            f"(attempts {r['attempts']}/{r['max_attempts']}); the retry sweep resends it from the stored files"
+        )

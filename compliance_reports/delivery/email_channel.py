@@ -1,0 +1,425 @@
+"""Email delivery over SMTP (smtplib): one message per ledger row, i.e. per recipient.
+
+Each to, cc and bcc address has its own ledger row, so one refused address neither blocks nor
+resends the others. A row's message goes to its single address in the SMTP envelope (RCPT TO)
+while the visible To and Cc headers show the configured lists; bcc addresses never appear in
+headers. The Message-ID is derived from the row id, so a resend after a crash carries the same
+Message-ID.
+
+Size: the message is serialised (base64 attachments, headers) and its exact length compared
+with max_message_mb and with the server's advertised SIZE (EHLO). Over the limit,
+oversize=link sends the mail without attachments, listing a link per file and a note saying
+why; oversize=fail fails (not retryable). There is never an empty mail.
+
+No PHI: subject and body hold only report name, ids, period, organization id, run id and the
+file list (names, sizes, sha256).
+
+Failures: 4xx SMTP replies, dropped connections and timeouts are retryable; 5xx replies
+(refused recipient, failed authentication, message too big), a missing STARTTLS (never
+downgraded to clear text), missing environment variables and unreadable stored files are not.
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import socket
+import ssl
+import string
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from typing import Mapping
+
+from compliance_reports.delivery.errors import (
+    ConfigurationError,
+    DeliveryError,
+    SendResult,
+    read_env_secret,
+)
+from compliance_reports.delivery.publication import Publication
+
+# RFC 5322 allows 998-character lines; folding at 78 makes Python's folder start some
+# subjects on a continuation line (a leading space shown by clients).
+SMTP_POLICY = SMTP.clone(max_line_length=998)
+SUBJECT_PLACEHOLDERS = ("report_name", "report_id", "period", "organization_id")
+DEFAULT_TIMEOUT_S = 60.0
+# Per-attachment MIME headers and boundaries, for the pre-build estimate.
+_PART_OVERHEAD = 512
+
+
+# ---------------------------------------------------------------- recipients and templates
+
+
+def email_recipients(destination) -> list[str]:
+    """The ledger recipients of an email destination: to, cc, bcc, each address once."""
+    seen: set[str] = set()
+    out = []
+    for address in [*destination.to, *destination.cc, *destination.bcc]:
+        key = address.strip().lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(address.strip())
+    return out
+
+
+def render_placeholders(template: str, fields: Mapping[str, object], allowed, what: str) -> str:
+    """Fill `{name}` placeholders from `allowed` only (no attribute or index access)."""
+    out = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigurationError(f"{what} {template!r} is malformed: {exc}") from None
+    for literal, name, spec, _conversion in parsed:
+        out.append(literal)
+        if name is None:
+            continue
+        if name not in allowed:
+            raise ConfigurationError(
+                f"{what} uses unknown placeholder {{{name}}}; allowed: "
+                + ", ".join("{" + a + "}" for a in allowed)
+            )
+        value = "" if fields.get(name) is None else str(fields[name])
+        try:
+            out.append(format(value, spec) if spec else value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{what}: bad format for {{{name}}}: {exc}") from None
+    return "".join(out)
+
+
+def render_subject(template: str, publication: Publication) -> str:
+    fields = {
+        "report_name": publication.report_name,
+        "report_id": publication.report_id,
+        "period": publication.period,
+        "organization_id": publication.organization_id,
+    }
+    subject = render_placeholders(template, fields, SUBJECT_PLACEHOLDERS, "subject template")
+    # One line: a CR or LF from a report name must not start a new header.
+    return " ".join(subject.split())
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} bytes"
+
+
+def render_body(
+    publication: Publication,
+    *,
+    links: Mapping[str, str] | None = None,
+    oversize_note: str | None = None,
+) -> tuple[str, str]:
+    """The text and HTML bodies (no PHI: identifiers, period and the file list only)."""
+    p = publication
+    head = [
+        ("Report", p.report_name),
+        ("Report id", p.report_id),
+        ("Report type", p.report_type),
+        ("Organization", p.organization_id),
+        ("Period", p.period),
+        ("Run id", p.run_id or "-"),
+        ("Manifest sha256", p.manifest_sha256),
+    ]
+    lines = [f"The compliance report {p.report_name} for period {p.period} is ready.", ""]
+    lines += [f"{k}: {v}" for k, v in head]
+    lines.append("")
+    if oversize_note:
+        lines += [oversize_note, ""]
+    if not p.files:
+        lines.append("This report produced no files.")
+    else:
+        lines.append("Files (download links):" if links else "Files (attached):")
+        for f in p.files:
+            lines.append(f"  - {f.filename} ({f.media_type}, {_human_size(f.size)}, {f.size} bytes)")
+            lines.append(f"    sha256 {f.sha256}")
+            if links:
+                lines.append(f"    {links.get(f.filename, '(no link available)')}")
+    lines += [
+        "",
+        "Check a file with `sha256sum FILE`; the value must match the one listed here.",
+        "This message carries no audit event data; the events are in the files.",
+    ]
+    text = "\n".join(lines) + "\n"
+
+    esc = html.escape
+    rows = "".join(f"<tr><th align='left'>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in head)
+    items = []
+    for f in p.files:
+        link = ""
+        if links and f.filename in links:
+            link = f"<br><a href=\"{esc(links[f.filename])}\">download</a>"
+        items.append(
+            f"<li><b>{esc(f.filename)}</b> ({esc(f.media_type)}, {esc(_human_size(f.size))})"
+            f"<br><code>sha256 {esc(f.sha256)}</code>{link}</li>"
+        )
+    note = f"<p><b>{esc(oversize_note)}</b></p>" if oversize_note else ""
+    files_html = f"<ul>{''.join(items)}</ul>" if items else "<p>This report produced no files.</p>"
+    body_html = (
+        "<html><body>"
+        f"<p>The compliance report <b>{esc(p.report_name)}</b> for period {esc(p.period)} is ready.</p>"
+        f"<table>{rows}</table>{note}{files_html}"
+        "<p>Check a file with <code>sha256sum FILE</code>; the value must match the one listed here. "
+        "This message carries no audit event data; the events are in the files.</p>"
+        "</body></html>\n"
+    )
+    return text, body_html
+
+
+# ---------------------------------------------------------------- message
+
+
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip(">") or "localhost"
+
+
+def build_message(
+    destination,
+    publication: Publication,
+    *,
+    row_id: str,
+    now: datetime,
+    attach: bool = True,
+    links: Mapping[str, str] | None = None,
+    oversize_note: str | None = None,
+) -> EmailMessage:
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["Subject"] = render_subject(destination.subject, publication)
+    msg["From"] = destination.from_address
+    msg["To"] = ", ".join(destination.to)
+    if destination.cc:
+        msg["Cc"] = ", ".join(destination.cc)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<{row_id}@{_domain(destination.from_address)}>"
+    msg["X-Compliance-Report"] = f"{publication.report_id}; period={publication.period}"
+    text, body_html = render_body(publication, links=links, oversize_note=oversize_note)
+    msg.set_content(text)
+    msg.add_alternative(body_html, subtype="html")
+    msg.make_mixed()
+    if attach:
+        for f in publication.files:
+            try:
+                data = f.path.read_bytes()
+            except OSError as exc:
+                raise DeliveryError(
+                    f"stored file {f.filename} cannot be read: {exc.strerror or exc}", retryable=False
+                ) from None
+            maintype, _, subtype = f.media_type.partition("/")
+            msg.add_attachment(
+                data, maintype=maintype, subtype=subtype or "octet-stream", filename=f.filename
+            )
+    return msg
+
+
+def estimate_encoded_size(publication: Publication) -> int:
+    """Base64 size of the attachments (4 bytes per 3, CRLF every 76) plus part headers."""
+    total = 8192
+    for f in publication.files:
+        b64 = 4 * ((f.size + 2) // 3)
+        total += b64 + 2 * (b64 // 76 + 1) + _PART_OVERHEAD
+    return total
+
+
+def _size_limit(destination, smtp: smtplib.SMTP) -> tuple[int, str]:
+    limit = int(destination.max_message_mb * 1024 * 1024)
+    source = f"max_message_mb={destination.max_message_mb:g}"
+    advertised = (smtp.esmtp_features or {}).get("size", "").strip()
+    if advertised.isdigit() and int(advertised) > 0 and int(advertised) < limit:
+        limit, source = int(advertised), f"server SIZE {advertised}"
+    return limit, source
+
+
+# ---------------------------------------------------------------- SMTP
+
+
+def _smtp_error(stage: str, code: int, message: bytes | str, extra: str = "") -> DeliveryError:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    return DeliveryError(
+        f"SMTP {stage} rejected{extra}: {code} {text}".strip(),
+        retryable=400 <= code < 500,
+        status_code=code,
+    )
+
+
+def connect(destination, *, timeout: float = DEFAULT_TIMEOUT_S, ssl_context: ssl.SSLContext | None = None):
+    """An open, authenticated SMTP session for `destination` (caller quits it)."""
+    password = None
+    if destination.password_env:
+        password = read_env_secret(
+            destination.password_env, f"password_env of destination {destination.name}"
+        )
+    local_hostname = socket.gethostname() or "localhost"
+    if destination.security == "ssl":
+        ctx = ssl_context or ssl.create_default_context()
+        smtp = smtplib.SMTP_SSL(
+            destination.host, destination.port, local_hostname=local_hostname, timeout=timeout,
+            context=ctx,
+        )
+    else:
+        smtp = smtplib.SMTP(destination.host, destination.port, local_hostname=local_hostname, timeout=timeout)
+    try:
+        smtp.ehlo()
+        if destination.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise DeliveryError(
+                    f"server {destination.host}:{destination.port} does not offer STARTTLS "
+                    "(security: starttls); refusing to send in clear text",
+                    retryable=False,
+                )
+            smtp.starttls(context=ssl_context or ssl.create_default_context())
+            smtp.ehlo()
+        if destination.username:
+            smtp.login(destination.username, password or "")
+    except BaseException:
+        _quit(smtp)
+        raise
+    return smtp
+
+
+def _quit(smtp) -> None:
+    try:
+        smtp.quit()
+    except Exception:  # noqa: BLE001 - the connection may already be gone
+        try:
+            smtp.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def transmit(smtp: smtplib.SMTP, sender: str, recipient: str, raw: bytes) -> SendResult:
+    """MAIL FROM, RCPT TO one address, DATA; returns the server's final reply."""
+    options = [f"SIZE={len(raw)}"] if smtp.has_extn("size") else []
+    code, resp = smtp.mail(sender, options)
+    if code != 250:
+        smtp.rset()
+        raise _smtp_error("MAIL FROM", code, resp)
+    code, resp = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        smtp.rset()
+        raise _smtp_error("RCPT TO", code, resp, f" for recipient {recipient}")
+    code, resp = smtp.data(raw)
+    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
+    return SendResult(f"{code} {text}")
+
+
+def classify_exception(exc: BaseException) -> DeliveryError:
+    """Map smtplib and socket errors to a DeliveryError (secrets never in the text)."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = "; ".join(f"{addr}: {c} {m.decode('utf-8', 'replace') if isinstance(m, bytes) else m}"
+                            for addr, (c, m) in exc.recipients.items())
+        codes = [c for c, _ in exc.recipients.values()]
+        return DeliveryError(f"SMTP recipient refused: {refused}",
+                             retryable=all(400 <= c < 500 for c in codes))
+    if isinstance(exc, smtplib.SMTPResponseException):
+        stage = "authentication" if isinstance(exc, smtplib.SMTPAuthenticationError) else "command"
+        return _smtp_error(stage, exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return DeliveryError(f"SMTP server does not support a required extension: {exc}", retryable=False)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return DeliveryError(f"TLS certificate verification failed: {exc.verify_message}", retryable=False)
+    if isinstance(exc, (smtplib.SMTPException, OSError)):
+        return DeliveryError(f"SMTP connection problem: {type(exc).__name__}: {exc}", retryable=True)
+    return DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+def send_email(
+    destination,
+    publication: Publication,
+    recipient: str,
+    *,
+    row_id: str,
+    now: datetime,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    ssl_context: ssl.SSLContext | None = None,
+) -> SendResult:
+    """Send the publication to one recipient; raises DeliveryError on failure."""
+    render_subject(destination.subject, publication)  # bad template: fail before connecting
+    try:
+        smtp = connect(destination, timeout=timeout, ssl_context=ssl_context)
+    except Exception as exc:  # noqa: BLE001 - classified below
+        raise classify_exception(exc) from None
+    try:
+        limit, source = _size_limit(destination, smtp)
+        raw: bytes | None = None
+        encoded = estimate_encoded_size(publication)
+        if encoded <= limit + 65536:
+            raw = build_message(destination, publication, row_id=row_id, now=now).as_bytes()
+            encoded = len(raw)
+            if encoded > limit:
+                raw = None
+        if raw is None:
+            if destination.oversize == "fail":
+                raise DeliveryError(
+                    f"message of {encoded} bytes with attachments exceeds the limit of {limit} "
+                    f"bytes ({source}) and oversize is 'fail'",
+                    retryable=False,
+                )
+            if publication.link_for is None:
+                raise DeliveryError(
+                    f"message of {encoded} bytes with attachments exceeds the limit of {limit} "
+                    f"bytes ({source}); oversize is 'link' but no link to the stored files is "
+                    "available (configure S3 storage or provide link_for)",
+                    retryable=False,
+                )
+            links = {f.filename: publication.link_for(f.filename) for f in publication.files}
+            note = (
+                f"The files are not attached: with attachments this message would be "
+                f"{_human_size(encoded)}, over the limit of {_human_size(limit)} ({source}). "
+                "Download them from the links below."
+            )
+            raw = build_message(
+                destination, publication, row_id=row_id, now=now, attach=False, links=links,
+                oversize_note=note,
+            ).as_bytes()
+            if len(raw) > limit:
+                raise DeliveryError(
+                    f"even without attachments the message ({len(raw)} bytes) exceeds the limit "
+                    f"of {limit} bytes ({source})",
+                    retryable=False,
+                )
+        return transmit(smtp, destination.from_address, recipient, raw)
+    except Exception as exc:  # noqa: BLE001
+        raise classify_exception(exc) from None
+    finally:
+        _quit(smtp)
+
+
+def send_plain_email(
+    destination,
+    recipient: str,
+    *,
+    subject: str,
+    text: str,
+    message_id: str,
+    now: datetime,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    ssl_context: ssl.SSLContext | None = None,
+) -> SendResult:
+    """A text-only notification (used by alerts) to one recipient."""
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["Subject"] = " ".join(subject.split())
+    msg["From"] = destination.from_address
+    msg["To"] = ", ".join(destination.to)
+    if destination.cc:
+        msg["Cc"] = ", ".join(destination.cc)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<{message_id}@{_domain(destination.from_address)}>"
+    msg.set_content(text)
+    raw = msg.as_bytes()
+    try:
+        smtp = connect(destination, timeout=timeout, ssl_context=ssl_context)
+    except Exception as exc:  # noqa: BLE001
+        raise classify_exception(exc) from None
+    try:
+        return transmit(smtp, destination.from_address, recipient, raw)
+    except Exception as exc:  # noqa: BLE001
+        raise classify_exception(exc) from None
+    finally:
+        _quit(smtp)

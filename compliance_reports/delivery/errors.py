@@ -1,0 +1,88 @@
+"""Errors a delivery channel raises, classified for the retry logic."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable
+
+REDACTED = "[redacted]"
+MAX_ERROR_CHARS = 2000
+
+
+class DeliveryError(Exception):
+    """A send that did not succeed.
+
+    `retryable` decides between `failed` (retried with backoff) and `dead`;
+    `retry_after_s` carries a server's Retry-After so the next attempt waits at least that long.
+    The message must never hold a secret (channels build it from server replies and our own
+    text; `redact` is applied again before anything is stored or logged).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        retry_after_s: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+        self.status_code = status_code
+
+
+class ConfigurationError(DeliveryError):
+    """The destination cannot work as configured (missing env variable, bad template...).
+
+    Not retryable: an operator fixes the configuration and runs `deliveries retry --id`.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the provider said when it accepted the delivery (stored as provider_response)."""
+
+    provider_response: str
+
+
+def read_env_secret(name: str, what: str) -> str:
+    """The value of environment variable `name`, read now; the error names it, never a value."""
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigurationError(
+            f"environment variable {name} ({what}) is not set or empty"
+        )
+    return value
+
+
+def secret_values(destination) -> list[str]:
+    """Current values of every environment variable a destination names (for redaction)."""
+    names: list[str] = []
+    for attr in ("password_env", "signing_secret_env", "access_key_id_env", "secret_access_key_env"):
+        name = getattr(destination, attr, None)
+        if name:
+            names.append(name)
+    names.extend((getattr(destination, "headers_env", None) or {}).values())
+    values = []
+    for name in names:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            values.append(value)
+    return values
+
+
+def redact(text: str | None, secrets: Iterable[str] = ()) -> str | None:
+    """`text` with every known secret value replaced, truncated to a storable length."""
+    if text is None:
+        return None
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 3] + "..."
+    return text

@@ -1,0 +1,214 @@
+"""Webhook delivery over HTTP(S) with Standard Webhooks style signatures.
+
+Request: `POST` (or `PUT`) of a JSON envelope, UTF-8, compact separators:
+
+    {"id": <ledger row id>, "type": "compliance_report.published",
+     "report": {"id", "name", "type", "organization_id", "period"},
+     "run_id": ..., "manifest_sha256": ..., "manifest": <parsed manifest.json>,
+     "files": [{"filename", "format", "media_type", "size", "sha256",
+                "content_base64"  (size <= inline_max_kb * 1024)
+                or "url"          (otherwise: link_for(filename), else the stored location)}]}
+
+Headers (on every attempt):
+    Content-Type: application/json
+    webhook-id: <row id>                      same on every attempt (stable)
+    Idempotency-Key: <row id>                 same value
+    webhook-timestamp: <unix seconds of this attempt>
+    webhook-signature: v1,<base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}"))>
+        (only when signing_secret_env is set). `body` is the exact request body bytes. The key
+        is the secret's UTF-8 bytes, except a secret of the Standard Webhooks form
+        `whsec_<base64>`, whose key is the base64-decoded part (so standard verifiers work).
+    plus the configured `headers`, and `headers_env` values read from the environment at send
+    time. Protocol headers above cannot be overridden by configuration.
+
+Outcome: 2xx sent; 408, 425, 429, 5xx, connection errors and timeouts retryable (Retry-After
+honoured); redirects and every other status not retryable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Any, Mapping
+
+import requests
+
+from compliance_reports.delivery.backoff import parse_retry_after
+from compliance_reports.delivery.errors import (
+    ConfigurationError,
+    DeliveryError,
+    SendResult,
+    read_env_secret,
+)
+from compliance_reports.delivery.publication import Publication
+
+EVENT_PUBLISHED = "compliance_report.published"
+RETRYABLE_STATUS = {408, 425, 429}
+PROTOCOL_HEADERS = {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature", "idempotency-key"}
+USER_AGENT = "compliance-reports-webhook/1"
+_SNIPPET = 300
+
+
+def _signing_key(secret: str) -> bytes:
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[len("whsec_"):], validate=True)
+        except (ValueError, TypeError):
+            raise ConfigurationError("signing secret starts with whsec_ but is not base64") from None
+    return secret.encode("utf-8")
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256>` over `{id}.{timestamp}.{body}`."""
+    signed = f"{msg_id}.{timestamp}.".encode("utf-8") + body
+    mac = hmac.new(_signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode("ascii")
+
+
+def verify_signature(secret: str, msg_id: str, timestamp: str | int, body: bytes, header: str) -> bool:
+    """Receiver side: True when any `v1,` signature in the space-separated header matches."""
+    expected = sign(secret, msg_id, int(timestamp), body)
+    return any(hmac.compare_digest(expected, candidate) for candidate in header.split())
+
+
+def build_payload(publication: Publication, row_id: str, inline_max_kb: int) -> dict[str, Any]:
+    limit = inline_max_kb * 1024
+    try:
+        manifest = publication.manifest()
+    except (OSError, ValueError) as exc:
+        raise DeliveryError(f"stored manifest cannot be read: {exc}", retryable=False) from None
+    files = []
+    for f in publication.files:
+        entry: dict[str, Any] = {
+            "filename": f.filename, "format": f.format, "media_type": f.media_type,
+            "size": f.size, "sha256": f.sha256,
+        }
+        if f.size <= limit:
+            try:
+                entry["content_base64"] = base64.b64encode(f.path.read_bytes()).decode("ascii")
+            except OSError as exc:
+                raise DeliveryError(
+                    f"stored file {f.filename} cannot be read: {exc.strerror or exc}", retryable=False
+                ) from None
+        elif publication.link_for is not None:
+            entry["url"] = publication.link_for(f.filename)
+        else:
+            entry["url"] = publication.artifact_location.rstrip("/") + "/" + f.filename
+        files.append(entry)
+    return {
+        "id": row_id,
+        "type": EVENT_PUBLISHED,
+        "report": {
+            "id": publication.report_id,
+            "name": publication.report_name,
+            "type": publication.report_type,
+            "organization_id": publication.organization_id,
+            "period": publication.period,
+        },
+        "run_id": publication.run_id,
+        "manifest_sha256": publication.manifest_sha256,
+        "manifest": manifest,
+        "files": files,
+    }
+
+
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def request_headers(destination, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {"User-Agent": USER_AGENT}
+    for name, value in destination.headers.items():
+        if name.lower() not in PROTOCOL_HEADERS:
+            headers[name] = value
+    for name, env in destination.headers_env.items():
+        if name.lower() not in PROTOCOL_HEADERS:
+            headers[name] = read_env_secret(env, f"header {name} of destination {destination.name}")
+    headers["Content-Type"] = "application/json"
+    headers["webhook-id"] = msg_id
+    headers["Idempotency-Key"] = msg_id
+    headers["webhook-timestamp"] = str(timestamp)
+    if destination.signing_secret_env:
+        secret = read_env_secret(
+            destination.signing_secret_env, f"signing_secret_env of destination {destination.name}"
+        )
+        headers["webhook-signature"] = sign(secret, msg_id, timestamp, body)
+    return headers
+
+
+def _snippet(response: requests.Response) -> str:
+    try:
+        text = response.text or ""
+    except Exception:  # noqa: BLE001
+        text = ""
+    text = " ".join(text.split())
+    return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
+
+
+def post_json(
+    destination,
+    msg_id: str,
+    payload: Mapping[str, Any],
+    *,
+    now: datetime,
+    session: requests.Session | None = None,
+) -> SendResult:
+    """Send one signed JSON document; classify the outcome (raises DeliveryError)."""
+    body = encode_body(payload)
+    timestamp = int(now.timestamp())
+    headers = request_headers(destination, msg_id, timestamp, body)
+    http = session or requests
+    try:
+        response = http.request(
+            destination.method, destination.url, data=body, headers=headers,
+            timeout=destination.timeout_s, allow_redirects=False,
+        )
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise DeliveryError(
+            f"webhook request to {_safe_url(destination.url)} failed: {type(exc).__name__}",
+            retryable=True,
+        ) from None
+    except requests.RequestException as exc:
+        raise DeliveryError(
+            f"webhook request to {_safe_url(destination.url)} failed: {type(exc).__name__}",
+            retryable=False,
+        ) from None
+    status = response.status_code
+    summary = f"HTTP {status} {response.reason or ''}".strip()
+    snippet = _snippet(response)
+    if 200 <= status < 300:
+        return SendResult(f"{summary}: {snippet}" if snippet else summary)
+    retryable = status in RETRYABLE_STATUS or status >= 500
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now) if retryable else None
+    detail = f"{summary}: {snippet}" if snippet else summary
+    if 300 <= status < 400:
+        detail += " (redirects are not followed; configure the final URL)"
+    raise DeliveryError(detail, retryable=retryable, retry_after_s=retry_after, status_code=status)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without query string or fragment (they may carry tokens)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def webhook_recipient(destination) -> str:
+    """The ledger recipient of a webhook destination: its URL without query or fragment."""
+    return _safe_url(destination.url)
+
+
+def send_webhook(
+    destination,
+    publication: Publication,
+    *,
+    row_id: str,
+    now: datetime,
+    session: requests.Session | None = None,
+) -> SendResult:
+    payload = build_payload(publication, row_id, destination.inline_max_kb)
+    return post_json(destination, row_id, payload, now=now, session=session)

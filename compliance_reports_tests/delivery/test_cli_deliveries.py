@@ -1,0 +1,66 @@
+"""`deliveries list|retry` against a migrated SQLite database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from compliance_reports.cli_deliveries import deliveries
+from compliance_reports.config_models import WebhookDestination
+from compliance_reports.delivery import ledger
+from compliance_reports_tests.delivery.conftest import fast_retry
+
+
+@pytest.fixture
+def cli(engine, tmp_path):
+    url = engine.url.render_as_string(hide_password=False)
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(deliveries, list(args), env={"COMPLIANCE_DB_URL": url,
+                                                          "COMPLIANCE_DATA_DIR": str(tmp_path)})
+
+    return run
+
+
+@pytest.fixture
+def rows(engine, publication, clock):
+    dest = WebhookDestination(type="webhook", name="hook", url="https://example.test/hook", retry=fast_retry())
+    sent, dead, failed = ledger.ensure_rows(engine, publication, dest, ["r-sent", "r-dead", "r-failed"], 3,
+                                            now=clock.now())
+    for row_id in (sent, dead, failed):
+        ledger.claim(engine, row_id, 60, clock.now())
+    ledger.mark_sent(engine, sent, "HTTP 200 OK", clock.now())
+    ledger.mark_failed(engine, dead, "HTTP 400 Bad Request", clock.now(), dest.retry, False, None)
+    ledger.mark_failed(engine, failed, "HTTP 503", clock.now(), dest.retry, True, 3600)
+    return {"sent": sent, "dead": dead, "failed": failed}
+
+
+def test_list(cli, rows):
+    result = cli("list")
+    assert result.exit_code == 0, result.output
+    assert "STATUS" in result.output and rows["dead"] in result.output and "HTTP 400" in result.output
+    data = json.loads(cli("list", "--json").output)
+    assert {r["id"]: r["status"] for r in data} == {v: k for k, v in rows.items()}
+    only_dead = json.loads(cli("list", "--json", "--status", "dead").output)
+    assert [r["id"] for r in only_dead] == [rows["dead"]]
+    assert json.loads(cli("list", "--json", "--report", "other").output) == []
+    assert cli("list", "--status", "bogus").exit_code == 2
+
+
+def test_retry(cli, rows, engine):
+    result = cli("retry", "--id", rows["dead"])
+    assert result.exit_code == 0, result.output
+    assert "dead -> failed" in result.output and "attempts 1/3" in result.output
+    row = ledger.get_row(engine, rows["dead"])
+    assert row["status"] == "failed" and row["attempts"] == 1 and row["next_attempt_at"] is not None
+
+    sent = cli("retry", "--id", rows["sent"])
+    assert sent.exit_code == 1 and "never sent again" in sent.output
+    assert ledger.get_row(engine, rows["sent"])["status"] == "sent"
+    assert cli("retry", "--id", "nope").exit_code == 2
+
+    result = json.loads(cli("retry", "--json").output)
+    assert sorted(r["id"] for r in result) == sorted([rows["dead"], rows["failed"]])

@@ -1,0 +1,157 @@
+"""Storage delivery: moto in server mode for S3, a temporary folder for local."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from compliance_reports.config_models import EmailDestination, StorageDestination
+from compliance_reports.delivery import deliver_publication, ledger
+from compliance_reports.delivery.errors import ConfigurationError
+from compliance_reports.delivery.storage_channel import (
+    check_key,
+    presigned_url,
+    remove_expired,
+    s3_client,
+)
+from compliance_reports_tests.delivery.conftest import fast_retry, make_publication
+
+
+@pytest.fixture
+def s3_dest(moto_s3_endpoint, monkeypatch):
+    monkeypatch.setenv("CR_TEST_S3_KEY", "testing")
+    monkeypatch.setenv("CR_TEST_S3_SECRET", "testing")
+    bucket = f"reports-{uuid.uuid4().hex[:8]}"
+    dest = StorageDestination.model_validate({
+        "type": "storage", "name": "archive", "provider": "s3", "bucket": bucket,
+        "base_path": "compliance", "endpoint_url": moto_s3_endpoint, "region": "us-east-1",
+        "access_key_id_env": "CR_TEST_S3_KEY", "secret_access_key_env": "CR_TEST_S3_SECRET",
+        "key_template": "{organization_id}/{report_id}/{period}/{format}/{filename}",
+        "retention_days": 30, "retry": fast_retry().model_dump(),
+    })
+    s3_client(dest).create_bucket(Bucket=bucket)
+    return dest
+
+
+@pytest.fixture
+def deliver(engine, clock):
+    def run(publication, dests, **kw):
+        kw.setdefault("now_fn", clock.now)
+        kw.setdefault("sleep_fn", clock.sleep)
+        return deliver_publication(engine, publication, dests, **kw)
+
+    return run
+
+
+def test_s3_upload_with_metadata_presigned_link_and_retention(s3_dest, publication, deliver, engine):
+    (outcome,) = deliver(publication, [s3_dest])
+    assert outcome.status == "sent"
+    assert outcome.recipient == f"s3://{s3_dest.bucket}/compliance"
+    client = s3_client(s3_dest)
+    for f in publication.files:
+        key = f"compliance/org-1/hipaa-weekly/2026-11-23/{f.format}/{f.filename}"
+        head = client.head_object(Bucket=s3_dest.bucket, Key=key)
+        assert head["Metadata"] == {"sha256": f.sha256, "report-id": "hipaa-weekly", "period": "2026-11-23"}
+        assert head["ContentType"] == f.media_type
+        url = presigned_url(s3_dest, key, expires_s=600)
+        assert "X-Amz-Signature" in url or "Signature" in url
+        got = requests.get(url, timeout=10)
+        assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == f.sha256
+    manifest_key = "compliance/org-1/hipaa-weekly/2026-11-23/manifest/manifest.json"
+    assert client.head_object(Bucket=s3_dest.bucket, Key=manifest_key)["Metadata"]["sha256"] == publication.manifest_sha256
+    assert ledger.get_row(engine, outcome.row_id)["provider_response"].startswith("stored 4 object(s)")
+
+    # nothing is older than 30 days yet; 31 days later everything under the prefix goes
+    client.put_object(Bucket=s3_dest.bucket, Key="elsewhere/keep.txt", Body=b"not ours")
+    now = datetime.now(timezone.utc)
+    assert remove_expired(s3_dest, now) == []
+    removed = remove_expired(s3_dest, now + timedelta(days=31))
+    assert len(removed) == 4 and all(k.startswith("compliance/") for k in removed)
+    left = [o["Key"] for o in client.list_objects_v2(Bucket=s3_dest.bucket).get("Contents", [])]
+    assert left == ["elsewhere/keep.txt"]
+
+
+def test_oversize_email_links_to_the_stored_s3_copy(s3_dest, smtp_server, tmp_path, deliver):
+    pub = make_publication(tmp_path / "big", {"report.pdf": 40_000})
+    mail = EmailDestination.model_validate({
+        "type": "email", "name": "officers", "host": smtp_server.host, "port": smtp_server.port,
+        "security": "none", "from": "reports@example.org", "to": ["alice@example.org"],
+        "max_message_mb": 0.02, "retry": fast_retry().model_dump(),
+    })
+    outcomes = deliver(pub, [mail, s3_dest])  # storage goes first whatever the order
+    assert [o.channel for o in outcomes] == ["storage", "email"] and all(o.status == "sent" for o in outcomes)
+    import email
+    from email import policy
+
+    msg = email.message_from_bytes(smtp_server.messages[0]["data"], policy=policy.default)
+    text = msg.get_body(("plain",)).get_content()
+    url = next(line.strip() for line in text.splitlines() if line.strip().startswith("http"))
+    assert requests.get(url, timeout=10).content == pub.files[0].path.read_bytes()
+
+
+def local_dest(base, **overrides) -> StorageDestination:
+    data = {"type": "storage", "name": "share", "provider": "local", "base_path": str(base),
+            "retry": fast_retry().model_dump()}
+    data.update(overrides)
+    return StorageDestination.model_validate(data)
+
+
+def test_local_copy_and_retention(tmp_path, publication, deliver):
+    base = tmp_path / "share"
+    dest = local_dest(base, key_template="{report_id}/{period}/{run_id}/{filename}", retention_days=7)
+    (outcome,) = deliver(publication, [dest])
+    assert outcome.status == "sent" and outcome.recipient == str(base.resolve())
+    for f in publication.files:
+        stored = base / "hipaa-weekly/2026-11-23/run-0001" / f.filename
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == f.sha256
+    assert not list(base.rglob(".part-*"))
+    old = base / "hipaa-weekly/2026-11-23/run-0001/report.pdf"
+    past = (datetime.now(timezone.utc) - timedelta(days=8)).timestamp()
+    os.utime(old, (past, past))
+    assert remove_expired(dest) == ["hipaa-weekly/2026-11-23/run-0001/report.pdf"]
+    assert not old.exists() and (base / "hipaa-weekly/2026-11-23/run-0001/events.csv").exists()
+
+
+def test_escaping_keys_are_rejected(tmp_path, deliver, engine):
+    base = tmp_path / "share"
+    outside = tmp_path / "outside"
+    pub = make_publication(tmp_path / "a", {"report.pdf": 10})
+    # the model refuses such a template; one stored before that check still cannot escape
+    dest = StorageDestination.model_construct(**{**local_dest(base).__dict__, "key_template": "../outside/{filename}"})
+    (outcome,) = deliver(pub, [dest])
+    assert outcome.status == "dead" and "'..'" in outcome.error
+    # a placeholder value cannot smuggle a path in either
+    pub2 = make_publication(tmp_path / "b", {"report.pdf": 10}, report_id="../../outside")
+    (outcome2,) = deliver(pub2, [local_dest(base, name="share2", key_template="{report_id}/{filename}")])
+    assert outcome2.status == "dead" and "inside the base" in outcome2.error
+    # nor a symbolic link inside the base
+    base.mkdir(exist_ok=True)
+    outside.mkdir(exist_ok=True)
+    (base / "link").symlink_to(outside)
+    (outcome3,) = deliver(pub, [local_dest(base, name="share3", key_template="link/{filename}")])
+    assert outcome3.status == "dead" and "outside the base" in outcome3.error
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["/etc/passwd", "a/../../b", "a\\b", "a//b", "./a", "C:/x", "a\nb", ""])
+def test_check_key_rejects(key):
+    with pytest.raises(ConfigurationError):
+        check_key(key)
+
+
+def test_template_that_merges_files_is_rejected(tmp_path, publication, deliver):
+    dest = local_dest(tmp_path / "s", key_template="{report_id}/{period}/report")
+    (outcome,) = deliver(publication, [dest])
+    assert outcome.status == "dead" and "same key" in outcome.error
+
+
+def test_changed_stored_file_is_not_delivered(tmp_path, publication, deliver):
+    publication.files[0].path.write_bytes(b"tampered")
+    (outcome,) = deliver(publication, [local_dest(tmp_path / "s")])
+    assert outcome.status == "dead" and "does not match" in outcome.error
+    assert not (tmp_path / "s").exists() or not list((tmp_path / "s").rglob("*.pdf"))
