@@ -90,6 +90,20 @@ def fail(message: str, status: int = 2) -> None:
     sys.exit(status)
 
 
+def ensure_dagster_home(settings: Settings) -> Path:
+    """$DAGSTER_HOME, defaulting to <data folder>/dagster_home with the project's dagster.yaml."""
+    import os
+    import shutil
+
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    template = Path(__file__).resolve().parent.parent / "dagster.yaml"
+    if not (home / "dagster.yaml").exists() and template.exists():
+        shutil.copy(template, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
 def _actor() -> str:
     try:
         return getpass.getuser()
@@ -239,8 +253,47 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
     except (ConfigError, config_store.ConflictError) as exc:
         fail(str(exc))
     click.echo("")
-    emit_table(config_store.report_row_summary(ctx.app_engine),
-               ["id", "organization_id", "report_type", "frequency", "enabled"])
+    home = ensure_dagster_home(settings)
+    click.echo(f"Dagster instance: {home}")
+    rows = _demo_run_reports(ctx)
+    click.echo("")
+    emit_table(rows, ["report_id", "report_type", "period", "status", "run_id", "events"])
+    if any(r["status"] != "SUCCESS" for r in rows):
+        fail("demo: some report runs failed (see above)", status=1)
+    click.echo("")
+    click.echo("See them in the UI: `make dev`, then http://127.0.0.1:3000 (Assets, Runs).")
+
+
+def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
+    from datetime import timezone as tz
+
+    from dagster import DagsterInstance
+
+    from compliance_reports.orchestration.dagster_runs import report_asset_key
+    from compliance_reports.orchestration.manual_run import run_report_now
+    from compliance_reports.periods import latest_ended_period
+
+    rows = []
+    now = datetime.now(tz.utc)
+    with DagsterInstance.get() as instance:
+        for report in config_store.list_reports(ctx.app_engine, enabled=True):
+            period = latest_ended_period(now, report.frequency, report.schedule.timezone)
+            click.echo(f"Running {report.id} for {period} ...")
+            outcome = run_report_now(
+                report, period, app_db_url=ctx.settings.compliance_db_url,
+                audit_db_url=ctx.settings.audit_db_url, instance=instance, log_level="WARNING",
+            )
+            events = None
+            latest = instance.get_latest_materialization_event(report_asset_key(report.frequency))
+            if latest and latest.run_id == outcome["run_id"]:
+                meta = latest.asset_materialization.metadata
+                events = meta["event_count"].value if "event_count" in meta else None
+            for message in outcome["messages"]:
+                click.echo(f"  {message}", err=True)
+            rows.append({"report_id": report.id, "report_type": report.report_type,
+                         "period": period, "status": outcome["status"],
+                         "run_id": outcome["run_id"], "events": events})
+    return rows
 
 
 # ---------------------------------------------------------------- destinations
@@ -465,6 +518,7 @@ def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) 
     )
 
     report = _get_report(ctx, report_id)
+    ensure_dagster_home(ctx.settings)
     now = datetime.now(tz.utc)
     zone = report.schedule.timezone
     if period is None:
@@ -492,12 +546,14 @@ def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) 
 @click.argument("report_id")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True)
-def history(report_id: str, limit: int, as_json: bool) -> None:
+@pass_ctx
+def history(ctx: Context, report_id: str, limit: int, as_json: bool) -> None:
     """Dagster runs of a report (report and publish runs), newest first."""
     from dagster import DagsterInstance
 
     from compliance_reports.orchestration.dagster_runs import report_history
 
+    ensure_dagster_home(ctx.settings)
     with DagsterInstance.get() as instance:
         rows = report_history(instance, report_id, limit)
     if as_json:

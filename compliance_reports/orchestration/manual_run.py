@@ -28,6 +28,7 @@ def run_report_now(
     audit_db_url: str | None = None,
     instance: DagsterInstance | None = None,
     trigger: str = "manual",
+    log_level: str = "INFO",
 ) -> dict[str, Any]:
     """Run the report asset for one partition; the run is recorded in the instance's storage."""
     owned = instance is None
@@ -43,6 +44,7 @@ def run_report_now(
             resources=default_resources(app_db_url=app_db_url, audit_db_url=audit_db_url),
             tags=run_tags(report.id, report.organization_id, report.frequency, period, trigger),
             raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         messages = [_failure_text(event) for event in result.all_events if event.is_failure]
         run = instance.get_run_by_id(result.run_id)
