@@ -3,6 +3,8 @@
 from dagster import Definitions
 
 from compliance_reports.orchestration.audit_log_asset import audit_log
+from compliance_reports.orchestration.publish_job import publish_report_job
+from compliance_reports.orchestration.publish_sensor import build_publish_sensor
 from compliance_reports.orchestration.report_assets import report_assets
 from compliance_reports.orchestration.report_schedules import build_report_schedule
 from compliance_reports.orchestration.resources import default_resources
@@ -10,10 +12,12 @@ from compliance_reports.orchestration.schedule_requests_sensor import build_sche
 
 report_schedules = [build_report_schedule(f, a) for f, a in report_assets.items()]
 schedule_requests_sensor = build_schedule_requests_sensor(report_assets)
+publish_report_sensor = build_publish_sensor(publish_report_job)
 
 defs = Definitions(
     assets=[audit_log, *report_assets.values()],
+    jobs=[publish_report_job],
     schedules=report_schedules,
-    sensors=[schedule_requests_sensor],
+    sensors=[schedule_requests_sensor, publish_report_sensor],
     resources=default_resources(),
 )

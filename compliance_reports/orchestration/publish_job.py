@@ -1,0 +1,124 @@
+"""The publish job: export a report materialization's files once, then deliver them."""
+
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from dagster import (
+    AssetObservation,
+    Config,
+    Failure,
+    OpExecutionContext,
+    Out,
+    job,
+    op,
+)
+
+from compliance_reports.config_store import get_destination
+from compliance_reports.delivery.dispatcher import deliver_publication
+from compliance_reports.orchestration.dagster_runs import report_asset_key
+from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
+from compliance_reports.publishing import PublishedSet, export_and_store, fetch_publication
+
+
+class PublishConfig(Config):
+    """What the publish sensor passes: the materialization to publish."""
+
+    report_id: str
+    period: str
+    frequency: str
+    report_run_id: str
+    document_location: str
+    events_location: str = ""
+    materialization_id: int = 0
+
+
+@op(out=Out(dict), description="Render every configured format once; store files and a signed manifest.")
+def export_report(
+    context: OpExecutionContext,
+    config: PublishConfig,
+    compliance_db: ComplianceDatabase,
+    artifact_store: ArtifactStoreResource,
+) -> dict:
+    report = compliance_db.load_report(config.report_id)
+    store = artifact_store.store()
+    with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
+        published = export_and_store(
+            store,
+            report,
+            config.period,
+            config.report_run_id,
+            config.document_location,
+            config.events_location or None,
+            Path(scratch),
+            artifact_store.manifest_key(),
+        )
+    files = {
+        f.filename: {"location": f.location, "size": f.size, "sha256": f.sha256} for f in published.files
+    }
+    metadata = {
+        "manifest": published.manifest_location,
+        "manifest_sha256": published.manifest_sha256,
+        "files": files,
+        "file_count": len(files),
+        "total_bytes": sum(f.size for f in published.files),
+        "reused_stored_files": published.reused,
+    }
+    context.add_output_metadata(metadata)
+    context.log_event(
+        AssetObservation(
+            asset_key=report_asset_key(config.frequency),
+            partition=f"{config.period}|{config.report_id}",
+            metadata={"published_by_run": context.run_id, **metadata},
+        )
+    )
+    return published.to_dict()
+
+
+@op(description="Deliver the stored files to every destination, exactly once per recipient.")
+def deliver_report(
+    context: OpExecutionContext,
+    published: dict,
+    compliance_db: ComplianceDatabase,
+    artifact_store: ArtifactStoreResource,
+) -> None:
+    stored = PublishedSet.from_dict(published)
+    report = compliance_db.load_report(stored.report_id)
+    engine = compliance_db.app_engine()
+    if not report.destinations:
+        context.log.info(f"{report.id} has no destinations: nothing to deliver")
+        return
+    destinations = [get_destination(engine, name) for name in report.destinations]
+    alerts = [get_destination(engine, name) for name in report.notify_on_failure]
+    with tempfile.TemporaryDirectory(prefix="deliver-") as scratch:
+        publication = fetch_publication(artifact_store.store(), stored, report, Path(scratch))
+        outcomes = deliver_publication(
+            engine,
+            publication,
+            destinations,
+            now_fn=lambda: datetime.now(timezone.utc),
+            sleep_fn=time.sleep,
+            log=context.log.info,
+            alert_destinations=alerts,
+        )
+    table = [
+        {"destination": o.destination, "recipient": o.recipient, "status": o.status}
+        for o in outcomes
+    ]
+    context.add_output_metadata({"deliveries": table, "delivery_count": len(table)})
+    bad = [o for o in outcomes if o.status in ("failed", "dead")]
+    if bad:
+        summary = "; ".join(f"{o.destination}/{o.recipient}: {o.status}" for o in bad)
+        # The ledger keeps failed rows for the retry sweep; the run must still say it failed.
+        raise Failure(f"{len(bad)} of {len(outcomes)} deliveries did not go through: {summary}",
+                      allow_retries=False)
+
+
+@job(
+    description="Exports a stored compliance report to its formats and delivers the files (publish_report_job).",
+    tags={"compliance_reports/stage": "publish"},
+)
+def publish_report_job():
+    """Export and delivery of one report materialization."""
+    deliver_report(export_report())

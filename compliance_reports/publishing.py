@@ -1,0 +1,168 @@
+"""Publishing a stored report: export it once, store the files with a signed manifest, and
+load the stored set back for delivery and re-delivery (never regenerating)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from compliance_reports.config_models import ReportConfig
+from compliance_reports.delivery.publication import Publication
+from compliance_reports.exporters.render import export_all
+from compliance_reports.manifest import MANIFEST_NAME, write_manifest
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    filename: str
+    location: str
+    size: int
+    sha256: str
+    media_type: str
+    format: str
+
+
+@dataclass(frozen=True)
+class PublishedSet:
+    """The stored export of one report run: files plus manifest, all in one folder."""
+
+    report_id: str
+    organization_id: str
+    period: str
+    report_run_id: str
+    manifest_location: str
+    manifest_sha256: str
+    files: list[StoredFile]
+    reused: bool  # True when a previous publish attempt had already stored this set
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PublishedSet":
+        return cls(**{**data, "files": [StoredFile(**f) for f in data["files"]]})
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parts(report: ReportConfig, period: str, report_run_id: str) -> tuple[str, str, str, str]:
+    return (report.organization_id, report.id, period, report_run_id)
+
+
+def export_and_store(
+    store,
+    report: ReportConfig,
+    period: str,
+    report_run_id: str,
+    document_location: str,
+    events_location: str | None,
+    scratch: Path,
+    manifest_key: bytes | None,
+) -> PublishedSet:
+    """Render every configured format once and store files and manifest next to the document.
+
+    If the manifest of this report run is already stored (a retried publish), the stored set
+    is returned as it is: files are never rendered twice for one materialization.
+    """
+    parts = _parts(report, period, report_run_id)
+    manifest_location = store.location_for((*parts, MANIFEST_NAME))
+    if store.exists(manifest_location):
+        return load_published_set(store, report, period, report_run_id, scratch, reused=True)
+
+    source = scratch / "source"
+    source.mkdir(parents=True, exist_ok=True)
+    document_path = store.get_file(document_location, source / "report.json")
+    document = json.loads(Path(document_path).read_bytes())
+    events_path = None
+    if events_location:
+        events_path = store.get_file(events_location, source / "events.parquet")
+    out_dir = scratch / "export"
+    exported = export_all(
+        document,
+        events_path,
+        list(report.formats),
+        report.export,
+        out_dir,
+        pdf_event_limit=report.options.pdf_event_limit,
+    )
+    manifest_path = write_manifest(out_dir, document, exported, key=manifest_key, key_env=None)
+    files = []
+    for item in exported:
+        location = store.put_file((*parts, item.filename), item.path)
+        files.append(StoredFile(item.filename, location, item.size, item.sha256, item.media_type, item.format))
+    # The manifest goes last: its presence marks a complete stored set.
+    stored_manifest = store.put_file((*parts, MANIFEST_NAME), manifest_path)
+    return PublishedSet(
+        report_id=report.id,
+        organization_id=report.organization_id,
+        period=period,
+        report_run_id=report_run_id,
+        manifest_location=stored_manifest,
+        manifest_sha256=_sha256(manifest_path),
+        files=files,
+        reused=False,
+    )
+
+
+def load_published_set(
+    store, report: ReportConfig, period: str, report_run_id: str, scratch: Path, reused: bool = True
+) -> PublishedSet:
+    parts = _parts(report, period, report_run_id)
+    folder = scratch / "stored"
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest_location = store.location_for((*parts, MANIFEST_NAME))
+    manifest_path = Path(store.get_file(manifest_location, folder / MANIFEST_NAME))
+    manifest = json.loads(manifest_path.read_bytes())
+    files = [
+        StoredFile(
+            filename=entry["filename"],
+            location=store.location_for((*parts, entry["filename"])),
+            size=int(entry["size"]),
+            sha256=entry["sha256"],
+            media_type=entry.get("media_type") or "",
+            format=entry.get("format") or "",
+        )
+        for entry in manifest["files"]
+    ]
+    return PublishedSet(
+        report_id=report.id,
+        organization_id=report.organization_id,
+        period=period,
+        report_run_id=report_run_id,
+        manifest_location=manifest_location,
+        manifest_sha256=_sha256(manifest_path),
+        files=files,
+        reused=reused,
+    )
+
+
+def fetch_publication(store, published: PublishedSet, report: ReportConfig, folder: Path) -> Publication:
+    """Download the stored set into `folder` and describe it for the delivery channels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in published.files:
+        store.get_file(item.location, folder / item.filename)
+    store.get_file(published.manifest_location, folder / MANIFEST_NAME)
+    publication = Publication.from_manifest(
+        folder / MANIFEST_NAME,
+        report_id=report.id,
+        organization_id=report.organization_id,
+        report_name=report.name,
+        report_type=report.report_type,
+        period=published.period,
+        run_id=published.report_run_id,
+        artifact_location=published.manifest_location,
+    )
+    problems = publication.verify()
+    if problems:
+        raise ValueError("stored files do not match their manifest: " + "; ".join(problems))
+    return publication
