@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from compliance_reports.db import migrate
 from compliance_reports.db.engine import make_engine
+from compliance_reports_tests.peers import http_factory, smtp_factory, smtp_server  # noqa: F401 - fixtures
 
 PG_ADMIN_DSN = os.environ.get("COMPLIANCE_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PG_URL_BASE = os.environ.get(
