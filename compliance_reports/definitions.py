@@ -3,9 +3,16 @@
 from dagster import Definitions
 
 from compliance_reports.orchestration.audit_log_asset import audit_log
+from compliance_reports.orchestration.operations_jobs import (
+    artifact_retention_job,
+    artifact_retention_schedule,
+    delivery_retry_job,
+    delivery_retry_schedule,
+)
 from compliance_reports.orchestration.publish_job import publish_report_job
 from compliance_reports.orchestration.publish_sensor import build_publish_sensor
 from compliance_reports.orchestration.report_assets import report_assets
+from compliance_reports.orchestration.report_failure_alert_sensor import report_failure_alert_sensor
 from compliance_reports.orchestration.report_schedules import build_report_schedule
 from compliance_reports.orchestration.resources import default_resources
 from compliance_reports.orchestration.schedule_requests_sensor import build_schedule_requests_sensor
@@ -16,8 +23,8 @@ publish_report_sensor = build_publish_sensor(publish_report_job)
 
 defs = Definitions(
     assets=[audit_log, *report_assets.values()],
-    jobs=[publish_report_job],
-    schedules=report_schedules,
-    sensors=[schedule_requests_sensor, publish_report_sensor],
+    jobs=[publish_report_job, delivery_retry_job, artifact_retention_job],
+    schedules=[*report_schedules, delivery_retry_schedule, artifact_retention_schedule],
+    sensors=[schedule_requests_sensor, publish_report_sensor, report_failure_alert_sensor],
     resources=default_resources(),
 )

@@ -40,6 +40,9 @@ class Settings:
     artifact_bucket: str | None = None     # s3 provider
     artifact_prefix: str = ""
     s3_endpoint_url: str | None = None     # MinIO, GCS interoperability, moto
+    ui_url: str = "http://127.0.0.1:3000"  # links to runs in failure alerts
+    artifact_retention_days: int = 2555    # seven years
+    run_retention_days: int = 400          # Dagster runs and their event logs
 
     @property
     def artifacts_dir(self) -> Path:
@@ -65,4 +68,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         artifact_bucket=env.get("COMPLIANCE_ARTIFACT_BUCKET") or None,
         artifact_prefix=env.get("COMPLIANCE_ARTIFACT_PREFIX", ""),
         s3_endpoint_url=env.get("COMPLIANCE_S3_ENDPOINT_URL") or None,
+        ui_url=(env.get("COMPLIANCE_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        artifact_retention_days=_positive_int(env, "COMPLIANCE_ARTIFACT_RETENTION_DAYS", 2555),
+        run_retention_days=_positive_int(env, "COMPLIANCE_RUN_RETENTION_DAYS", 400),
     )
+
+
+def _positive_int(env, name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a whole number of days, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"environment variable {name} must be at least 1")
+    return value

@@ -153,3 +153,14 @@ integrity_checkpoints = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_integrity_checkpoints_org", "organization_id", "window_end"),
 )
+
+retention_log = Table(
+    "retention_log",
+    app_metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("removed_at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),  # artifact | destination_object | dagster_run
+    Column("location", Text, nullable=False),
+    Column("run_id", String(64)),
+    Index("ix_retention_log_removed_at", "removed_at"),
+)
