@@ -257,42 +257,57 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
     click.echo(f"Dagster instance: {home}")
     rows = _demo_run_reports(ctx)
     click.echo("")
-    emit_table(rows, ["report_id", "report_type", "period", "status", "run_id", "events"])
-    if any(r["status"] != "SUCCESS" for r in rows):
-        fail("demo: some report runs failed (see above)", status=1)
+    emit_table(rows, ["report_id", "period", "report_run", "publish", "files", "deliveries"])
+    click.echo("")
+    emit_table(rows, ["report_id", "run_id", "folder"])
+    if any(r["report_run"] != "SUCCESS" or r.get("publish") != "SUCCESS" for r in rows):
+        fail("demo: some runs failed (see above)", status=1)
     click.echo("")
     click.echo("See them in the UI: `make dev`, then http://127.0.0.1:3000 (Assets, Runs).")
 
 
 def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
+    """Run, export and deliver the latest ended period of every enabled report."""
     from datetime import timezone as tz
 
     from dagster import DagsterInstance
 
-    from compliance_reports.orchestration.dagster_runs import report_asset_key
-    from compliance_reports.orchestration.manual_run import run_report_now
+    from compliance_reports.delivery import ledger
+    from compliance_reports.mail_catcher import MailCatcher
+    from compliance_reports.orchestration.manual_run import publish_now, run_report_now
     from compliance_reports.periods import latest_ended_period
 
     rows = []
     now = datetime.now(tz.utc)
-    with DagsterInstance.get() as instance:
+    urls = dict(app_db_url=ctx.settings.compliance_db_url, audit_db_url=ctx.settings.audit_db_url)
+    outbox = ctx.settings.outbox_dir
+    with MailCatcher(outbox, port=8025) as catcher, DagsterInstance.get() as instance:
+        click.echo(f"Mail catcher listening on 127.0.0.1:8025, saving to {outbox}")
         for report in config_store.list_reports(ctx.app_engine, enabled=True):
             period = latest_ended_period(now, report.frequency, report.schedule.timezone)
             click.echo(f"Running {report.id} for {period} ...")
-            outcome = run_report_now(
-                report, period, app_db_url=ctx.settings.compliance_db_url,
-                audit_db_url=ctx.settings.audit_db_url, instance=instance, log_level="WARNING",
-            )
-            events = None
-            latest = instance.get_latest_materialization_event(report_asset_key(report.frequency))
-            if latest and latest.run_id == outcome["run_id"]:
-                meta = latest.asset_materialization.metadata
-                events = meta["event_count"].value if "event_count" in meta else None
+            outcome = run_report_now(report, period, instance=instance, log_level="WARNING", **urls)
+            row = {"report_id": report.id, "period": period, "report_run": outcome["status"],
+                   "run_id": outcome["run_id"], "files": "-", "deliveries": "-", "folder": "-"}
             for message in outcome["messages"]:
                 click.echo(f"  {message}", err=True)
-            rows.append({"report_id": report.id, "report_type": report.report_type,
-                         "period": period, "status": outcome["status"],
-                         "run_id": outcome["run_id"], "events": events})
+            if outcome["status"] == "SUCCESS":
+                published = publish_now(instance, report.frequency, outcome["run_id"],
+                                        log_level="WARNING", **urls)
+                for message in published["messages"]:
+                    click.echo(f"  {message}", err=True)
+                row["publish"] = published["status"]
+                if published["published"]:
+                    files = published["published"]["files"]
+                    row["files"] = ", ".join(f["filename"].split("_", 1)[-1] for f in files)
+                    row["folder"] = str(Path(files[0]["location"]).parent) if files else "-"
+                sent = [r for r in ledger.list_rows(ctx.app_engine, report_id=report.id)
+                        if r["period"] == period]
+                row["deliveries"] = ", ".join(
+                    f"{r['destination']}:{r['recipient'].split('/')[-1]}={r['status']}" for r in sent
+                ) or "none configured"
+            rows.append(row)
+        click.echo(f"{len(catcher.saved)} mail(s) saved in {outbox}")
     return rows
 
 
@@ -564,8 +579,11 @@ def history(ctx: Context, report_id: str, limit: int, as_json: bool) -> None:
 
 def _register_subcommands() -> None:
     from compliance_reports.cli_deliveries import deliveries
+    from compliance_reports.cli_files import FILE_COMMANDS
 
     main.add_command(deliveries)
+    for command in FILE_COMMANDS:
+        main.add_command(command)
 
 
 _register_subcommands()

@@ -114,7 +114,13 @@ def storage_location(destination) -> str:
 
 
 def _local_base(destination) -> Path:
-    return Path(os.path.expanduser(destination.base_path)).resolve()
+    """A relative base_path is under the data folder, whatever the process's working directory."""
+    from compliance_reports.settings import load_settings
+
+    path = Path(os.path.expanduser(destination.base_path))
+    if not path.is_absolute():
+        path = load_settings().data_dir / path
+    return path.resolve()
 
 
 def local_target(destination, key: str) -> Path:

@@ -58,3 +58,52 @@ def run_report_now(
     finally:
         if owned:
             instance.dispose()
+
+
+def publish_now(
+    instance: DagsterInstance,
+    frequency: str,
+    report_run_id: str,
+    *,
+    app_db_url: str | None = None,
+    audit_db_url: str | None = None,
+    log_level: str = "INFO",
+) -> dict[str, Any]:
+    """Run the publish job in-process for the materialization made by `report_run_id`.
+
+    The publish sensor would launch the same run; publishing twice is harmless (stored files
+    are reused and the ledger sends nothing twice).
+    """
+    from compliance_reports.orchestration.dagster_runs import report_asset_key
+    from compliance_reports.orchestration.publish_job import publish_report_job
+    from compliance_reports.orchestration.publish_sensor import publish_run_request
+
+    records = instance.fetch_materializations(report_asset_key(frequency), limit=50).records
+    record = next((r for r in records if r.run_id == report_run_id), None)
+    if record is None:
+        raise LookupError(f"run {report_run_id} materialized no {frequency} report")
+    request = publish_run_request(frequency, record)
+    run_config = dict(request.run_config)
+    run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
+    result = publish_report_job.execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        tags={**request.tags, "trigger": "manual"},
+        resources=default_resources(app_db_url=app_db_url, audit_db_url=audit_db_url),
+        raise_on_error=False,
+    )
+    exported = result.output_for_node("export_report") if result.success or _has_output(result) else None
+    return {
+        "run_id": result.run_id,
+        "status": "SUCCESS" if result.success else "FAILURE",
+        "published": exported,
+        "messages": [_failure_text(e) for e in result.all_events if e.is_failure],
+    }
+
+
+def _has_output(result) -> bool:
+    try:
+        result.output_for_node("export_report")
+        return True
+    except Exception:  # noqa: BLE001 - the export step did not produce an output
+        return False

@@ -1,0 +1,157 @@
+"""`export_all`: render every configured format of one report document, once.
+
+Steps for each format: render the content file, then compress it (gzip or zip, reproducibly),
+then encrypt it (AES-256-GCM) when the configuration asks. File names come from the header:
+
+    {report_id}_{period}.{ext}[.gz|.zip][.enc]      e.g. hipaa-monthly_2026-11-01.csv.gz.enc
+
+Everything is rendered into a private temporary folder inside `out_dir`; the final files are
+moved into `out_dir` only when every format succeeded, so a failure leaves no partial set
+behind. Bad input (unknown format, unusable header values, a missing or malformed encryption
+key) is rejected before anything is written.
+
+Determinism: for the same document, events file and settings, the CSV, JSON, XML and Parquet
+files are byte-identical on every run, also gzip- or zip-compressed. Encrypted files differ
+(a fresh nonce per file); their `content_sha256` (the rendered content) does not.
+
+Identifier redaction (`export.redact_identifiers`) is not applied here: the report builders
+redact the document and the events file they write, so that `events_sha256` describes what
+is exported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from compliance_reports import compression, file_crypto
+from compliance_reports.config_models import ExportSettings
+from compliance_reports.exporters.common import (
+    ENCRYPTED_MEDIA_TYPE,
+    FORMAT_EXTENSIONS,
+    FORMAT_MEDIA_TYPES,
+    ExportedFile,
+    base_name,
+    content_filename,
+    sha256_file,
+)
+
+FORMATS = tuple(FORMAT_EXTENSIONS)
+
+
+def _render(
+    fmt: str,
+    document: dict[str, Any],
+    events_path: Path | None,
+    include_events: bool,
+    out_path: Path,
+    pdf_event_limit: int,
+    formats: list[str],
+) -> None:
+    if fmt == "pdf":
+        from compliance_reports.exporters.pdf_exporter import write_pdf
+
+        write_pdf(document, events_path if include_events else None, out_path,
+                  event_limit=pdf_event_limit, formats=formats)
+    elif fmt == "csv":
+        from compliance_reports.exporters.csv_exporter import write_csv
+
+        write_csv(document, events_path, out_path, include_events)
+    elif fmt == "json":
+        from compliance_reports.exporters.json_exporter import write_json
+
+        write_json(document, out_path)
+    elif fmt == "xml":
+        from compliance_reports.exporters.xml_exporter import write_xml
+
+        write_xml(document, events_path, out_path, include_events)
+    elif fmt == "parquet":
+        from compliance_reports.exporters.parquet_exporter import write_parquet
+
+        write_parquet(document, events_path, out_path, include_events)
+    else:  # pragma: no cover - rejected before rendering
+        raise ValueError(fmt)
+
+
+def export_all(
+    document: dict[str, Any],
+    events_path: Path | None,
+    formats: list[str],
+    export: ExportSettings,
+    out_dir: Path,
+    *,
+    pdf_event_limit: int,
+    key_lookup: Callable[[str], str | None] = os.environ.get,
+) -> list[ExportedFile]:
+    """Render `formats` (in the given order, each once) into `out_dir`; see the module doc."""
+    wanted: list[str] = []
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ValueError(f"formats: unknown format {fmt!r}; expected one of {list(FORMATS)}")
+        if fmt not in wanted:
+            wanted.append(fmt)
+    if not wanted:
+        raise ValueError("formats: at least one format is needed")
+    header = document.get("header") or {}
+    base_name(header)  # raises on header values unusable in a file name
+    if export.compression not in compression.COMPRESSIONS:
+        raise ValueError(f"export.compression must be one of {compression.COMPRESSIONS}")
+    key = key_id = None
+    if export.encrypt:
+        if not export.encryption_key_env:
+            raise ValueError("export.encrypt is true but export.encryption_key_env names no variable")
+        key, key_id = file_crypto.load_key(export.encryption_key_env, key_lookup)
+    if pdf_event_limit < 0:
+        raise ValueError("pdf_event_limit must be 0 or more")
+    if events_path is not None:
+        events_path = Path(events_path)
+        if not events_path.is_file():
+            raise FileNotFoundError(f"the events file {events_path} does not exist")
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        staged: list[tuple[str, Path, str]] = []
+        for fmt in wanted:
+            fmt_dir = work / fmt
+            fmt_dir.mkdir()
+            plain = fmt_dir / content_filename(header, fmt)
+            _render(fmt, document, events_path, export.include_events, plain, pdf_event_limit, wanted)
+            content_sha = sha256_file(plain)
+            current = compression.compress_file(plain, export.compression)
+            if key is not None:
+                current = file_crypto.encrypt_file(current, key, key_id)
+            staged.append((fmt, current, content_sha))
+
+        results: list[ExportedFile] = []
+        for fmt, path, content_sha in staged:
+            final = out_dir / path.name
+            os.replace(path, final)
+            if key is not None:
+                media_type = ENCRYPTED_MEDIA_TYPE
+            elif export.compression != "none":
+                media_type = compression.MEDIA_TYPES[export.compression]
+            else:
+                media_type = FORMAT_MEDIA_TYPES[fmt]
+            results.append(
+                ExportedFile(
+                    format=fmt,
+                    path=final,
+                    filename=final.name,
+                    media_type=media_type,
+                    size=final.stat().st_size,
+                    sha256=sha256_file(final),
+                    compressed=export.compression,
+                    encrypted=key is not None,
+                    key_id=key_id,
+                    content_sha256=content_sha,
+                )
+            )
+        return results
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

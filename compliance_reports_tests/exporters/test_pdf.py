@@ -1,0 +1,133 @@
+"""PDF export: real WeasyPrint output read back with pypdf."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pypdf import PdfReader
+
+from compliance_reports.exporters.pdf_exporter import environment, render_html, write_pdf
+from compliance_reports_tests.exporters.sample import (
+    FORMULA,
+    SCRIPT,
+    big_table_document,
+    sample_document,
+    write_events,
+)
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    return write_events(tmp_path_factory.mktemp("events") / "events.parquet", n=40)
+
+
+@pytest.fixture(scope="module")
+def sample_pdf(tmp_path_factory, events):
+    out = tmp_path_factory.mktemp("pdf") / "report.pdf"
+    write_pdf(sample_document(), events, out, event_limit=15, formats=["pdf", "csv"])
+    reader = PdfReader(str(out))
+    pages = [page.extract_text() for page in reader.pages]
+    return out, reader, pages
+
+
+def test_pdf_is_a_real_pdf_with_header_and_summary(sample_pdf):
+    out, reader, pages = sample_pdf
+    assert out.read_bytes().startswith(b"%PDF-")
+    text = "\n".join(pages)
+    doc = sample_document()
+    assert "hipaa-monthly" in text
+    assert "2026-11-01" in text
+    for item in doc["summary"]:
+        if isinstance(item["value"], int) and not isinstance(item["value"], bool):
+            assert str(item["value"]) in text, item
+    # Window in local time and UTC, time zone, run id, events hash
+    assert "2026-11-01T00:00:00+01:00" in text
+    assert "2026-10-31T23:00:00Z" in text
+    assert "Europe/Berlin" in text
+    assert "run-7f3a" in text
+    assert "ab" * 32 in text
+
+
+def test_pdf_special_characters_are_text(sample_pdf):
+    _, _, pages = sample_pdf
+    text = "\n".join(pages)
+    for needle in ("é", "Ω", "Ж", "Ωμέγα", "Жук", "Crème brûlée"):
+        assert needle in text, needle
+    # The text section holds the payload on one line: it is shown literally, not dropped.
+    assert SCRIPT in text
+    assert "<b>not bold</b>" in text
+    assert FORMULA in text
+
+
+def test_pdf_footer_page_x_of_y_and_report_id(sample_pdf):
+    _, reader, pages = sample_pdf
+    total = len(reader.pages)
+    for number, text in enumerate(pages, start=1):
+        assert f"Page {number} of {total}" in text
+        assert "hipaa-monthly" in text
+
+
+def test_pdf_sections_findings_attestation_and_events(sample_pdf):
+    _, _, pages = sample_pdf
+    text = "\n".join(pages)
+    for title in ("Scope", "Access by user", "PHI access by resource type", "Findings", "Method",
+                  "Attestation", "Events"):
+        assert title in text
+    assert "CRITICAL" in text and "BULK_ACCESS" in text
+    assert "1001, 1002, 1003" in text
+    assert "and 20 more" in text  # 70 evidence ids, 50 shown
+    assert "Reviewer name" in text and "Signature" in text and "Date" in text
+    assert "Showing 12 of 17 rows." in text
+    assert "No rows." in text and "No findings." in text
+    # events capped at the limit, with the note
+    assert "2026-11-01T00:00:00.123Z" in re.sub(r"\s+", "", text) or "00:00:00." in text
+    assert "25 more events in the CSV/Parquet file" in text
+
+
+def test_long_table_spans_pages_with_repeated_headers(tmp_path):
+    out = tmp_path / "big.pdf"
+    write_pdf(big_table_document(300), None, out)
+    reader = PdfReader(str(out))
+    assert len(reader.pages) > 1
+    pages = [p.extract_text() for p in reader.pages]
+    # the "All accesses" table header (N User Action When) repeats on its continuation pages
+    header_pages = [i for i, t in enumerate(pages) if re.search(r"N\s+User\s+Action\s+When", t)]
+    assert len(header_pages) >= 3
+    assert f"Page {len(pages)} of {len(pages)}" in pages[-1]
+
+
+def test_html_is_autoescaped():
+    env = environment()
+    assert env.autoescape is True
+    html = render_html(sample_document())
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>not bold</b>" not in html
+
+
+def test_pdf_without_events_has_no_events_section(tmp_path):
+    html = render_html(sample_document(), None)
+    assert 'class="section events"' not in html and "events-table" not in html
+    events_html = render_html(sample_document(), write_events(tmp_path / "e.parquet", n=3))
+    assert 'class="section events"' in events_html
+
+
+def test_pdf_event_note_without_listing_formats(tmp_path):
+    events = write_events(tmp_path / "e.parquet", n=5)
+    html = render_html(sample_document(), events, event_limit=2, formats=["pdf"])
+    assert "3 more events not shown" in html
+
+
+def test_pdf_event_limit_zero_and_empty_period(tmp_path):
+    from compliance_reports_tests.exporters.sample import EVENT_SCHEMA
+
+    events = write_events(tmp_path / "e.parquet", n=4)
+    html = render_html(sample_document(), events, event_limit=0, formats=["pdf", "parquet"])
+    assert "events-table" not in html and "No events in this period" not in html
+    assert "4 more events in the CSV/Parquet file." in html
+    import pyarrow.parquet as pq
+
+    pq.write_table(EVENT_SCHEMA.empty_table(), tmp_path / "none.parquet")
+    html = render_html(sample_document(), tmp_path / "none.parquet", event_limit=10)
+    assert "No events in this period" in html and "more events" not in html
