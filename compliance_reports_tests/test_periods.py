@@ -653,8 +653,16 @@ SPECS = st.builds(
 )
 
 
+# Zones that skipped a whole local day (Kiritimati 1994-12-31, Apia and Fakaofo 2011-12-30)
+# move that day's slot past the end of the period after the one it covers; the planned-slot
+# rule for them is tested on its own (Apia) above, so the general property starts in 2012.
+SLOT_INSTANTS = st.datetimes(
+    min_value=datetime(2012, 1, 1), max_value=datetime(2037, 12, 1), timezones=st.just(timezone.utc)
+)
+
+
 @settings(max_examples=200, deadline=None)
-@given(spec=SPECS, after=INSTANTS)
+@given(spec=SPECS, after=SLOT_INSTANTS)
 def test_slots_are_consistent(spec, after):
     slots = slots_after(spec, after, 4)
     assert after < slots[0] < slots[1] < slots[2] < slots[3]
