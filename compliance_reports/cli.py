@@ -577,6 +577,30 @@ def history(ctx: Context, report_id: str, limit: int, as_json: bool) -> None:
         emit_table(rows, ["run_id", "job", "status", "period", "trigger", "start", "end", "duration_s"])
 
 
+@main.command("doctor")
+@click.option("--network", is_flag=True, help="Also connect to each SMTP server, webhook host and S3 bucket.")
+@click.option("--no-daemon", is_flag=True, help="Skip the Dagster daemon heartbeat check.")
+@pass_ctx
+def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
+    """Check databases, migrations, named secrets, reachability and the daemon; exit 0 when all pass."""
+    from compliance_reports import doctor as checks
+
+    groups = [checks.check_databases(ctx.settings, ctx.app_engine, ctx.audit_engine)]
+    results = list(groups[0])
+    if all(r.status != checks.FAIL for r in results):
+        results += list(checks.check_environment(ctx.app_engine))
+        if network:
+            results += list(checks.check_reachability(ctx.app_engine))
+    if not no_daemon:
+        results += list(checks.check_daemon())
+    for result in results:
+        click.echo(result.line())
+    failed = sum(r.status == checks.FAIL for r in results)
+    click.echo(f"{len(results)} checks: {failed} failed, "
+               f"{sum(r.status == checks.WARN for r in results)} warnings")
+    sys.exit(1 if failed else 0)
+
+
 def _register_subcommands() -> None:
     from compliance_reports.cli_deliveries import deliveries
     from compliance_reports.cli_files import FILE_COMMANDS

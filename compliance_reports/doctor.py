@@ -1,0 +1,165 @@
+"""`compliance-reports doctor`: is this deployment able to run and deliver reports?
+
+Each check yields (status, subject, detail) lines; `fix` says what to do about a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from sqlalchemy import Engine, text
+
+from compliance_reports import config_store
+from compliance_reports.db import migrate
+from compliance_reports.settings import Settings
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str
+    subject: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text_ = f"{self.status:<4}  {self.subject}: {self.detail}"
+        return f"{text_}\n      fix: {self.fix}" if self.fix else text_
+
+
+def check_databases(settings: Settings, app: Engine, audit: Engine) -> Iterator[Check]:
+    for target, engine, var in (("app", app, "COMPLIANCE_DB_URL"), ("audit", audit, "AUDIT_DB_URL")):
+        subject = f"{target} database ({engine.url.render_as_string(hide_password=True)})"
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
+            yield Check(FAIL, subject, f"cannot connect: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                        f"check {var} and that the server is running")
+            continue
+        state = migrate.state(target, engine)
+        if state.up_to_date:
+            yield Check(OK, subject, f"reachable, schema at {state.current}")
+        else:
+            yield Check(FAIL, subject, f"schema at {state.current or 'nothing'}, code expects {state.head}",
+                        "run `compliance-reports db upgrade`")
+
+
+def _named_env(dest) -> list[tuple[str, str]]:
+    names = []
+    for field in ("password_env", "signing_secret_env", "access_key_id_env", "secret_access_key_env"):
+        value = getattr(dest, field, None)
+        if value:
+            names.append((field, value))
+    for header, var in (getattr(dest, "headers_env", None) or {}).items():
+        names.append((f"headers_env.{header}", var))
+    return names
+
+
+def check_environment(app: Engine) -> Iterator[Check]:
+    for row in config_store.list_destinations(app):
+        dest = config_store.get_destination(app, row["name"])
+        for field, var in _named_env(dest):
+            if os.environ.get(var):
+                yield Check(OK, f"destination {dest.name}", f"{field} variable {var} is set")
+            else:
+                yield Check(FAIL, f"destination {dest.name}", f"{field} names {var}, which is not set",
+                            f"export {var}=... in the environment of the daemon and code server")
+    for report in config_store.list_reports(app):
+        var = report.export.encryption_key_env
+        if report.export.encrypt and var and not os.environ.get(var):
+            yield Check(FAIL, f"report {report.id}", f"export.encryption_key_env names {var}, which is not set",
+                        f"export {var}=<64 hex characters> (e.g. `openssl rand -hex 32`)")
+    for var, role in (("COMPLIANCE_MANIFEST_KEY", "export manifests are not signed"),
+                      ("COMPLIANCE_CHECKPOINT_KEY", "integrity checkpoints are not written")):
+        if os.environ.get(var):
+            yield Check(OK, "signing keys", f"{var} is set")
+        else:
+            yield Check(WARN, "signing keys", f"{var} is not set: {role}",
+                        f"export {var}=$(openssl rand -hex 32)")
+
+
+def _tcp(host: str, port: int, timeout: float = 3.0) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return str(exc)
+
+
+def check_reachability(app: Engine) -> Iterator[Check]:
+    for row in config_store.list_destinations(app):
+        dest = config_store.get_destination(app, row["name"])
+        subject = f"destination {dest.name}"
+        if dest.type == "email":
+            problem = _tcp(dest.host, dest.port)
+            where = f"SMTP {dest.host}:{dest.port}"
+        elif dest.type == "webhook":
+            parsed = urlparse(dest.url)
+            port = parsed.port or (443 if parsed.scheme == "https" else 80)
+            problem = _tcp(parsed.hostname or "", port)
+            where = f"webhook host {parsed.hostname}:{port}"
+        elif dest.provider == "s3":
+            where = f"S3 bucket {dest.bucket}"
+            try:
+                from compliance_reports.s3 import make_s3_client
+
+                make_s3_client(dest.endpoint_url, dest.region, dest.access_key_id_env,
+                               dest.secret_access_key_env).head_bucket(Bucket=dest.bucket)
+                problem = None
+            except Exception as exc:  # noqa: BLE001
+                problem = f"{type(exc).__name__}: {exc}"
+        else:
+            from compliance_reports.delivery.storage_channel import storage_location
+
+            folder = storage_location(dest)
+            where = f"folder {folder}"
+            parent = folder
+            while parent and not os.path.exists(parent):
+                parent = os.path.dirname(parent)
+            problem = None if os.access(parent or ".", os.W_OK) else "not writable"
+        if problem:
+            yield Check(FAIL, subject, f"{where} unreachable: {problem}",
+                        "check the address, the network path and the credentials")
+        else:
+            yield Check(OK, subject, f"{where} reachable")
+
+
+def check_daemon(max_age_s: float = 300) -> Iterator[Check]:
+    from datetime import datetime, timezone
+
+    from dagster import DagsterInstance
+
+    if not os.environ.get("DAGSTER_HOME"):
+        yield Check(FAIL, "dagster daemon", "DAGSTER_HOME is not set", "set DAGSTER_HOME to the instance folder")
+        return
+    try:
+        instance = DagsterInstance.get()
+    except Exception as exc:  # noqa: BLE001
+        yield Check(FAIL, "dagster instance", f"cannot load: {exc}", "check $DAGSTER_HOME/dagster.yaml")
+        return
+    with instance:
+        heartbeats = instance.get_daemon_heartbeats()
+        required = instance.get_required_daemon_types()
+        now = datetime.now(timezone.utc).timestamp()
+        if not any(heartbeats.get(t) for t in required):
+            yield Check(FAIL, "dagster daemon", "no daemon has sent a heartbeat to this instance",
+                        "start `dagster-daemon run -w workspace.yaml` (exactly one per instance)")
+            return
+        for daemon_type in required:
+            beat = heartbeats.get(daemon_type)
+            if beat is None:
+                yield Check(FAIL, "dagster daemon", f"{daemon_type} has never sent a heartbeat",
+                            "start `dagster-daemon run -w workspace.yaml` (exactly one per instance)")
+            elif now - beat.timestamp > max_age_s:
+                yield Check(FAIL, "dagster daemon", f"{daemon_type} last heartbeat {now - beat.timestamp:.0f} s ago",
+                            "restart `dagster-daemon run`; see its log")
+            elif beat.errors:
+                yield Check(WARN, "dagster daemon", f"{daemon_type} alive with errors: {beat.errors[0].message}")
+            else:
+                yield Check(OK, "dagster daemon", f"{daemon_type} alive")
