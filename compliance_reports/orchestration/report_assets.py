@@ -6,6 +6,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetsDefinition,
     Backoff,
@@ -22,6 +25,7 @@ from compliance_reports.orchestration.audit_log_asset import audit_log
 from compliance_reports.orchestration.report_partitions import FREQUENCIES, report_partitions
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
 from compliance_reports.periods import period_has_ended, period_window, validate_period_key
+from compliance_reports.report_checks import check_integrity, check_totals, check_window
 from compliance_reports.report_run import build_and_store, markdown_summary, report_metadata
 from compliance_reports.scheduling import run_tags
 
@@ -32,9 +36,19 @@ def _trigger(tags: dict[str, str]) -> str:
     return "backfill" if "dagster/backfill" in tags else "manual"
 
 
+CHECKS = {
+    "window_matches_partition": "The document's window is the partition's period in the report's timezone.",
+    "totals_reconcile": "Per-status counts recounted independently sum to the document's event count.",
+    "integrity_verdict": "The audit log's hash chain verifies for the window (BROKEN is an error).",
+}
+
+
 def build_report_asset(frequency: str) -> AssetsDefinition:
+    name = f"{frequency}_compliance_report"
+
     @asset(
-        name=f"{frequency}_compliance_report",
+        name=name,
+        check_specs=[AssetCheckSpec(check, asset=name, description=text) for check, text in CHECKS.items()],
         partitions_def=report_partitions[frequency],
         deps=[audit_log.key],
         group_name="compliance_reports",
@@ -97,13 +111,30 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
                 scratch=Path(scratch),
                 checkpoint_key=artifact_store.checkpoint_key(),
             )
+            integrity = stored.build.integrity
+            outcomes = [
+                check_window(stored.document, report, period),
+                check_totals(compliance_db.audit_engine(), report, period, stored.document, stored.build.events_path),
+                check_integrity(stored.build.integrity_verdict, integrity.reason if integrity else None),
+            ]
         context.log.info(
             f"{report_id} {period}: {stored.build.event_count} events, "
             f"integrity {stored.build.integrity_verdict}, stored at {stored.document_location}"
         )
         metadata = report_metadata(stored)
         metadata["summary"] = MetadataValue.md(markdown_summary(stored))
-        return MaterializeResult(metadata=metadata)
+        # Checks never block: a BROKEN chain is itself the finding to deliver.
+        check_results = [
+            AssetCheckResult(
+                check_name=o.name,
+                passed=o.passed,
+                severity=AssetCheckSeverity.ERROR if o.severity == "error" else AssetCheckSeverity.WARN,
+                description=o.description,
+                metadata=o.metadata,
+            )
+            for o in outcomes
+        ]
+        return MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _report
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterEventType, EventRecordsFilter, build_sensor_context, instance_for_test
@@ -15,7 +14,6 @@ from compliance_reports.delivery import ledger
 from compliance_reports.demo_seed import SeedOptions, seed_audit_log
 from compliance_reports.manifest import verify_folder
 from compliance_reports.orchestration.manual_run import run_report_now
-from compliance_reports.orchestration.publish_job import publish_report_job
 from compliance_reports_tests.orchestration.helpers import location_for_tests
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import AssetKey, DagsterInstance, instance_for_test
+from dagster import AssetKey, DagsterEventType, instance_for_test
 
 from compliance_reports import config_store
 from compliance_reports.config_models import ReportConfig
@@ -68,6 +68,15 @@ def test_materialization_records_window_counts_and_summary(seeded, sqlite_url, r
             "period": period, "trigger": "manual",
         }.items():
             assert run.tags[key] == value
+        checks = {
+            e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data
+            for e in instance.all_logs(outcome["run_id"], of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        }
+        assert set(checks) == {"window_matches_partition", "totals_reconcile", "integrity_verdict"}
+        assert checks["window_matches_partition"].passed
+        assert checks["totals_reconcile"].passed
+        recount = checks["totals_reconcile"].metadata["recounted_total"].value
+        assert recount == meta["event_count"]
         history = report_history(instance, report_id)
         assert [(h["run_id"], h["status"], h["period"], h["trigger"]) for h in history] == [
             (outcome["run_id"], "SUCCESS", period, "manual")
