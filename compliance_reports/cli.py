@@ -604,8 +604,10 @@ def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
 def _register_subcommands() -> None:
     from compliance_reports.cli_deliveries import deliveries
     from compliance_reports.cli_files import FILE_COMMANDS
+    from compliance_reports.cli_integrity import integrity
 
     main.add_command(deliveries)
+    main.add_command(integrity)
     for command in FILE_COMMANDS:
         main.add_command(command)
 

@@ -150,3 +150,33 @@ def test_weekly_sunday_slot_waits_for_its_time_in_new_york(configured, sqlite_ur
         new = {r.run_key for r in after.run_requests} - {r.run_key for r in before.run_requests}
         # The Sunday slot covers the last week that has ended: Monday 2026-11-16 to Sunday 11-22.
         assert new == {"ny-weekly:2026-11-16"}
+
+
+@pytest.mark.postgres
+def test_schedule_tick_on_a_postgres_backed_instance(pg_database):
+    """The same tick with dagster-postgres run/event/schedule storage and PostgreSQL app tables."""
+    from compliance_reports.db import migrate
+    from compliance_reports.db.engine import make_engine
+
+    app_url = pg_database()
+    engine = make_engine(app_url)
+    migrate.upgrade_all(engine, engine)
+    config_store.apply_reports(
+        engine,
+        [_report("berlin-daily", frequency="daily", time="06:00", timezone="Europe/Berlin", max_catch_up=3)],
+    )
+    defs = location_for_tests(app_url)
+    instance_url = pg_database()
+    try:
+        with queued_instance({"storage": {"postgres": {"postgres_url": instance_url}}}) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            first = _tick(defs, instance, "daily", "2026-11-28T06:05:00Z")
+            assert sorted(r.run_key for r in first.run_requests) == [
+                "berlin-daily:2026-11-25", "berlin-daily:2026-11-26", "berlin-daily:2026-11-27",
+            ]
+            for request in first.run_requests:
+                add_queued_run(instance, request.tags["report_id"], request.tags["period"], "daily")
+            second = _tick(defs, instance, "daily", "2026-11-28T06:10:00Z")
+            assert not second.run_requests
+    finally:
+        engine.dispose()
