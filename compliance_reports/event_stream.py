@@ -1,0 +1,428 @@
+"""One streaming pass over a window's audit rows: event digest, Parquet export, hash chain.
+
+Nothing here holds the period in memory. Rows are read in (timestamp, id) order in batches
+(``yield_per``; on PostgreSQL a server-side cursor via ``stream_results``), and each batch is
+hashed, checked and, when asked, appended to a Parquet file before the next one is fetched.
+
+The pass reads EVERY row of the organization in the window (the hash chain needs them all);
+whether a row matches the report's criteria is decided by SQL (a ``CASE`` column computed from
+the criteria with bound parameters) except ``verified_only``, which is decided here, in Python,
+because only Python can recompute the source-compatible hash.
+
+Canonical event row (what ``events_sha256`` covers)
+----------------------------------------------------
+For each event that matches the criteria, in (timestamp, id) order, the *exported record* is:
+
+    id                    integer
+    timestamp             "YYYY-MM-DDTHH:MM:SS.ffffffZ" (UTC, microseconds, always 6 digits)
+    organization_id       string
+    principal_id          string or null          (pseudonym when redacted, see below)
+    action                string
+    target_resource_type  string or null
+    target_resource_id    string or null          (pseudonym when redacted)
+    status                string
+    outcome_description   string or null
+    data_classification   string or null
+    correlation_id        string or null
+    hash                  string or null          (as stored)
+    prev_hash             string or null          (as stored)
+    details               string or null: the details JSON re-serialised with sorted keys,
+                          separators "," and ":", non-ASCII kept (null when redacted)
+
+Its canonical bytes are ``json.dumps(record, sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)`` encoded as UTF-8 followed by one ``\\n``. ``events_sha256`` is the SHA-256
+of the concatenation of those lines (so an empty window gives the SHA-256 of the empty string).
+The Parquet file holds exactly these records (timestamp typed as timestamp[us, tz=UTC]), so
+``digest_parquet`` recomputes the same value from the file.
+
+Redaction (``export.redact_identifiers``)
+-----------------------------------------
+principal_id and target_resource_id are replaced by ``anon:<16 hex>``: the first 16 hex digits
+of HMAC-SHA256(key, value) with the checkpoint signing key (COMPLIANCE_CHECKPOINT_KEY), so the
+same value always gets the same pseudonym and nobody without the key can reverse it by trying
+candidate ids; without a key the prefix of SHA-256(value) is used, which is stable but can be
+reversed by guessing. ``details`` is dropped (null) because it may hold any identifier
+(patient ids, IP addresses, data-subject ids) that cannot be pseudonymised reliably. The digest
+is computed over the records as exported (redacted when redaction is on), so a recipient can
+recompute it from the file. The report builders show the same pseudonyms for principal,
+resource and patient identifiers in the report document (``ReportContext.pseudo``).
+
+Performance: ``canonical_line`` spells the sorted record out instead of calling a generic JSON
+encoder (a hypothesis test checks it against ``canonical_line_reference``); rows are turned into
+plain dicts before hashing. The per-row cost that remains is the source-compatible row hash
+(``hashing.row_hash``), JSON parsing of ``details`` by the driver, and the digest itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, case, literal, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from compliance_reports.db.schema import audit_log
+from compliance_reports.hashing import ChainReport, row_hash, verify_chain
+
+DEFAULT_BATCH_SIZE = 5000
+
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "timestamp",
+    "organization_id",
+    "principal_id",
+    "action",
+    "target_resource_type",
+    "target_resource_id",
+    "status",
+    "outcome_description",
+    "data_classification",
+    "correlation_id",
+    "hash",
+    "prev_hash",
+    "details",
+)
+REDACTED_COLUMNS = ("principal_id", "target_resource_id")
+# Columns the pass reads: the export plus the hashed fields (all already in the export).
+_PASS_COLUMNS = EXPORT_COLUMNS
+
+
+def iso_micros(ts: datetime) -> str:
+    """`2026-11-27T09:15:02.123000Z`: UTC, microseconds, always six digits."""
+    if ts.tzinfo is None:
+        raise ValueError("event timestamps must be timezone-aware")
+    if ts.tzinfo is not timezone.utc:
+        ts = ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+_DETAILS_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_details(details: Any) -> str | None:
+    """The details JSON with sorted keys, compact separators, non-ASCII kept (or None)."""
+    if details is None:
+        return None
+    if isinstance(details, str):  # a driver that hands back JSON text
+        details = json.loads(details)
+    return _DETAILS_ENCODER.encode(details)
+
+
+class Redactor:
+    """Stable keyed pseudonyms for identifiers in exported rows (see module docstring)."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self.key = key
+        self._cache: dict[str, str] = {}
+
+    @property
+    def method(self) -> str:
+        return "HMAC-SHA256 (keyed)" if self.key else "SHA-256 prefix (unkeyed)"
+
+    def pseudonym(self, value: object) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            value = str(value)
+        cached = self._cache.get(value)
+        if cached is None:
+            data = value.encode("utf-8")
+            if self.key:
+                digest = hmac.new(self.key, data, hashlib.sha256).hexdigest()
+            else:
+                digest = hashlib.sha256(data).hexdigest()
+            cached = "anon:" + digest[:16]
+            if len(self._cache) < 100_000:
+                self._cache[value] = cached
+        return cached
+
+
+def export_record(row: Mapping[str, Any], redactor: Redactor | None = None) -> dict[str, Any]:
+    """The exported record of one audit row (module docstring), timestamp still a datetime."""
+    record = {name: row.get(name) for name in EXPORT_COLUMNS}
+    record["details"] = canonical_details(record["details"])
+    if redactor is not None:
+        for name in REDACTED_COLUMNS:
+            record[name] = redactor.pseudonym(record[name])
+        record["details"] = None
+    return record
+
+
+def canonical_line_reference(record: Mapping[str, Any]) -> bytes:
+    """The definition of a canonical line (``canonical_line`` is a faster equivalent)."""
+    data = dict(record)
+    ts = data["timestamp"]
+    if isinstance(ts, datetime):
+        data["timestamp"] = iso_micros(ts)
+    return (
+        json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    ).encode("utf-8")
+
+
+_SORTED_COLUMNS = tuple(sorted(EXPORT_COLUMNS))
+assert _SORTED_COLUMNS == (
+    "action", "correlation_id", "data_classification", "details", "hash", "id", "organization_id",
+    "outcome_description", "prev_hash", "principal_id", "status", "target_resource_id",
+    "target_resource_type", "timestamp",
+), "canonical_line spells the sorted columns out: update it with EXPORT_COLUMNS"
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is str:
+        return encode_basestring(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def canonical_line(record: Mapping[str, Any]) -> bytes:
+    """Canonical bytes of one exported record: the same output as ``canonical_line_reference``
+    for records with exactly the EXPORT_COLUMNS keys (tested), without a generic JSON encoder."""
+    if len(record) != len(_SORTED_COLUMNS):
+        return canonical_line_reference(record)
+    j = _json_value
+    ts = record["timestamp"]
+    if isinstance(ts, datetime):
+        ts = iso_micros(ts)
+    return (
+        f'{{"action":{j(record["action"])},"correlation_id":{j(record["correlation_id"])},'
+        f'"data_classification":{j(record["data_classification"])},"details":{j(record["details"])},'
+        f'"hash":{j(record["hash"])},"id":{j(record["id"])},'
+        f'"organization_id":{j(record["organization_id"])},'
+        f'"outcome_description":{j(record["outcome_description"])},'
+        f'"prev_hash":{j(record["prev_hash"])},"principal_id":{j(record["principal_id"])},'
+        f'"status":{j(record["status"])},"target_resource_id":{j(record["target_resource_id"])},'
+        f'"target_resource_type":{j(record["target_resource_type"])},"timestamp":{j(ts)}}}\n'
+    ).encode("utf-8")
+
+
+def events_digest(records) -> str:
+    """SHA-256 of the canonical lines of exported records, in the order given."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(canonical_line(record))
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------- Parquet
+
+
+def parquet_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("id", pa.int64()),
+            ("timestamp", pa.timestamp("us", tz="UTC")),
+            ("organization_id", pa.string()),
+            ("principal_id", pa.string()),
+            ("action", pa.string()),
+            ("target_resource_type", pa.string()),
+            ("target_resource_id", pa.string()),
+            ("status", pa.string()),
+            ("outcome_description", pa.string()),
+            ("data_classification", pa.string()),
+            ("correlation_id", pa.string()),
+            ("hash", pa.string()),
+            ("prev_hash", pa.string()),
+            ("details", pa.string()),
+        ]
+    )
+
+
+class ParquetEventWriter:
+    """Appends exported records to a Parquet file one row group per batch."""
+
+    def __init__(self, path: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = parquet_schema()
+        self.batch_size = batch_size
+        self._columns: dict[str, list] = {name: [] for name in EXPORT_COLUMNS}
+        self._pending = 0
+        self._writer = pq.ParquetWriter(str(self.path), self.schema, compression="zstd")
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        for name in EXPORT_COLUMNS:
+            self._columns[name].append(record[name])
+        self._pending += 1
+        if self._pending >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if not self._pending:
+            return
+        arrays = [pa.array(self._columns[f.name], type=f.type) for f in self.schema]
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self._columns = {name: [] for name in EXPORT_COLUMNS}
+        self._pending = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+
+
+def iter_parquet_records(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(str(path))
+    for batch in parquet.iter_batches(batch_size=DEFAULT_BATCH_SIZE):
+        yield from batch.to_pylist()
+
+
+def digest_parquet(path: Path) -> str:
+    """Recompute ``events_sha256`` from an exported Parquet file."""
+    return events_digest(iter_parquet_records(path))
+
+
+# ------------------------------------------------------------------------- the pass
+
+
+@dataclass
+class StreamOutcome:
+    """What one pass over the window produced."""
+
+    event_count: int = 0              # rows matching the criteria (after verified_only)
+    events_sha256: str = hashlib.sha256(b"").hexdigest()
+    events_path: Path | None = None
+    rows_scanned: int = 0             # every row of the organization in the window
+    excluded_unverified: int = 0      # rows matching the SQL criteria dropped by verified_only
+    chain: ChainReport = field(default_factory=ChainReport)
+    first_row_id: Any = None
+    first_row_prev_hash: str | None = None
+    last_row_timestamp: datetime | None = None
+    # Rows whose stored hash does not verify (up to max_tracked_ids), so SQL aggregates can
+    # exclude them for verified_only; `unverified_ids_complete` says the list is whole.
+    unverified_ids: list[Any] = field(default_factory=list)
+    unverified_ids_complete: bool = True
+    sample: list[dict[str, Any]] = field(default_factory=list)  # first N matching records
+
+
+def window_rows_statement(
+    organization_id: str,
+    start_utc: datetime,
+    end_utc: datetime,
+    criteria_condition: ColumnElement | None = None,
+):
+    """SELECT every row of the organization in [start, end) in chain order, with a
+    ``in_criteria`` column (1/0) computed by the database from the criteria."""
+    flag = (
+        literal(1)
+        if criteria_condition is None
+        else case((criteria_condition, literal(1)), else_=literal(0))
+    )
+    return (
+        select(*(audit_log.c[name] for name in _PASS_COLUMNS), flag.label("in_criteria"))
+        .where(
+            and_(
+                audit_log.c.organization_id == organization_id,
+                audit_log.c.timestamp >= start_utc,
+                audit_log.c.timestamp < end_utc,
+            )
+        )
+        .order_by(audit_log.c.timestamp, audit_log.c.id)
+    )
+
+
+def stream_window(
+    conn: Connection,
+    organization_id: str,
+    start_utc: datetime,
+    end_utc: datetime,
+    *,
+    criteria_condition: ColumnElement | None = None,
+    verified_only: bool = False,
+    expected_prev: str | None = None,
+    check_first_link: bool = False,
+    events_path: Path | None = None,
+    redactor: Redactor | None = None,
+    sample_limit: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_tracked_ids: int = 5000,
+) -> StreamOutcome:
+    """Read the window once: chain check over all rows, digest/export over matching rows."""
+    outcome = StreamOutcome(events_path=events_path)
+    digest = hashlib.sha256()
+    writer = ParquetEventWriter(events_path, batch_size) if events_path is not None else None
+    statement = window_rows_statement(organization_id, start_utc, end_utc, criteria_condition)
+    # Options per statement: Connection.execution_options() would change the connection for
+    # every later statement too (server-side cursors for small aggregate queries).
+    result = conn.execute(
+        statement, execution_options={"stream_results": True, "yield_per": batch_size}
+    )
+
+    keys = tuple(result.keys())
+
+    def rows() -> Iterator[Mapping[str, Any]]:
+        for raw in result:
+            row = dict(zip(keys, raw))  # plain dicts: Mapping.get on Row mappings is slow
+            if outcome.rows_scanned == 0:
+                outcome.first_row_id = row["id"]
+                outcome.first_row_prev_hash = row["prev_hash"]
+            outcome.rows_scanned += 1
+            outcome.last_row_timestamp = row["timestamp"]
+            ok = True
+            if verified_only:
+                if not row["hash"]:
+                    ok = False  # SQL aggregates exclude these with `hash IS NOT NULL`
+                elif row_hash(row) != row["hash"]:
+                    ok = False
+                    if len(outcome.unverified_ids) < max_tracked_ids:
+                        outcome.unverified_ids.append(row["id"])
+                    else:
+                        outcome.unverified_ids_complete = False
+            if row["in_criteria"]:
+                if ok:
+                    record = export_record(row, redactor)
+                    digest.update(canonical_line(record))
+                    outcome.event_count += 1
+                    if writer is not None:
+                        writer.add(record)
+                    if len(outcome.sample) < sample_limit:
+                        outcome.sample.append(record)
+                else:
+                    outcome.excluded_unverified += 1
+            yield row
+
+    try:
+        outcome.chain = verify_chain(rows(), expected_prev=expected_prev, check_first_link=check_first_link)
+    except BaseException:
+        result.close()
+        if writer is not None:
+            writer.close()
+            Path(events_path).unlink(missing_ok=True)  # never leave a half-written export
+        raise
+    result.close()
+    if writer is not None:
+        writer.close()
+    outcome.events_sha256 = digest.hexdigest()
+    return outcome
+
+
+@contextmanager
+def snapshot_connection(engine: Engine) -> Iterator[Connection]:
+    """A read connection whose statements see one snapshot where the backend allows it.
+
+    On PostgreSQL the transaction is REPEATABLE READ, so the streaming pass and every
+    aggregate of one report see the same rows even while new events arrive. SQLite (the
+    embedded default, one writer) reads with its default isolation.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn

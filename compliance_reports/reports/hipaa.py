@@ -1,0 +1,436 @@
+"""HIPAA audit trail: 45 CFR 164.312(b) (audit controls) and 164.308(a)(1)(ii)(D)
+(information system activity review).
+
+ePHI access means events with ``data_classification = 'PHI'``; their action category comes from
+``action_categories`` (phi_read, phi_write, disclosure, export, ...). Anomaly rules, each a
+finding with evidence event ids:
+
+- after-hours access: PHI events whose LOCAL time (report timezone) is at or after
+  ``after_hours_start`` or before ``after_hours_end`` (or within [start, end) when start < end),
+  plus whole Saturdays and Sundays when ``weekend_is_after_hours``. Method: Python computes the
+  after-hours intervals of every local day touching the window as UTC instants
+  (``periods.resolve_local``, so DST days are right: a 25-hour day's repeated hour is counted
+  once, in the interval that covers it), merges and clips them to the window, and SQL counts the
+  events inside them with OR-ed ``timestamp >= :a AND timestamp < :b`` predicates. No local-time
+  arithmetic runs in the database, so SQLite and PostgreSQL agree. Equal start and end times
+  mean no daily after-hours time (weekends still count when configured).
+- bulk access, two rules: (a) a ``export`` category event whose ``details.record_count`` is at
+  least ``bulk_access_threshold``; (b) a principal with at least ``bulk_access_threshold``
+  ``phi_read`` events in one UTC clock hour (hour buckets in UTC: whole-hour time zones give the
+  same buckets as local hours).
+- a principal who touched MORE than ``distinct_patients_threshold`` distinct patients
+  (``count(DISTINCT details.patient_id)`` over PHI events).
+- repeated denied access: a principal with at least ``denied_access_threshold`` failed PHI events.
+- repeated failed logins: a principal with at least ``failed_login_threshold`` failed
+  ``authentication`` events.
+- the period's integrity result when it is not VERIFIED.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, false, func, literal, or_, select
+
+from compliance_reports import report_document as rd
+from compliance_reports.action_categories import categorize
+from compliance_reports.db.schema import audit_log
+from compliance_reports.periods import Window, resolve_local
+from compliance_reports.reports.common import (
+    EVIDENCE_COLUMNS,
+    EVIDENCE_LIMIT,
+    FLAGGED_LIMIT,
+    ReportContext,
+    binary,
+    capped_note,
+    category_title,
+    distinct_count,
+    event_time,
+    evidence_table_rows,
+    failures,
+    int_or_zero,
+    integrity_facts_section,
+    integrity_summary,
+    iso_utc,
+    nulls_last_key,
+    number,
+    principal_label,
+    resource_label,
+    scope_section,
+    successes,
+    utc_hour,
+)
+from compliance_reports.reports.types import Body
+
+c = audit_log.c
+PATIENT = c.details["patient_id"].as_string()
+RECORD_COUNT = c.details["record_count"].as_float()
+
+
+# ------------------------------------------------------------------------- after hours
+
+
+def _hhmm(value: str) -> time:
+    return time(int(value[:2]), int(value[3:5]))
+
+
+def after_hours_intervals(
+    window: Window, start: str, end: str, weekend_is_after_hours: bool
+) -> list[tuple[datetime, datetime]]:
+    """UTC intervals [a, b) of after-hours time inside the window, merged and sorted."""
+    start_t, end_t = _hhmm(start), _hhmm(end)
+    tz = window.timezone
+    first = window.start_local.date() - timedelta(days=1)
+    last = window.end_local.date()
+    raw: list[tuple[datetime, datetime]] = []
+    day = first
+    while day <= last:
+        if weekend_is_after_hours and day.weekday() >= 5:
+            raw.append((_midnight(day, tz), _midnight(day + timedelta(days=1), tz)))
+        if start_t != end_t:
+            end_day = day + timedelta(days=1) if end_t < start_t else day
+            raw.append((
+                resolve_local(datetime.combine(day, start_t), tz),
+                resolve_local(datetime.combine(end_day, end_t), tz),
+            ))
+        day += timedelta(days=1)
+    clipped = sorted(
+        (max(a, window.start_utc), min(b, window.end_utc))
+        for a, b in raw
+        if b > window.start_utc and a < window.end_utc
+    )
+    merged: list[tuple[datetime, datetime]] = []
+    for a, b in clipped:
+        if a >= b:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _midnight(day: date, tz: str) -> datetime:
+    return resolve_local(datetime.combine(day, time(0, 0)), tz)
+
+
+def in_intervals(intervals: list[tuple[datetime, datetime]]):
+    if not intervals:
+        return false()
+    return or_(*(and_(c.timestamp >= a, c.timestamp < b) for a, b in intervals))
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _recipient(details: dict | None) -> str | None:
+    value = (details or {}).get("recipient")
+    if isinstance(value, dict):
+        name, org = value.get("name"), value.get("organization")
+        if name and org:
+            return f"{name} ({org})"
+        return name or org
+    return value if value is None else str(value)
+
+
+def _detail(details: dict | None, key: str) -> Any:
+    value = (details or {}).get(key)
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def _principal_findings(
+    ctx: ReportContext, rows: list[dict], total: int, evidence: dict, *, severity: str,
+    code: str, title: str, detail: str,
+) -> list[dict]:
+    out = []
+    for row in rows:
+        who = principal_label(ctx.pseudo(row["key"]))
+        out.append(rd.finding(severity, code, f"{title}: {who}",
+                              detail.format(principal=who, value=number(row["value"])),
+                              evidence.get(row["key"], [])))
+    if total > len(rows):
+        out.append(rd.finding("info", code + "_more", f"{title}: {total - len(rows)} more",
+                              f"{total} principals meet this rule; the first {len(rows)} are listed.",
+                              []))
+    return out
+
+
+# ------------------------------------------------------------------------- build
+
+
+def build(ctx: ReportContext) -> Body:
+    opts = ctx.options
+    top_n = opts.top_n
+    phi = c.data_classification == "PHI"
+    data: dict[str, Any] = {}
+    anomalies: list[dict] = []
+
+    # --- ePHI access by category and by principal
+    by_category = ctx.grouped_by_category(
+        phi,
+        measures=[
+            ("successes", lambda t: successes(t)),
+            ("failures", lambda t: failures(t)),
+            ("principals", lambda t: distinct_count(t.c.principal_id)),
+            ("patients", lambda t: distinct_count(t.c.details["patient_id"].as_string())),
+        ],
+    )
+    phi_total = sum(r["events"] for r in by_category)
+    phi_principals, phi_patients = ctx.conn.execute(
+        select(distinct_count(c.principal_id), distinct_count(PATIENT)).where(*ctx.scope(phi))
+    ).one()
+    category_rows = [
+        {"category": r["category"], "title": category_title(r["category"]), "events": r["events"],
+         "successes": int_or_zero(r["successes"]), "failures": int_or_zero(r["failures"]),
+         "principals": r["principals"], "patients": r["patients"]}
+        for r in by_category
+    ]
+    read_sum = func.sum(_case01(ctx.category("phi_read")))
+    write_sum = func.sum(_case01(ctx.category("phi_write")))
+    by_principal, n_principals = ctx.grouped(
+        c.principal_id, phi,
+        measures=[("reads", read_sum), ("writes", write_sum), ("failures", failures(audit_log)),
+                  ("patients", distinct_count(PATIENT))],
+        limit=top_n,
+    )
+    principal_rows = [
+        {"principal_id": ctx.pseudo(r["key"]), "events": r["events"], "reads": int_or_zero(r["reads"]),
+         "writes": int_or_zero(r["writes"]), "failures": int_or_zero(r["failures"]),
+         "patients": r["patients"]}
+        for r in by_principal
+    ]
+    data["phi_access"] = {"events": phi_total, "distinct_principals": phi_principals,
+                          "distinct_patients": phi_patients, "by_category": category_rows,
+                          "top_principals": principal_rows, "principals_total": n_principals}
+
+    # --- authentication
+    auth = ctx.category("authentication")
+    auth_status, _ = ctx.grouped(c.status, auth)
+    auth_counts = {r["key"]: r["events"] for r in auth_status}
+    auth_fail_principals = ctx.conn.execute(
+        select(distinct_count(c.principal_id)).where(*ctx.scope(auth, c.status == "failure"))
+    ).scalar_one()
+    flagged_logins, n_flagged_logins = ctx.over_threshold(
+        c.principal_id, func.count(), opts.failed_login_threshold, auth, c.status == "failure")
+    login_evidence = ctx.evidence_by_principal([r["key"] for r in flagged_logins], auth,
+                                               c.status == "failure")
+    anomalies += _principal_findings(
+        ctx, flagged_logins, n_flagged_logins, login_evidence, severity="warning",
+        code="failed_logins", title="Repeated failed logins",
+        detail=f"{{principal}} failed to authenticate {{value}} times (threshold "
+               f"{opts.failed_login_threshold}).")
+    data["authentication"] = {
+        "successes": auth_counts.get("success", 0), "failures": auth_counts.get("failure", 0),
+        "attempts": auth_counts.get("attempt", 0), "principals_with_failures": auth_fail_principals,
+        "over_threshold": [{"principal_id": ctx.pseudo(r["key"]), "failures": r["value"]}
+                           for r in flagged_logins],
+        "over_threshold_total": n_flagged_logins,
+    }
+
+    # --- privileged and audit-configuration changes; emergency access
+    changes_cond = or_(ctx.category("privileged_change"), ctx.category("audit_config_change"))
+    change_rows, n_changes = ctx.event_list(changes_cond)
+    change_table = evidence_table_rows(ctx, change_rows, extra=lambda r: {
+        "category": categorize(r.action, ctx.categories)})
+    emergency_rows, n_emergency = ctx.event_list(ctx.category("emergency_access"))
+    emergency_table = evidence_table_rows(ctx, emergency_rows, extra=lambda r: {
+        "justification": _detail(r.details, "justification") or _detail(r.details, "reason")})
+    data["privileged_changes"] = {"total": n_changes, "rows": change_table}
+    data["emergency_access"] = {"total": n_emergency, "rows": emergency_table}
+
+    # --- anomalies
+    intervals = after_hours_intervals(ctx.window, opts.after_hours_start, opts.after_hours_end,
+                                      opts.weekend_is_after_hours)
+    after = in_intervals(intervals)
+    after_total = ctx.count(phi, after)
+    after_by_principal, n_after_principals = ctx.grouped(c.principal_id, phi, after, limit=top_n)
+    after_ids = ctx.first_ids(phi, after, limit=EVIDENCE_LIMIT * 2)
+    rule = (f"{opts.after_hours_start}-{opts.after_hours_end} local ({ctx.window.timezone})"
+            + (", weekends" if opts.weekend_is_after_hours else ""))
+    if after_total:
+        top = ", ".join(f"{principal_label(ctx.pseudo(r['key']))} ({r['events']})"
+                        for r in after_by_principal[:5])
+        anomalies.append(rd.finding(
+            "warning", "after_hours_access", "After-hours PHI access",
+            f"{after_total} PHI events by {n_after_principals} principal(s) fell in after-hours "
+            f"time ({rule}). Most: {top}.", after_ids))
+    data["after_hours"] = {
+        "rule": rule, "events": after_total, "principals": n_after_principals,
+        "by_principal": [{"principal_id": ctx.pseudo(r["key"]), "events": r["events"]}
+                         for r in after_by_principal],
+        "intervals_utc": [[iso_utc(a), iso_utc(b)] for a, b in intervals],
+    }
+
+    export_bulk = and_(ctx.category("export"), RECORD_COUNT >= opts.bulk_access_threshold)
+    bulk_rows, n_bulk = ctx.event_list(export_bulk, limit=FLAGGED_LIMIT)
+    if n_bulk:
+        anomalies.append(rd.finding(
+            "warning", "bulk_export", "Bulk exports",
+            f"{n_bulk} export(s) of at least {opts.bulk_access_threshold} records.",
+            [r.id for r in bulk_rows[:EVIDENCE_LIMIT]]))
+    bulk_export_table = evidence_table_rows(ctx, bulk_rows, extra=lambda r: {
+        "record_count": _detail(r.details, "record_count")})
+
+    hour = utc_hour(c.timestamp)
+    reads = and_(phi, ctx.category("phi_read"))
+    n_reads = func.count().label("value")
+    hourly = [dict(r._mapping) for r in ctx.conn.execute(
+        select(c.principal_id.label("key"), hour.label("hour"), n_reads,
+               func.count().over().label("groups"))
+        .where(*ctx.scope(reads))
+        .group_by(c.principal_id, hour)
+        .having(func.count() >= opts.bulk_access_threshold)
+        .order_by(n_reads.desc(), nulls_last_key(c.principal_id), binary(c.principal_id), hour)
+        .limit(FLAGGED_LIMIT))]
+    n_hourly = hourly[0]["groups"] if hourly else 0
+    for row in hourly[:EVIDENCE_LIMIT]:
+        start = datetime.fromisoformat(row["hour"] + ":00:00+00:00")
+        who_label = principal_label(ctx.pseudo(row["key"]))
+        who = c.principal_id.is_(None) if row["key"] is None else c.principal_id == row["key"]
+        ids = ctx.first_ids(reads, who, c.timestamp >= start, c.timestamp < start + timedelta(hours=1))
+        anomalies.append(rd.finding(
+            "warning", "bulk_read", f"Bulk PHI reads: {who_label}",
+            f"{who_label} read PHI {row['value']} times between "
+            f"{row['hour']}:00 and {row['hour']}:59 UTC (threshold {opts.bulk_access_threshold} "
+            "per hour).", ids))
+    if n_hourly > EVIDENCE_LIMIT:
+        anomalies.append(rd.finding("info", "bulk_read_more", f"Bulk PHI reads: {n_hourly - EVIDENCE_LIMIT} more",
+                                    f"{n_hourly} principal-hours meet the rule; the first {EVIDENCE_LIMIT} are listed.", []))
+    data["bulk_access"] = {
+        "threshold": opts.bulk_access_threshold,
+        "exports": {"total": n_bulk, "rows": bulk_export_table},
+        "hourly_reads": {"total": n_hourly, "rows": [
+            {"principal_id": ctx.pseudo(r["key"]), "hour_utc": r["hour"], "reads": r["value"]}
+            for r in hourly]},
+    }
+
+    wide, n_wide = ctx.over_threshold(c.principal_id, distinct_count(PATIENT),
+                                      opts.distinct_patients_threshold, phi, strict=True)
+    wide_evidence = ctx.evidence_by_principal([r["key"] for r in wide], phi)
+    anomalies += _principal_findings(
+        ctx, wide, n_wide, wide_evidence, severity="warning", code="many_patients",
+        title="Many distinct patients",
+        detail=f"{{principal}} accessed {{value}} distinct patients (threshold: more than "
+               f"{opts.distinct_patients_threshold}).")
+    data["distinct_patients"] = {
+        "threshold": opts.distinct_patients_threshold, "total": n_wide,
+        "principals": [{"principal_id": ctx.pseudo(r["key"]), "patients": r["value"]} for r in wide]}
+
+    denied_cond = (phi, c.status == "failure")
+    denied, n_denied = ctx.over_threshold(c.principal_id, func.count(), opts.denied_access_threshold,
+                                          *denied_cond)
+    denied_evidence = ctx.evidence_by_principal([r["key"] for r in denied], *denied_cond)
+    anomalies += _principal_findings(
+        ctx, denied, n_denied, denied_evidence, severity="warning", code="denied_access",
+        title="Repeated denied PHI access",
+        detail=f"{{principal}} was denied access to PHI {{value}} times (threshold "
+               f"{opts.denied_access_threshold}).")
+    data["denied_access"] = {
+        "threshold": opts.denied_access_threshold, "total": n_denied,
+        "principals": [{"principal_id": ctx.pseudo(r["key"]), "failures": r["value"]} for r in denied]}
+
+    integrity = ctx.integrity
+    if integrity.verdict != "VERIFIED":
+        evidence = [integrity.first_break.event_id] if integrity.first_break else []
+        anomalies.append(rd.finding(
+            "critical" if integrity.verdict == "BROKEN" else "warning", "integrity",
+            f"Audit log integrity: {integrity.verdict}", integrity.reason,
+            [e for e in evidence if e is not None]))
+
+    # --- accounting of disclosures
+    disclosure_rows, n_disclosures = ctx.event_list(ctx.category("disclosure"))
+    disclosures = [
+        {"event_id": r.id, "date": event_time(r.timestamp), "date_local": ctx.local(r.timestamp),
+         "recipient": _recipient(r.details),
+         "resource": resource_label(r.target_resource_type, ctx.pseudo(r.target_resource_id)),
+         "patient_id": ctx.pseudo(_detail(r.details, "patient_id")),
+         "purpose": _detail(r.details, "purpose"),
+         "principal_id": ctx.pseudo(r.principal_id), "action": r.action, "status": r.status}
+        for r in disclosure_rows
+    ]
+    data["disclosures"] = {"total": n_disclosures, "rows": disclosures}
+    data["anomalies"] = anomalies
+    data["integrity"] = integrity_summary(integrity)
+
+    sections = [
+        scope_section(ctx),
+        rd.table(
+            "phi_access_by_category", "ePHI access by category",
+            [("category", "Category"), ("title", "Description"), ("events", "Events"),
+             ("successes", "Successes"), ("failures", "Failures"), ("principals", "Principals"),
+             ("patients", "Distinct patients")],
+            category_rows,
+            description="Events on data classified PHI, by action category (164.312(b)).",
+        ),
+        rd.table(
+            "phi_access_by_principal", f"ePHI access by principal (top {top_n})",
+            [("principal_id", "Principal"), ("events", "Events"), ("reads", "Reads"),
+             ("writes", "Writes"), ("failures", "Failures"), ("patients", "Distinct patients")],
+            principal_rows, total_rows=n_principals,
+            note=(f"{n_principals} principals accessed PHI; the top {top_n} by events are shown."
+                  if n_principals > top_n else None),
+        ),
+        rd.facts("authentication", "Authentication", [
+            ("Successful logins", data["authentication"]["successes"]),
+            ("Failed logins", data["authentication"]["failures"]),
+            ("Login attempts without outcome", data["authentication"]["attempts"]),
+            ("Principals with failed logins", auth_fail_principals),
+            (f"Principals with at least {opts.failed_login_threshold} failures", n_flagged_logins),
+        ]),
+        rd.table(
+            "privileged_changes", "Privileged and audit-configuration changes",
+            [*EVIDENCE_COLUMNS, ("category", "Category")], change_table, total_rows=n_changes,
+            note=capped_note(len(change_table), n_changes),
+            description="164.308(a)(1)(ii)(D): administrative changes to access and to audit controls.",
+        ),
+        rd.table(
+            "emergency_access", "Emergency (break-glass) access",
+            [*EVIDENCE_COLUMNS, ("justification", "Justification")], emergency_table,
+            total_rows=n_emergency, note=capped_note(len(emergency_table), n_emergency),
+        ),
+        rd.findings(
+            "anomalies", "Anomalies", anomalies,
+            description=(f"After hours: {rule}. Bulk: exports of at least "
+                         f"{opts.bulk_access_threshold} records, or at least "
+                         f"{opts.bulk_access_threshold} PHI reads by one principal in one UTC hour. "
+                         f"Many patients: more than {opts.distinct_patients_threshold}. Denied "
+                         f"access: at least {opts.denied_access_threshold} failed PHI events. "
+                         f"Failed logins: at least {opts.failed_login_threshold}."),
+        ),
+        rd.table(
+            "bulk_exports", "Bulk exports",
+            [*EVIDENCE_COLUMNS, ("record_count", "Records")], bulk_export_table, total_rows=n_bulk,
+            note=capped_note(len(bulk_export_table), n_bulk),
+        ),
+        rd.table(
+            "disclosures", "Accounting of disclosures",
+            [("event_id", "Event"), ("date", "Date (UTC)"), ("date_local", "Date (local)"),
+             ("recipient", "Recipient"), ("resource", "Resource"), ("patient_id", "Patient"),
+             ("purpose", "Purpose"), ("principal_id", "Disclosed by"), ("action", "Action"),
+             ("status", "Status")],
+            disclosures, total_rows=n_disclosures, note=capped_note(len(disclosures), n_disclosures),
+        ),
+        integrity_facts_section(ctx),
+        rd.attestation(
+            "attestation", "Review and attestation",
+            ("I have reviewed this audit trail, including the anomalies and the integrity result "
+             "above, as part of the information system activity review required by 45 CFR "
+             "164.308(a)(1)(ii)(D), and documented any follow-up actions."),
+            ["Reviewer name", "Role", "Date", "Signature", "Follow-up actions"],
+        ),
+    ]
+    summary = [
+        ("PHI access events", phi_total),
+        ("Principals accessing PHI", phi_principals),
+        ("Failed logins", data["authentication"]["failures"]),
+        ("Anomaly findings", sum(1 for f in anomalies if f["severity"] != "info")),
+        ("Disclosures", n_disclosures),
+        ("Emergency access events", n_emergency),
+        ("Integrity", integrity.verdict),
+    ]
+    return Body(summary=summary, sections=sections, data=data)
+
+
+def _case01(condition):
+    return case((condition, literal(1)), else_=literal(0))
