@@ -30,6 +30,7 @@ demo-reset:
 
 ## dev: the Dagster webserver and daemon on the demo's DAGSTER_HOME (http://127.0.0.1:3000)
 dev: $(STAMP) dagster-home
+	set -a; [ ! -f $(DATA)/demo.env ] || . $(DATA)/demo.env; set +a; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## test: the whole suite (PostgreSQL tests need the server on 127.0.0.1:5432)

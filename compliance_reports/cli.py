@@ -213,6 +213,8 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
 
     settings = ctx.settings
     click.echo(f"Data folder: {settings.data_dir}")
+    env_file = _demo_keys(settings.data_dir)
+    click.echo(f"Demo signing keys: {env_file} (`make dev` loads them)")
     click.echo(f"Application database: {settings.compliance_db_url}")
     for state in migrate.upgrade_all(ctx.app_engine, ctx.audit_engine):
         click.echo(f"  {state.target} schema at revision {state.current}")
@@ -264,6 +266,34 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
         fail("demo: some runs failed (see above)", status=1)
     click.echo("")
     click.echo("See them in the UI: `make dev`, then http://127.0.0.1:3000 (Assets, Runs).")
+
+
+DEMO_KEYS = ("COMPLIANCE_MANIFEST_KEY", "COMPLIANCE_CHECKPOINT_KEY")
+
+
+def _demo_keys(data_dir: Path) -> Path:
+    """Random signing keys for the demo, kept in <data>/demo.env (never in the repository).
+
+    They are generated once, so checkpoints and manifests of later demo runs verify with them.
+    """
+    import os
+    import secrets
+
+    path = data_dir / "demo.env"
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name in DEMO_KEYS and value:
+                values[name] = value
+    for name in DEMO_KEYS:
+        values.setdefault(name, secrets.token_hex(32))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    path.chmod(0o600)
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
+    return path
 
 
 def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
