@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from compliance_reports.checksums import sha256_file
 
 LAYOUT = ("organization_id", "report_id", "period", "run_id", "filename")
 _MAX_SEGMENT_BYTES = 255
@@ -62,12 +63,6 @@ def run_key(organization_id: str, report_id: str, period: str, run_id: str, file
     return check_key_parts((organization_id, report_id, period, run_id, filename))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -189,7 +184,7 @@ class LocalArtifactStore(ArtifactStore):
                 stat = path.stat()
                 found.append(
                     StoredObject(str(path), path.name, stat.st_size,
-                                 datetime.fromtimestamp(stat.st_mtime, timezone.utc), _sha256(path))
+                                 datetime.fromtimestamp(stat.st_mtime, timezone.utc), sha256_file(path))
                 )
         return found
 
@@ -273,7 +268,7 @@ class S3ArtifactStore(ArtifactStore):
         key = self._key(parts)
         self.client.upload_file(
             str(local_path), self.bucket, key,
-            ExtraArgs={"Metadata": self._metadata(parts, _sha256(Path(local_path)))},
+            ExtraArgs={"Metadata": self._metadata(parts, sha256_file(Path(local_path)))},
         )
         return self._location(key)
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compliance_reports.checksums import sha256_file
 from compliance_reports.report_document import document_sha256
 
 MANIFEST_NAME = "manifest.json"
@@ -191,12 +192,6 @@ class VerificationReport:
         }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_folder(folder: Path, key: bytes | None) -> VerificationReport:
@@ -270,7 +265,7 @@ def verify_folder(folder: Path, key: bytes | None) -> VerificationReport:
         size = target.stat().st_size
         if size != entry.get("size"):
             report.problems.append(f"{name}: size {size} differs from the manifest's {entry.get('size')}")
-        actual = _sha256(target)
+        actual = sha256_file(target)
         if actual != entry.get("sha256"):
             report.problems.append(f"{name}: sha256 {actual} differs from the manifest's {entry.get('sha256')}")
     extra = sorted(

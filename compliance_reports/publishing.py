@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from compliance_reports.checksums import sha256_file
 from compliance_reports.config_models import ReportConfig
 from compliance_reports.delivery.publication import Publication
 from compliance_reports.exporters.render import export_all
@@ -45,14 +46,6 @@ class PublishedSet:
         return cls(**{**data, "files": [StoredFile(**f) for f in data["files"]]})
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _parts(report: ReportConfig, period: str, report_run_id: str) -> tuple[str, str, str, str]:
@@ -108,7 +101,7 @@ def export_and_store(
         period=period,
         report_run_id=report_run_id,
         manifest_location=stored_manifest,
-        manifest_sha256=_sha256(manifest_path),
+        manifest_sha256=sha256_file(manifest_path),
         files=files,
         reused=False,
     )
@@ -140,7 +133,7 @@ def load_published_set(
         period=period,
         report_run_id=report_run_id,
         manifest_location=manifest_location,
-        manifest_sha256=_sha256(manifest_path),
+        manifest_sha256=sha256_file(manifest_path),
         files=files,
         reused=reused,
     )

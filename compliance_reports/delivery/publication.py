@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+from compliance_reports.checksums import sha256_file
 
 # Media types by file name ending (longest ending first wins).
 MEDIA_TYPES: dict[str, str] = {
@@ -56,12 +57,6 @@ def _manifest_entries(data: Any) -> list[dict[str, Any]]:
     raise ValueError("manifest lists no files (expected a list or a 'files' list of {filename, size, sha256})")
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from compliance_reports.delivery.errors import ConfigurationError, DeliveryError, SendResult
-from compliance_reports.delivery.publication import Publication, PublishedFile, sha256_file
+from compliance_reports.checksums import sha256_file
+from compliance_reports.delivery.publication import Publication, PublishedFile
 
 KEY_PLACEHOLDERS = ("organization_id", "report_id", "period", "format", "filename", "run_id")
 DEFAULT_LINK_EXPIRY_S = 7 * 24 * 3600

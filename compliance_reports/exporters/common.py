@@ -5,7 +5,6 @@ carries no event rows).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -70,12 +69,6 @@ def content_filename(header: dict[str, Any], fmt: str) -> str:
     return f"{base_name(header)}.{FORMAT_EXTENSIONS[fmt]}"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def scalar_text(value: Any) -> str | None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from compliance_reports import compression, file_crypto
+from compliance_reports.checksums import sha256_file
 from compliance_reports.config_models import ExportSettings
 from compliance_reports.exporters.common import (
     ENCRYPTED_MEDIA_TYPE,
@@ -37,7 +38,6 @@ from compliance_reports.exporters.common import (
     ExportedFile,
     base_name,
     content_filename,
-    sha256_file,
 )
 
 FORMATS = tuple(FORMAT_EXTENSIONS)
