@@ -576,7 +576,8 @@ def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) 
         window = period_window(period, report.frequency, zone)
         fail(f"--period: {period} has not ended in {zone} (it ends {window.end_local.isoformat()})")
     outcome = run_report_now(report, period, app_db_url=ctx.settings.compliance_db_url,
-                             audit_db_url=ctx.settings.audit_db_url)
+                             audit_db_url=ctx.settings.audit_db_url,
+                             log_level="WARNING" if as_json else "INFO")
     if as_json:
         emit_json(outcome)
     else:
