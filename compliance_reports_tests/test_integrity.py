@@ -275,3 +275,13 @@ def test_cli_reads_times_in_the_given_timezone(cli_env):
     assert data["rows"] == 3
     # the window ends 2026-04-02T04:00Z, which is after "now" only if the test runs before it
     assert result.exit_code == (0 if datetime.now(timezone.utc) >= ts("2026-04-02T04:00:00Z") else 1)
+
+
+def test_key_rotation_starts_a_new_checkpoint_chain(db):
+    verify(db, write=True)  # checkpoint under the old key
+    rotated = verify(db, key=b"rotated-key-0123456789abcdef", write=True)
+    assert rotated.verdict == INCOMPLETE and "signed with key id" in rotated.reason
+    assert rotated.checkpoint_written is not None  # a checkpoint under the new key
+    after = verify(db, key=b"rotated-key-0123456789abcdef", write=True)
+    assert after.verdict == VERIFIED
+    assert after.previous_checkpoint["status"] == "consistent"
