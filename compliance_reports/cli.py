@@ -506,6 +506,25 @@ def reports_unschedule(ctx: Context, report_id: str) -> None:
     click.echo(f"report {report_id}: unschedule requested (request {request_id})")
 
 
+@reports.command("run-now")
+@click.argument("report_id")
+@click.option("--period", default=None, help="Period key; default: the latest ended when the request is applied.")
+@pass_ctx
+def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
+    """Ask the daemon to run a report now (through the schedule-requests sensor, trigger `request`)."""
+    from compliance_reports.periods import validate_period_key
+
+    report = _get_report(ctx, report_id)
+    if period is not None:
+        try:
+            validate_period_key(period, report.frequency)
+        except ValueError as exc:
+            fail(f"--period: {exc}")
+    request_id = config_store.request(ctx.app_engine, report_id, "run_now", period=period, actor=_actor())
+    click.echo(f"report {report_id}: run requested (request {request_id}"
+               + (f", period {period})" if period else ", latest ended period)"))
+
+
 @reports.command("delete")
 @click.argument("report_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

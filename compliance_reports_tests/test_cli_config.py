@@ -173,6 +173,8 @@ def test_enable_disable_unschedule_delete(cli):
     assert json.loads(cli("reports", "show", "r-1", "--json").output)["enabled"] is False
     assert "enabled (version 3)" in cli("reports", "enable", "r-1").output
     assert "unschedule requested" in cli("reports", "unschedule", "r-1").output
+    assert "run requested" in cli("reports", "run-now", "r-1", "--period", "2026-11-27").output
+    assert "--period" in cli("reports", "run-now", "r-1", "--period", "2026-13-01", expect=2).output
     cli("reports", "delete", "r-1", "--yes")
     assert _report_ids(cli) == []
     assert "does not exist" in cli("reports", "show", "r-1", expect=2).output

@@ -66,12 +66,12 @@ class ProcessGroup:
         self.processes: list[Process] = []
         log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, *argv: str) -> Process:
+    def start(self, name: str, *argv: str, env: Mapping[str, str] | None = None) -> Process:
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, cwd=self.cwd, start_new_session=True,
+                env=dict(self.env if env is None else env), cwd=self.cwd, start_new_session=True,
             )
         process = Process(name, list(argv), popen, log_path)
         self.processes.append(process)
@@ -118,15 +118,20 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def run_cli(env: Mapping[str, str], cwd: Path, *args: str, timeout: float = 120) -> str:
-    """`compliance-reports ARGS` with the deployment's environment; fails the test on exit != 0."""
-    argv = [str(BIN / "compliance-reports"), *args]
-    done = subprocess.run(argv, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run_command(env: Mapping[str, str], cwd: Path, program: str, *args: str, timeout: float = 120) -> str:
+    """`<venv>/bin/PROGRAM ARGS`; fails the test (with its output) when it exits non-zero."""
+    argv = [str(BIN / program), *args]
+    done = subprocess.run(argv, check=False, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise AssertionError(
-            f"{' '.join(args)} exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+            f"{program} {' '.join(args)} exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
         )
     return done.stdout
+
+
+def run_cli(env: Mapping[str, str], cwd: Path, *args: str, timeout: float = 120) -> str:
+    """`compliance-reports ARGS` with the deployment's environment."""
+    return run_command(env, cwd, "compliance-reports", *args, timeout=timeout)
 
 
 def wait_until(
