@@ -52,13 +52,13 @@ def seed_reports(engine, count: int) -> None:
 
 def _tick(defs, instance, when):
     schedule = defs.get_repository_def().get_schedule_def("daily_reports_schedule")
-    context = build_schedule_context(
+    with build_schedule_context(
         instance=instance, scheduled_execution_time=when,
         repository_def=defs.get_repository_def(), resources=defs.resources,
-    )
-    start = time.perf_counter()
-    data = schedule.evaluate_tick(context)
-    return time.perf_counter() - start, data
+    ) as context:
+        start = time.perf_counter()
+        data = schedule.evaluate_tick(context)
+        return time.perf_counter() - start, data
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def check_environment(app: Engine) -> Iterator[Check]:
                 yield Check(OK, f"destination {dest.name}", f"{field} variable {var} is set")
             else:
                 yield Check(FAIL, f"destination {dest.name}", f"{field} names {var}, which is not set",
-                            f"export {var}=... in the environment of the daemon and code server")
+                            f"export {var}=... in the environment of the code server and the run workers")
     for report in config_store.list_reports(app):
         var = report.export.encryption_key_env
         if report.export.encrypt and var and not os.environ.get(var):

@@ -66,6 +66,24 @@ def cancel_pending_runs(instance: DagsterInstance, report_id: str) -> list[str]:
     return cancelled
 
 
+def cancel_scheduled_runs_of(instance: DagsterInstance, report_ids: set[str]) -> list[str]:
+    """Cancel queued schedule and catch-up runs of the given (disabled) reports.
+
+    Closes the race where a schedule tick that read a report as enabled submits a run just
+    after an unschedule request was applied. Backfills and manual runs are left alone: an
+    operator may backfill a disabled report on purpose.
+    """
+    if not report_ids:
+        return []
+    cancelled = []
+    for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.QUEUED])):
+        run = record.dagster_run
+        if run.tags.get(REPORT_TAG) in report_ids and run.tags.get("trigger") in ("schedule", "catch_up"):
+            instance.run_coordinator.cancel_run(run.run_id)
+            cancelled.append(run.run_id)
+    return cancelled
+
+
 def report_history(instance: DagsterInstance, report_id: str, limit: int = 200) -> list[dict[str, Any]]:
     """Runs of one report (report runs and publish runs), newest first."""
     seen: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from dagster import (
     Failure,
     OpExecutionContext,
     Out,
+    in_process_executor,
     job,
     op,
 )
@@ -118,6 +119,8 @@ def deliver_report(
 @job(
     description="Exports a stored compliance report to its formats and delivers the files (publish_report_job).",
     tags={"compliance_reports/stage": "publish"},
+    # Two short sequential steps: one process instead of one per step.
+    executor_def=in_process_executor,
 )
 def publish_report_job():
     """Export and delivery of one report materialization."""

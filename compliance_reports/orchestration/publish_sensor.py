@@ -8,6 +8,7 @@ from dagster import (
     DefaultSensorStatus,
     JobDefinition,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -17,20 +18,24 @@ from dagster import (
 
 from compliance_reports.orchestration.dagster_runs import report_asset_key
 from compliance_reports.orchestration.report_partitions import FREQUENCIES
-from compliance_reports.scheduling import run_tags
+from compliance_reports.scheduling import TRIGGERS, run_tags
 
 BATCH = 100
 
 
-def publish_run_request(frequency: str, record) -> RunRequest | None:
-    """The publish run for one materialization record; None when it is not a report run's."""
+def publish_run_request(frequency: str, record, report_trigger: str | None = None) -> RunRequest | None:
+    """The publish run for one materialization record; None when it is not a report run's.
+
+    The publish run carries the trigger of the report run it publishes, so history tells a
+    backfill's publication from a scheduled one.
+    """
     materialization = record.asset_materialization
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     if "document_location" not in metadata:
         return None
     partition = materialization.partition or ""
     period, _, report_id = partition.partition("|")
-    trigger = "retry" if metadata.get("republish") else "schedule"
+    trigger = report_trigger or "schedule"
     config = {
         "report_id": report_id,
         "period": period,
@@ -47,6 +52,19 @@ def publish_run_request(frequency: str, record) -> RunRequest | None:
         run_config={"ops": {"export_report": {"config": config}}},
         tags=tags,
     )
+
+
+def report_triggers(instance, run_ids: set[str]) -> dict[str, str]:
+    """run id -> trigger of the report runs (one run-storage query per batch)."""
+    if not run_ids:
+        return {}
+    triggers = {}
+    for record in instance.get_run_records(RunsFilter(run_ids=sorted(run_ids))):
+        tags = record.dagster_run.tags
+        trigger = tags.get("trigger") or ("backfill" if "dagster/backfill" in tags else None)
+        if trigger in TRIGGERS:
+            triggers[record.dagster_run.run_id] = trigger
+    return triggers
 
 
 def build_publish_sensor(publish_job: JobDefinition) -> SensorDefinition:
@@ -68,8 +86,9 @@ def build_publish_sensor(publish_job: JobDefinition) -> SensorDefinition:
                 limit=BATCH,
                 ascending=True,
             )
+            triggers = report_triggers(context.instance, {r.run_id for r in result.records})
             for record in result.records:
-                request = publish_run_request(frequency, record)
+                request = publish_run_request(frequency, record, triggers.get(record.run_id))
                 if request is not None:
                     requests.append(request)
                 cursor[frequency] = record.storage_id

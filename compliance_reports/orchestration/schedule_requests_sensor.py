@@ -18,7 +18,11 @@ from sqlalchemy import select, update
 
 from compliance_reports.config_store import set_enabled
 from compliance_reports.db.schema import report_configs, schedule_requests
-from compliance_reports.orchestration.dagster_runs import cancel_pending_runs, report_asset_key
+from compliance_reports.orchestration.dagster_runs import (
+    cancel_pending_runs,
+    cancel_scheduled_runs_of,
+    report_asset_key,
+)
 from compliance_reports.orchestration.report_partitions import (
     FREQUENCIES,
     partition_key,
@@ -77,6 +81,13 @@ def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -
                 )
             context.log.info(f"schedule request {req['id']} ({req['action']} {req['report_id']}): {outcome}")
             after = req["id"]
+
+        disabled = {rid for rid, row in reports.items() if not row.enabled} | {
+            req["report_id"] for req in pending if req["action"] == "unschedule"
+        }
+        late = cancel_scheduled_runs_of(instance, disabled)
+        if late:
+            context.log.info(f"cancelled queued scheduled runs of disabled reports: {late}")
 
         # Reconcile: every enabled configuration has its partition, so reports applied from
         # YAML appear in the UI without a request. Partitions are never deleted here, so the

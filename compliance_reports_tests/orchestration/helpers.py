@@ -62,7 +62,9 @@ def _origin() -> RemoteJobOrigin:
     )
 
 
-def add_queued_run(instance: DagsterInstance, report_id: str, period: str, frequency: str) -> str:
+def add_queued_run(
+    instance: DagsterInstance, report_id: str, period: str, frequency: str, trigger: str = "schedule"
+) -> str:
     """A run as the daemon records it when a schedule launches it: queued, partition-tagged."""
     run_id = make_new_run_id()
     instance.add_run(
@@ -78,7 +80,7 @@ def add_queued_run(instance: DagsterInstance, report_id: str, period: str, frequ
                 "report_id": report_id,
                 "period": period,
                 "frequency": frequency,
-                "trigger": "schedule",
+                "trigger": trigger,
             },
         )
     )

@@ -63,7 +63,8 @@ def _publish(defs, instance, sqlite_url, engine, period):
     from dagster import build_sensor_context
 
     sensor = defs.get_repository_def().get_sensor_def("publish_report_sensor")
-    tick = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, resources=defs.resources))
+    with build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as context:
+        tick = sensor.evaluate_tick(context)
     [request] = tick.run_requests
     job = defs.get_job_def("publish_report_job")
     return job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags,

@@ -45,8 +45,10 @@ def published_setup(engine, tmp_path, monkeypatch):
 
 def _sensor_tick(defs, instance, cursor=None):
     sensor = defs.get_repository_def().get_sensor_def("publish_report_sensor")
-    context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
-    return sensor.evaluate_tick(context)
+    with build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+    ) as context:
+        return sensor.evaluate_tick(context)
 
 
 def test_one_publish_run_per_materialization_and_files_delivered_once(published_setup, sqlite_url):

@@ -47,13 +47,14 @@ def configured(engine):
 
 def _tick(defs, instance, frequency: str, when: str):
     schedule = defs.get_repository_def().get_schedule_def(f"{frequency}_reports_schedule")
-    context = build_schedule_context(
+    # The context must be closed, or a stale instance reference outlives the test.
+    with build_schedule_context(
         instance=instance,
         scheduled_execution_time=aware(when),
         repository_def=defs.get_repository_def(),
         resources=defs.resources,
-    )
-    return schedule.evaluate_tick(context)
+    ) as context:
+        return schedule.evaluate_tick(context)
 
 
 def test_daily_tick_requests_exactly_the_due_partitions_with_keys_and_tags(configured, sqlite_url):

@@ -41,11 +41,11 @@ def configured(engine):
 
 def _evaluate(defs, instance, cursor=None):
     sensor = defs.get_repository_def().get_sensor_def("schedule_requests_sensor")
-    context = build_sensor_context(
+    with build_sensor_context(
         instance=instance, instance_ref=instance.get_ref(), definitions=defs, cursor=cursor,
         resources=defs.resources,
-    )
-    return sensor.evaluate_tick(context)
+    ) as context:
+        return sensor.evaluate_tick(context)
 
 
 def _requests(engine):
@@ -112,3 +112,14 @@ def test_run_now_requests_a_run_with_request_trigger(configured, sqlite_url):
         assert not result.run_requests
         row = _requests(configured)[bad]
         assert row["status"] == "failed" and "period" in row["result"]
+
+
+def test_late_scheduled_run_of_a_disabled_report_is_cancelled_but_not_a_backfill(configured, sqlite_url):
+    defs = location_for_tests(sqlite_url)
+    config_store.set_enabled(configured, "r-daily", False)
+    with queued_instance() as instance:
+        late = add_queued_run(instance, "r-daily", "2026-11-27", "daily", trigger="schedule")
+        backfill = add_queued_run(instance, "r-daily", "2026-11-20", "daily", trigger="backfill")
+        _evaluate(defs, instance)
+        assert instance.get_run_by_id(late).status == DagsterRunStatus.CANCELED
+        assert instance.get_run_by_id(backfill).status == DagsterRunStatus.QUEUED
