@@ -100,9 +100,8 @@ class Checkpoint:
     signature: str = ""
     id: int | None = None
 
-    def canonical_bytes(self) -> bytes:
-        """Signed fields as sorted-key compact JSON (timestamps ISO UTC microseconds)."""
-        fields = {
+    def signed_fields(self) -> dict[str, Any]:
+        return {
             "organization_id": self.organization_id,
             "window_start": _iso(self.window_start),
             "window_end": _iso(self.window_end),
@@ -113,7 +112,11 @@ class Checkpoint:
             "key_id": self.key_id,
             "created_at": _iso(self.created_at),
         }
-        return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def canonical_bytes(self) -> bytes:
+        """Signed fields as sorted-key compact JSON (timestamps ISO UTC microseconds)."""
+        return json.dumps(self.signed_fields(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode("utf-8")
 
     def sign(self, key: bytes) -> str:
         return hmac.new(key, self.canonical_bytes(), hashlib.sha256).hexdigest()
@@ -122,17 +125,9 @@ class Checkpoint:
         return hmac.compare_digest(self.sign(key), self.signature or "")
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "window_start": _iso(self.window_start),
-            "window_end": _iso(self.window_end),
-            "row_count": self.row_count,
-            "last_event_id": self.last_event_id,
-            "last_event_timestamp": _iso(self.last_event_timestamp),
-            "last_hash": self.last_hash,
-            "key_id": self.key_id,
-            "created_at": _iso(self.created_at),
-        }
+        fields = self.signed_fields()
+        del fields["organization_id"]
+        return {"id": self.id, **fields}
 
 
 def latest_checkpoint(app_engine: Engine, organization_id: str, at_or_before: datetime) -> Checkpoint | None:
