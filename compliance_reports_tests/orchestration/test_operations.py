@@ -136,3 +136,37 @@ def test_retention_removes_old_artifacts_records_them_and_keeps_the_ledger(setup
             logged = conn.execute(select(retention_log.c.kind, retention_log.c.location)).all()
         assert len([k for k, _ in logged if k == "artifact"]) == len(files)
         assert ledger.list_rows(engine) == rows_before
+
+
+def test_no_secret_in_run_config_tags_event_logs_or_database(setup, sqlite_url, monkeypatch):
+    """Secrets named by destinations are read at send time and never written anywhere."""
+    import secrets as token
+
+    from sqlalchemy import inspect, text
+
+    engine, hook, _, _ = setup
+    signing, manifest_key = token.token_hex(24), token.token_hex(24)
+    monkeypatch.setenv("HOOK_SIGNING_SECRET", signing)
+    monkeypatch.setenv("COMPLIANCE_MANIFEST_KEY", manifest_key)
+    config_store.apply_destinations(
+        engine,
+        [parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST,
+                            "signing_secret_env": "HOOK_SIGNING_SECRET"})],
+    )
+    defs = location_for_tests(sqlite_url)
+    period = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
+    with instance_for_test() as instance:
+        assert _publish(defs, instance, sqlite_url, engine, period).success
+        assert hook.requests and "v1," in hook.requests[-1].headers["webhook-signature"]
+        written = []
+        for record in instance.get_run_records():
+            run = record.dagster_run
+            written.append(repr(run.run_config))
+            written.append(repr(dict(run.tags)))
+            written.extend(repr(entry) for entry in instance.all_logs(run.run_id))
+        with engine.connect() as conn:
+            for table in inspect(engine).get_table_names():
+                written.extend(repr(row) for row in conn.execute(text(f'SELECT * FROM "{table}"')))
+    blob = "\n".join(written)
+    assert "HOOK_SIGNING_SECRET" in blob  # the variable's name is recorded, as designed
+    assert signing not in blob and manifest_key not in blob
