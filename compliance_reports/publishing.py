@@ -95,16 +95,7 @@ def export_and_store(
         files.append(StoredFile(item.filename, location, item.size, item.sha256, item.media_type, item.format))
     # The manifest goes last: its presence marks a complete stored set.
     stored_manifest = store.put_file((*parts, MANIFEST_NAME), manifest_path)
-    return PublishedSet(
-        report_id=report.id,
-        organization_id=report.organization_id,
-        period=period,
-        report_run_id=report_run_id,
-        manifest_location=stored_manifest,
-        manifest_sha256=sha256_file(manifest_path),
-        files=files,
-        reused=False,
-    )
+    return _published_set(report, period, report_run_id, stored_manifest, manifest_path, files, reused=False)
 
 
 def load_published_set(
@@ -127,6 +118,13 @@ def load_published_set(
         )
         for entry in manifest["files"]
     ]
+    return _published_set(report, period, report_run_id, manifest_location, manifest_path, files, reused)
+
+
+def _published_set(
+    report: ReportConfig, period: str, report_run_id: str, manifest_location: str,
+    manifest_path: Path, files: list[StoredFile], reused: bool,
+) -> PublishedSet:
     return PublishedSet(
         report_id=report.id,
         organization_id=report.organization_id,

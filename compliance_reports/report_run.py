@@ -6,7 +6,6 @@ organization / report id / period / run id / files.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,12 +76,6 @@ def build_and_store(
         events_location=events_location,
         document_sha256=document_sha256(build.document),
     )
-
-
-def load_document(store, location: str, scratch: Path) -> dict[str, Any]:
-    target = scratch / DOCUMENT_FILENAME
-    store.get_file(location, target)
-    return json.loads(target.read_bytes())
 
 
 def report_metadata(stored: StoredReport) -> dict[str, Any]:
