@@ -186,7 +186,7 @@ def postgres_to_parquet(dsn: str, out: Path) -> tuple[float, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from compliance_reports.event_stream import parquet_schema
+    from compliance_reports.audit.event_stream import parquet_schema
 
     schema = parquet_schema()
     conn = psycopg2.connect(dsn)
@@ -222,7 +222,7 @@ def postgres_to_parquet_copy(dsn: str, out: Path) -> tuple[float, int]:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    from compliance_reports.event_stream import parquet_schema
+    from compliance_reports.audit.event_stream import parquet_schema
 
     schema = parquet_schema()
     types = {f.name: (pa.int64() if f.name == "timestamp" else f.type) for f in schema}
@@ -270,7 +270,7 @@ def postgres_to_parquet_copy(dsn: str, out: Path) -> tuple[float, int]:
 
 def time_event_stream(url: str, out: Path) -> tuple[float, int]:
     from compliance_reports.db.engine import make_engine
-    from compliance_reports.event_stream import snapshot_connection, stream_window
+    from compliance_reports.audit.event_stream import snapshot_connection, stream_window
 
     engine = make_engine(url)
     try:
@@ -283,7 +283,7 @@ def time_event_stream(url: str, out: Path) -> tuple[float, int]:
 
 
 def hipaa_like_document(event_count: int) -> dict:
-    from compliance_reports import report_document as rd
+    from compliance_reports.reports import document as rd
 
     header = {
         "organization_id": ORG, "report_id": "hipaa-monthly", "report_name": "HIPAA audit trail (benchmark)",
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_stage(args.stage, args.dsn, Path(args.folder), n)))
         return 0
 
-    from compliance_reports.event_stream import EXPORT_COLUMNS as BUILDER_COLUMNS
+    from compliance_reports.audit.event_stream import EXPORT_COLUMNS as BUILDER_COLUMNS
 
     if tuple(BUILDER_COLUMNS) != EXPORT_COLUMNS:
         print(f"event_stream exports {BUILDER_COLUMNS}; update EXPORT_COLUMNS here", file=sys.stderr)

@@ -18,7 +18,7 @@ from pathlib import Path
 from dagster import Definitions, build_schedule_context, instance_for_test
 from sqlalchemy import insert, select
 
-from compliance_reports.config_models import ReportConfig
+from compliance_reports.config.models import ReportConfig
 from compliance_reports.db import migrate
 from compliance_reports.db.engine import make_engine
 from compliance_reports.db.schema import report_configs

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from compliance_reports.config_models import ReportConfig
+from compliance_reports.config.models import ReportConfig
 from compliance_reports.periods import due_periods, last_slot_at_or_before, period_for_slot
 
 TRIGGERS = ("schedule", "manual", "backfill", "catch_up", "retry", "request")

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, literal, select
 
-from compliance_reports.action_categories import (
+from compliance_reports.audit.action_categories import (
     CATEGORY_ORDER,
     DEFAULT_CATEGORIES,
     UNCATEGORISED,

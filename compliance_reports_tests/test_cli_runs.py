@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from compliance_reports.cli import main
-from compliance_reports.demo_seed import SeedOptions, seed_audit_log
+from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 
 REPORT = """\
 id: berlin-daily

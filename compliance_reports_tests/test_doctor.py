@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from compliance_reports import config_store
+from compliance_reports.config import store as config_store
 from compliance_reports.cli import main
-from compliance_reports.config_models import parse_destination
+from compliance_reports.config.models import parse_destination
 
 
 @pytest.fixture

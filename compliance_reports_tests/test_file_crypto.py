@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from compliance_reports import file_crypto
-from compliance_reports.cli_files import decrypt
-from compliance_reports.file_crypto import DecryptionError, EncryptionKeyError
+from compliance_reports.artifacts import file_crypto
+from compliance_reports.cli.files import decrypt
+from compliance_reports.artifacts.file_crypto import DecryptionError, EncryptionKeyError
 
 KEY = bytes(range(32))
 KEY_HEX = KEY.hex()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta, timezone
 
-from compliance_reports.hashing import canonical_string, iso_millis, row_hash, verify_chain
+from compliance_reports.audit.hashing import canonical_string, iso_millis, row_hash, verify_chain
 
 
 def _row(i: int, **overrides):

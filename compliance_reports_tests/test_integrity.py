@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, insert, select, update
 
-from compliance_reports.cli_integrity import integrity as integrity_cli
+from compliance_reports.cli.integrity import integrity as integrity_cli
 from compliance_reports.db.schema import audit_log, integrity_checkpoints
-from compliance_reports.hashing import row_hash
-from compliance_reports.integrity import (
+from compliance_reports.audit.hashing import row_hash
+from compliance_reports.audit.integrity import (
     BROKEN,
     INCOMPLETE,
     VERIFIED,

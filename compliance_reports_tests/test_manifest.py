@@ -8,11 +8,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from compliance_reports import manifest
-from compliance_reports.cli_files import verify_manifest
-from compliance_reports.config_models import ExportSettings
-from compliance_reports.exporters import export_all
-from compliance_reports.report_document import document_sha256
+from compliance_reports.artifacts import manifest
+from compliance_reports.cli.files import verify_manifest
+from compliance_reports.config.models import ExportSettings
+from compliance_reports.exporters.render import export_all
+from compliance_reports.reports.document import document_sha256
 from compliance_reports_tests.exporters.sample import sample_document, write_events
 
 SIGNING_KEY = b"a-manifest-signing-key-of-32-bytes!"

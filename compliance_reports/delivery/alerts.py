@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 from sqlalchemy import Engine
 
 from compliance_reports.delivery import ledger
+from compliance_reports.delivery.attempt import deliver_row, utcnow
 from compliance_reports.delivery.errors import DeliveryError, SendResult, redact, secret_values
 
 logger = logging.getLogger("compliance_reports.delivery.alerts")
@@ -202,8 +203,6 @@ def notify_failure(
     log: Callable[[str], None] | None = None,
 ):
     """Send the failure alert once per (report, period, kind) and recipient, recorded in the ledger."""
-    from compliance_reports.delivery.dispatcher import deliver_row, utcnow
-
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     fields = AlertFields.coerce(subject_fields)

@@ -7,13 +7,9 @@ and stored; `retry_due` is the retry sweep. Both go through the same per-row loo
                     ^                                              |
                     +---- sleep(backoff or Retry-After) <- failed -+  (in-run retries)
 
-A row that is already sent is skipped ("already_sent"); one leased by another worker is left
-alone ("in_progress"). In-run retries stop at the policy's max_attempts (the row becomes dead)
-or when the next wait is longer than `max_in_run_wait_s` (default: the policy's max_delay_s,
-at least 60 s),
-leaving the row `failed` for the sweep. Storage destinations go first, so when the caller gave
-no `link_for`, files stored by a storage destination provide the links that oversize emails
-and large webhook files need.
+The loop itself is `attempt.deliver_row`, shared with the failure alerts. Storage destinations
+go first, so when the caller gave no `link_for`, files stored by a storage destination provide
+the links that oversize emails and large webhook files need.
 
 Log lines name destinations, channels, recipients, row ids, statuses and errors; every error
 and provider reply passes through `redact` with the destination's current secret values, and
@@ -22,48 +18,26 @@ no secret is ever formatted into a message in the first place.
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from compliance_reports.config_models import RetryPolicy
+from compliance_reports.artifacts.publication import Publication
+from compliance_reports.config.models import RetryPolicy
 from compliance_reports.delivery import ledger
-from compliance_reports.delivery.errors import DeliveryError, SendResult, redact, secret_values
-from compliance_reports.delivery.publication import Publication
-
-logger = logging.getLogger("compliance_reports.delivery")
-
-# In-run retries wait up to max(policy max_delay_s, this) (a server's Retry-After may exceed
-# the policy's own cap); longer waits are left to the retry sweep.
-IN_RUN_WAIT_FLOOR_S = 60.0
-
-Sender = Callable[[ledger.Claim, datetime], SendResult]
-Log = Callable[[str], None]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    row_id: str
-    destination: str
-    channel: str
-    recipient: str
-    status: str  # sent | already_sent | failed | dead | in_progress
-    attempts: int
-    provider_response: str | None = None
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status in ("sent", "already_sent")
+from compliance_reports.delivery.alerts import AlertFields, is_alert_row, notify_failure, resend_sender
+from compliance_reports.delivery.attempt import (
+    DeliveryOutcome,
+    Log,
+    Sender,
+    deliver_row,
+    failing_sender,
+    logger,
+    utcnow,
+)
+from compliance_reports.delivery.errors import DeliveryError, SendResult, secret_values
 
 
 def recipients_for(destination) -> list[str]:
@@ -99,122 +73,6 @@ def make_sender(destination, publication: Publication, problems: Sequence[str] =
         raise DeliveryError(f"unknown destination type {destination.type!r}", retryable=False)
 
     return send
-
-
-def failing_sender(error: DeliveryError) -> Sender:
-    def send(claim: ledger.Claim, now: datetime) -> SendResult:
-        raise error
-
-    return send
-
-
-def _outcome(row: dict, status: str, **extra) -> DeliveryOutcome:
-    return DeliveryOutcome(
-        row_id=row["id"], destination=row["destination"], channel=row["channel"],
-        recipient=row["recipient"], status=status, attempts=row["attempts"],
-        provider_response=extra.get("provider_response", row.get("provider_response")),
-        error=extra.get("error", row.get("last_error")),
-        next_attempt_at=extra.get("next_attempt_at", row.get("next_attempt_at")),
-    )
-
-
-def _record_sent(engine, row_id, response, now_fn, sleep_fn, tries: int = 3) -> None:
-    """mark_sent, retried briefly: losing this write is the one way a row could be resent."""
-    from sqlalchemy.exc import OperationalError
-
-    for attempt in range(1, tries + 1):
-        try:
-            ledger.mark_sent(engine, row_id, response, now_fn())
-            return
-        except OperationalError:
-            if attempt == tries:
-                raise
-            sleep_fn(0.5 * attempt)
-
-
-def deliver_row(
-    engine: Engine,
-    row_id: str,
-    send: Sender,
-    retry: RetryPolicy,
-    *,
-    now_fn: Callable[[], datetime] = utcnow,
-    sleep_fn: Callable[[float], None] = time.sleep,
-    lease_s: float = 300,
-    in_run_retries: bool = True,
-    max_in_run_wait_s: float | None = None,
-    log: Log | None = None,
-    secrets: Iterable[str] = (),
-    rand: Callable[[], float] | None = None,
-) -> DeliveryOutcome:
-    """Claim, send and record one ledger row, retrying in-run while waits are short."""
-    log = log or logger.info
-    secrets = list(secrets)
-    max_wait = max(retry.max_delay_s, IN_RUN_WAIT_FLOOR_S) if max_in_run_wait_s is None else max_in_run_wait_s
-    idle_waits = 0
-    while True:
-        now = now_fn()
-        claim = ledger.claim(engine, row_id, lease_s, now)
-        if claim is None:
-            row = ledger.get_row(engine, row_id)
-            if row is None:
-                raise LookupError(f"delivery {row_id} does not exist")
-            status = row["status"]
-            label = f"delivery {row_id} ({row['destination']}/{row['channel']} -> {row['recipient']})"
-            if status == "sent":
-                log(f"{label}: already sent, not sent again")
-                return _outcome(row, "already_sent")
-            if status == "dead":
-                log(f"{label}: dead after {row['attempts']} attempt(s); not retried")
-                return _outcome(row, "dead")
-            if status == "sending":
-                log(f"{label}: being sent by another worker (lease until {row['lease_expires_at']})")
-                return _outcome(row, "in_progress")
-            next_at = row["next_attempt_at"]
-            wait = (next_at - now).total_seconds() if next_at else 0.0
-            if in_run_retries and idle_waits < 3 and wait <= max_wait:
-                idle_waits += 1
-                sleep_fn(max(wait, 0.0))
-                continue
-            log(f"{label}: {status}, next attempt at {next_at}")
-            return _outcome(row, status)
-        idle_waits = 0
-        label = f"delivery {claim.id} ({claim.destination}/{claim.channel} -> {claim.recipient})"
-        try:
-            result = send(claim, now)
-        except DeliveryError as exc:
-            error = exc
-        except Exception as exc:  # noqa: BLE001 - an unexpected failure is still recorded
-            error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
-        else:
-            response = redact(result.provider_response, secrets)
-            _record_sent(engine, claim.id, response, now_fn, sleep_fn)
-            log(f"{label}: sent on attempt {claim.attempt}: {response}")
-            row = ledger.get_row(engine, claim.id)
-            return _outcome(row, "sent")
-        message = redact(str(error), secrets) or type(error).__name__
-        record = ledger.record_failure(
-            engine, claim.id, message, now_fn(), retry, error.retryable, error.retry_after_s,
-            attempt=claim.attempt, rand=rand,
-        )
-        row = ledger.get_row(engine, claim.id)
-        kind = "retryable" if error.retryable else "not retryable"
-        if not record.applied:  # the lease expired and another worker took the row over
-            status = {"sending": "in_progress", "sent": "already_sent"}.get(row["status"], row["status"])
-            log(f"{label}: attempt {claim.attempt} failed: {message}; the row moved on "
-                f"meanwhile (now {row['status']})")
-            return _outcome(row, status)
-        if record.status == "dead":
-            log(f"{label}: attempt {claim.attempt} failed ({kind}): {message}; dead after "
-                f"{row['attempts']} of {row['max_attempts']} attempt(s)")
-            return _outcome(row, "dead")
-        delay = record.delay_s or 0.0
-        hint = f" (Retry-After {error.retry_after_s:g}s)" if error.retry_after_s is not None else ""
-        log(f"{label}: attempt {claim.attempt} of {row['max_attempts']} failed ({kind}): {message}; "
-            f"next attempt in {delay:.3g}s{hint}")
-        if not in_run_retries or delay > max_wait:
-            return _outcome(row, "failed")
-        sleep_fn(delay)
 
 
 def deliver_publication(
@@ -275,8 +133,6 @@ def _alert_dead(engine, report_id, period, organization_id, run_id, outcomes, al
     dead = [o for o in outcomes if o.status == "dead"]
     if not dead or not alert_destinations:
         return
-    from compliance_reports.delivery.alerts import AlertFields, notify_failure
-
     lines = [
         f"{o.destination} ({o.channel}) -> {o.recipient}: dead after {o.attempts} attempt(s): {o.error}"
         for o in dead
@@ -312,8 +168,6 @@ def retry_due(
     other loading errors count as a retryable failed attempt. Failure-alert rows (see alerts)
     are resent from the alert stored in the row.
     """
-    from compliance_reports.delivery.alerts import is_alert_row, resend_sender
-
     log = log or logger.info
     if now_fn is None:
         now_fn = (lambda: now) if now is not None else utcnow

@@ -38,7 +38,7 @@ from compliance_reports.delivery.errors import (
     SendResult,
     read_env_secret,
 )
-from compliance_reports.delivery.publication import Publication
+from compliance_reports.artifacts.publication import Publication
 
 # RFC 5322 allows 998-character lines; folding at 78 makes Python's folder start some
 # subjects on a continuation line (a leading space shown by clients).

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from compliance_reports.delivery.errors import ConfigurationError, DeliveryError, SendResult
-from compliance_reports.checksums import sha256_file
-from compliance_reports.delivery.publication import Publication, PublishedFile
+from compliance_reports.artifacts.checksums import sha256_file
+from compliance_reports.artifacts.publication import Publication, PublishedFile
 
 KEY_PLACEHOLDERS = ("organization_id", "report_id", "period", "format", "filename", "run_id")
 DEFAULT_LINK_EXPIRY_S = 7 * 24 * 3600
@@ -136,7 +136,7 @@ def local_target(destination, key: str) -> Path:
 
 
 def s3_client(destination):
-    from compliance_reports.s3 import make_s3_client
+    from compliance_reports.artifacts.s3 import make_s3_client
 
     try:
         return make_s3_client(

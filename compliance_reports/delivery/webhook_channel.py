@@ -43,7 +43,7 @@ from compliance_reports.delivery.errors import (
     SendResult,
     read_env_secret,
 )
-from compliance_reports.delivery.publication import Publication
+from compliance_reports.artifacts.publication import Publication
 
 EVENT_PUBLISHED = "compliance_report.published"
 RETRYABLE_STATUS = {408, 425, 429}

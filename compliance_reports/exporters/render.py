@@ -28,9 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compliance_reports import compression, file_crypto
-from compliance_reports.checksums import sha256_file
-from compliance_reports.config_models import ExportSettings
+from compliance_reports.artifacts import compression
+from compliance_reports.artifacts import file_crypto
+from compliance_reports.artifacts.checksums import sha256_file
+from compliance_reports.config.models import ExportSettings
 from compliance_reports.exporters.common import (
     ENCRYPTED_MEDIA_TYPE,
     FORMAT_EXTENSIONS,

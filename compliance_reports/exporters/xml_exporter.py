@@ -77,7 +77,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compliance_reports.exporters.events import event_count, iter_formatted_batches
-from compliance_reports.report_document import HEADER_FIELDS
+from compliance_reports.reports.document import HEADER_FIELDS
 
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")

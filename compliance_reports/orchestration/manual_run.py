@@ -6,7 +6,7 @@ from typing import Any
 
 from dagster import DagsterInstance, materialize
 
-from compliance_reports.config_models import ReportConfig
+from compliance_reports.config.models import ReportConfig
 from compliance_reports.orchestration.report_assets import report_assets
 from compliance_reports.orchestration.report_partitions import partition_key, report_id_partitions
 from compliance_reports.orchestration.resources import default_resources

@@ -18,12 +18,12 @@ from dagster import (
     schedule,
 )
 
-from compliance_reports import config_store
+from compliance_reports.config import store as config_store
 from compliance_reports.delivery import ledger
 from compliance_reports.delivery.dispatcher import retry_due
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
-from compliance_reports.publishing import fetch_publication, load_published_set
-from compliance_reports.retention import purge_files, record
+from compliance_reports.exporters.publishing import fetch_publication, load_published_set
+from compliance_reports.operations.retention import purge_files, record
 from compliance_reports.settings import load_settings
 
 

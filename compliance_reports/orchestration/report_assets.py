@@ -20,13 +20,13 @@ from dagster import (
     asset,
 )
 
-from compliance_reports import config_store
+from compliance_reports.config import store as config_store
 from compliance_reports.orchestration.audit_log_asset import audit_log
 from compliance_reports.orchestration.report_partitions import FREQUENCIES, report_partitions
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
 from compliance_reports.periods import period_has_ended, period_window, validate_period_key
-from compliance_reports.report_checks import check_integrity, check_totals, check_window
-from compliance_reports.report_run import build_and_store, markdown_summary, report_metadata
+from compliance_reports.reports.checks import check_integrity, check_totals, check_window
+from compliance_reports.reports.run import build_and_store, markdown_summary, report_metadata
 from compliance_reports.scheduling import run_tags
 
 

@@ -2,7 +2,7 @@
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from compliance_reports import config_store
+from compliance_reports.config import store as config_store
 from compliance_reports.delivery.alerts import AlertFields, notify_failure
 from compliance_reports.orchestration.dagster_runs import PERIOD_TAG, REPORT_TAG
 from compliance_reports.orchestration.resources import ComplianceDatabase

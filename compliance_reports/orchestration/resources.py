@@ -9,8 +9,8 @@ from typing import Optional
 from dagster import ConfigurableResource
 from sqlalchemy import Engine
 
-from compliance_reports import config_store
-from compliance_reports.config_models import ReportConfig
+from compliance_reports.config import store as config_store
+from compliance_reports.config.models import ReportConfig
 from compliance_reports.db.engine import cached_engine
 from compliance_reports.settings import load_settings
 
@@ -64,8 +64,8 @@ class ArtifactStoreResource(ConfigurableResource):
     manifest_key_env: str = "COMPLIANCE_MANIFEST_KEY"
 
     def store(self):
-        from compliance_reports.artifact_store import LocalArtifactStore, S3ArtifactStore
-        from compliance_reports.s3 import make_s3_client
+        from compliance_reports.artifacts.store import LocalArtifactStore, S3ArtifactStore
+        from compliance_reports.artifacts.s3 import make_s3_client
 
         settings = load_settings()
         provider = self.provider or settings.artifact_provider

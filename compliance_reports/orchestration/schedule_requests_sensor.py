@@ -16,7 +16,7 @@ from dagster import (
 )
 from sqlalchemy import select, update
 
-from compliance_reports.config_store import set_enabled
+from compliance_reports.config.store import set_enabled
 from compliance_reports.db.schema import report_configs, schedule_requests
 from compliance_reports.orchestration.dagster_runs import (
     cancel_pending_runs,

@@ -4,7 +4,7 @@ CSV) whose SHA-256 is ``header.events_sha256``."""
 
 from __future__ import annotations
 
-from compliance_reports import report_document as rd
+from compliance_reports.reports import document as rd
 from compliance_reports.reports.common import (
     ReportContext,
     describe_criteria,

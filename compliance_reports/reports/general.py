@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from compliance_reports import report_document as rd
+from compliance_reports.reports import document as rd
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import period_window, previous_period_key
 from compliance_reports.reports.common import (

@@ -5,8 +5,10 @@ from __future__ import annotations
 import email
 from email import policy
 
-from compliance_reports.config_models import EmailDestination, StorageDestination, WebhookDestination
-from compliance_reports.delivery import AlertFields, ledger, notify_failure, retry_due, send_failure_alert
+from compliance_reports.config.models import EmailDestination, StorageDestination, WebhookDestination
+from compliance_reports.delivery import ledger
+from compliance_reports.delivery.alerts import AlertFields, notify_failure, send_failure_alert
+from compliance_reports.delivery.dispatcher import retry_due
 from compliance_reports_tests.delivery.conftest import fast_retry
 
 FIELDS = AlertFields(report_id="hipaa-weekly", period="2026-11-23", organization_id="org-1",

@@ -5,7 +5,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from compliance_reports.config_models import RetryPolicy
+from compliance_reports.config.models import RetryPolicy
 from compliance_reports.delivery.backoff import backoff_delay, nominal_delay, parse_retry_after, policy_delay
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from compliance_reports.cli_deliveries import deliveries
-from compliance_reports.config_models import WebhookDestination
+from compliance_reports.cli.deliveries import deliveries
+from compliance_reports.config.models import WebhookDestination
 from compliance_reports.delivery import ledger
 from compliance_reports_tests.delivery.conftest import fast_retry
 

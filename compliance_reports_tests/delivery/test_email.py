@@ -8,8 +8,9 @@ from email import policy
 
 import pytest
 
-from compliance_reports.config_models import EmailDestination
-from compliance_reports.delivery import deliver_publication, ledger
+from compliance_reports.config.models import EmailDestination
+from compliance_reports.delivery import ledger
+from compliance_reports.delivery.dispatcher import deliver_publication
 from compliance_reports.delivery.email_channel import render_subject
 from compliance_reports.delivery.errors import ConfigurationError
 from compliance_reports_tests.delivery.conftest import fast_retry, make_publication

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from compliance_reports.config_models import WebhookDestination
+from compliance_reports.config.models import WebhookDestination
 from compliance_reports.delivery import ledger
 from compliance_reports_tests.delivery.conftest import FakeClock, fast_retry
 

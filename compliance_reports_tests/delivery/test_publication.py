@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from compliance_reports.delivery import Publication, PublishedFile, media_type_for
-from compliance_reports.delivery.publication import format_for
+from compliance_reports.artifacts.publication import Publication, PublishedFile, media_type_for
+from compliance_reports.artifacts.publication import format_for
 
 
 @pytest.mark.parametrize("name,media,fmt", [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import secrets as random_secrets
 
-from compliance_reports.config_models import EmailDestination, WebhookDestination
-from compliance_reports.delivery import deliver_publication, notify_failure
+from compliance_reports.config.models import EmailDestination, WebhookDestination
+from compliance_reports.delivery.alerts import notify_failure
+from compliance_reports.delivery.dispatcher import deliver_publication
 from compliance_reports.delivery.errors import REDACTED
 from compliance_reports_tests.delivery.conftest import fast_retry, ledger_texts, make_publication
 

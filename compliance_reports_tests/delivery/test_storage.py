@@ -10,8 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from compliance_reports.config_models import EmailDestination, StorageDestination
-from compliance_reports.delivery import deliver_publication, ledger
+from compliance_reports.config.models import EmailDestination, StorageDestination
+from compliance_reports.delivery import ledger
+from compliance_reports.delivery.dispatcher import deliver_publication
 from compliance_reports.delivery.errors import ConfigurationError
 from compliance_reports.delivery.storage_channel import (
     check_key,

@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from compliance_reports.config_models import WebhookDestination
-from compliance_reports.delivery import deliver_publication, ledger
+from compliance_reports.config.models import WebhookDestination
+from compliance_reports.delivery import ledger
+from compliance_reports.delivery.dispatcher import deliver_publication
 from compliance_reports.delivery.webhook_channel import sign, verify_signature
 from compliance_reports_tests.delivery.conftest import fast_retry, free_port, make_publication
 

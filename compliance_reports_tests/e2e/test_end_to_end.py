@@ -34,7 +34,7 @@ import requests
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from compliance_reports import config_store
+from compliance_reports.config import store as config_store
 from compliance_reports.db.engine import make_engine
 from compliance_reports.delivery.webhook_channel import verify_signature
 from compliance_reports_tests.e2e.stack import (

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from compliance_reports.exporters import csv_exporter
 from compliance_reports.exporters.csv_exporter import neutralise, unguard, write_document_csv, write_events_csv
-from compliance_reports.hashing import iso_millis
+from compliance_reports.audit.hashing import iso_millis
 from compliance_reports_tests.exporters.sample import FORMULA, sample_document, sample_events, write_events
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")

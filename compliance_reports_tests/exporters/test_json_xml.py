@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 
 from compliance_reports.exporters.json_exporter import write_json
 from compliance_reports.exporters.xml_exporter import read_value, write_xml
-from compliance_reports.hashing import iso_millis
-from compliance_reports.report_document import HEADER_FIELDS
+from compliance_reports.audit.hashing import iso_millis
+from compliance_reports.reports.document import HEADER_FIELDS
 from compliance_reports_tests.exporters.sample import SCRIPT, sample_document, sample_events, write_events
 
 

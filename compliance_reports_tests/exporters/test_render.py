@@ -10,9 +10,10 @@ import zipfile
 
 import pytest
 
-from compliance_reports import file_crypto
-from compliance_reports.config_models import ExportSettings
-from compliance_reports.exporters import export_all, render
+from compliance_reports.artifacts import file_crypto
+from compliance_reports.config.models import ExportSettings
+from compliance_reports.exporters import render
+from compliance_reports.exporters.render import export_all
 from compliance_reports.exporters.common import FLAT_COLUMNS
 from compliance_reports_tests.exporters.sample import sample_document, write_events
 
@@ -175,8 +176,8 @@ def test_byte_identical_across_processes(tmp_path, events):
 
     script = (
         "import sys; from pathlib import Path\n"
-        "from compliance_reports.config_models import ExportSettings\n"
-        "from compliance_reports.exporters import export_all\n"
+        "from compliance_reports.config.models import ExportSettings\n"
+        "from compliance_reports.exporters.render import export_all\n"
         "from compliance_reports_tests.exporters.sample import sample_document\n"
         "for c in ('none', 'gzip', 'zip'):\n"
         "    export_all(sample_document(), Path(sys.argv[1]), ['csv', 'json', 'xml', 'parquet'],\n"

@@ -10,11 +10,11 @@ import pytest
 from dagster import DagsterEventType, build_run_status_sensor_context, instance_for_test
 from sqlalchemy import select
 
-from compliance_reports import config_store
-from compliance_reports.config_models import ReportConfig, parse_destination
+from compliance_reports.config import store as config_store
+from compliance_reports.config.models import ReportConfig, parse_destination
 from compliance_reports.db.schema import retention_log
 from compliance_reports.delivery import ledger
-from compliance_reports.demo_seed import SeedOptions, seed_audit_log
+from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 from compliance_reports.orchestration.manual_run import run_report_now
 from compliance_reports.orchestration.report_failure_alert_sensor import report_failure_alert_sensor
 from compliance_reports_tests.orchestration.helpers import location_for_tests

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import AssetKey, DagsterEventType, EventRecordsFilter, build_sensor_context, instance_for_test
 
-from compliance_reports import config_store
-from compliance_reports.config_models import ReportConfig, parse_destination
+from compliance_reports.config import store as config_store
+from compliance_reports.config.models import ReportConfig, parse_destination
 from compliance_reports.delivery import ledger
-from compliance_reports.demo_seed import SeedOptions, seed_audit_log
-from compliance_reports.manifest import verify_folder
+from compliance_reports.demo.seed import SeedOptions, seed_audit_log
+from compliance_reports.artifacts.manifest import verify_folder
 from compliance_reports.orchestration.manual_run import run_report_now
 from compliance_reports_tests.orchestration.helpers import location_for_tests
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagster import AssetKey, DagsterEventType, instance_for_test
 
-from compliance_reports import config_store
-from compliance_reports.config_models import ReportConfig
-from compliance_reports.demo_seed import SeedOptions, seed_audit_log
+from compliance_reports.config import store as config_store
+from compliance_reports.config.models import ReportConfig
+from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 from compliance_reports.orchestration.dagster_runs import report_history
 from compliance_reports.orchestration.manual_run import run_report_now
 

@@ -6,8 +6,8 @@ import pytest
 from dagster import build_schedule_context
 from dagster._core.definitions.partitions.context import partition_loading_context
 
-from compliance_reports import config_store
-from compliance_reports.config_models import ReportConfig
+from compliance_reports.config import store as config_store
+from compliance_reports.config.models import ReportConfig
 from compliance_reports.orchestration.report_partitions import report_id_partitions
 from compliance_reports_tests.orchestration.helpers import (
     add_queued_run,

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from compliance_reports.config_models import ReportConfig
+from compliance_reports.config.models import ReportConfig
 from compliance_reports_tests.reports.dataset import GOLDEN, load
 
 GENERATED_AT = datetime(2026, 3, 12, 6, 0, tzinfo=timezone.utc)

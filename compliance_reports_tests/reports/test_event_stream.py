@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compliance_reports.event_stream import (
+from compliance_reports.audit.event_stream import (
     EXPORT_COLUMNS,
     canonical_details,
     canonical_line,

@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from compliance_reports.checksums import sha256_file
-from compliance_reports.config_models import ReportConfig
-from compliance_reports.delivery.publication import Publication
+from compliance_reports.artifacts.checksums import sha256_file
+from compliance_reports.config.models import ReportConfig
+from compliance_reports.artifacts.publication import Publication
 from compliance_reports.exporters.render import export_all
-from compliance_reports.manifest import MANIFEST_NAME, write_manifest
+from compliance_reports.artifacts.manifest import MANIFEST_NAME, write_manifest
 
 
 @dataclass(frozen=True)

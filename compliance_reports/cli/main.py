@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from compliance_reports import config_store
-from compliance_reports.config_loader import (
+from compliance_reports.config import store as config_store
+from compliance_reports.config.loader import (
     ConfigError,
     parse_destinations,
     parse_reports,
@@ -155,7 +155,7 @@ def demo() -> None:
 @pass_ctx
 def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_date, as_json) -> None:
     """Insert deterministic healthcare-SaaS audit traffic into audit_log."""
-    from compliance_reports import demo_seed as seeding
+    from compliance_reports.demo import seed as seeding
     from compliance_reports.db import migrate
 
     migrate.upgrade("audit", ctx.audit_engine)
@@ -207,7 +207,7 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
     """The quick-start pipeline on the embedded default: databases, data, configuration."""
     from sqlalchemy import func, select
 
-    from compliance_reports import demo_seed as seeding
+    from compliance_reports.demo import seed as seeding
     from compliance_reports.db import migrate
     from compliance_reports.db.schema import audit_log
 
@@ -303,7 +303,7 @@ def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
     from dagster import DagsterInstance
 
     from compliance_reports.delivery import ledger
-    from compliance_reports.mail_catcher import MailCatcher
+    from compliance_reports.demo.mail_catcher import MailCatcher
     from compliance_reports.orchestration.manual_run import publish_now, run_report_now
     from compliance_reports.periods import latest_ended_period
 
@@ -633,7 +633,7 @@ def history(ctx: Context, report_id: str, limit: int, as_json: bool) -> None:
 @pass_ctx
 def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
     """Check databases, migrations, named secrets, reachability and the daemon; exit 0 when all pass."""
-    from compliance_reports import doctor as checks
+    from compliance_reports.operations import doctor as checks
 
     groups = [checks.check_databases(ctx.settings, ctx.app_engine, ctx.audit_engine)]
     results = list(groups[0])
@@ -652,9 +652,9 @@ def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
 
 
 def _register_subcommands() -> None:
-    from compliance_reports.cli_deliveries import deliveries
-    from compliance_reports.cli_files import FILE_COMMANDS
-    from compliance_reports.cli_integrity import integrity
+    from compliance_reports.cli.deliveries import deliveries
+    from compliance_reports.cli.files import FILE_COMMANDS
+    from compliance_reports.cli.integrity import integrity
 
     main.add_command(deliveries)
     main.add_command(integrity)

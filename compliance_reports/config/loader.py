@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from compliance_reports.config_models import (
+from compliance_reports.config.models import (
     ReportConfig,
     ReportTemplate,
     deep_merge,

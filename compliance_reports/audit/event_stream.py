@@ -70,7 +70,7 @@ from sqlalchemy import Connection, Engine, and_, case, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from compliance_reports.db.schema import audit_log
-from compliance_reports.hashing import ChainReport, row_hash, verify_chain
+from compliance_reports.audit.hashing import ChainReport, row_hash, verify_chain
 
 DEFAULT_BATCH_SIZE = 5000
 

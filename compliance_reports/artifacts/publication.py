@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
-from compliance_reports.checksums import sha256_file
+from compliance_reports.artifacts.checksums import sha256_file
 
 # Media types by file name ending (longest ending first wins).
 MEDIA_TYPES: dict[str, str] = {
@@ -152,7 +152,7 @@ class Publication:
         The manifest is a list of entries or an object with a `files` list; each entry has at
         least filename, size and sha256 (format and media_type are derived when absent).
         report_id, organization_id, period and run_id default to the manifest's own fields
-        (compliance_reports.manifest writes them); report_name defaults to the report id.
+        (compliance_reports.artifacts.manifest writes them); report_name defaults to the report id.
         """
         manifest_path = Path(manifest_path)
         raw = manifest_path.read_bytes()

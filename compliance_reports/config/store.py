@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from compliance_reports.config_loader import ConfigError
-from compliance_reports.config_models import (
+from compliance_reports.config.loader import ConfigError
+from compliance_reports.config.models import (
     ReportConfig,
     ReportTemplate,
     parse_destination,

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from sqlalchemy import Engine, text
 
-from compliance_reports import config_store
+from compliance_reports.config import store as config_store
 from compliance_reports.db import migrate
 from compliance_reports.settings import Settings
 
@@ -107,7 +107,7 @@ def check_reachability(app: Engine) -> Iterator[Check]:
         elif dest.provider == "s3":
             where = f"S3 bucket {dest.bucket}"
             try:
-                from compliance_reports.s3 import make_s3_client
+                from compliance_reports.artifacts.s3 import make_s3_client
 
                 make_s3_client(dest.endpoint_url, dest.region, dest.access_key_id_env,
                                dest.secret_access_key_env).head_bucket(Bucket=dest.bucket)

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compliance_reports.checksums import sha256_file
-from compliance_reports.report_document import document_sha256
+from compliance_reports.artifacts.checksums import sha256_file
+from compliance_reports.reports.document import document_sha256
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from compliance_reports.checksums import sha256_file
+from compliance_reports.artifacts.checksums import sha256_file
 
 LAYOUT = ("organization_id", "report_id", "period", "run_id", "filename")
 _MAX_SEGMENT_BYTES = 255
@@ -220,7 +220,7 @@ class S3ArtifactStore(ArtifactStore):
         segments = [s for s in prefix.strip("/").split("/") if s] if prefix else []
         self.prefix = "/".join(check_segment(s, "prefix part") for s in segments)
         if client is None:
-            from compliance_reports.s3 import make_s3_client
+            from compliance_reports.artifacts.s3 import make_s3_client
 
             client = make_s3_client()
         self.client = client
@@ -230,7 +230,7 @@ class S3ArtifactStore(ArtifactStore):
         cls, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, region: str | None = None,
         access_key_id_env: str | None = None, secret_access_key_env: str | None = None,
     ) -> S3ArtifactStore:
-        from compliance_reports.s3 import make_s3_client
+        from compliance_reports.artifacts.s3 import make_s3_client
 
         return cls(bucket, prefix, make_s3_client(endpoint_url, region, access_key_id_env, secret_access_key_env))
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import click
 
-from compliance_reports import file_crypto, manifest
+from compliance_reports.artifacts import file_crypto
+from compliance_reports.artifacts import manifest
 
 DEFAULT_ENCRYPTION_KEY_ENV = "COMPLIANCE_ENCRYPTION_KEY"
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import click
 
-from compliance_reports.config_models import ORG_RE
+from compliance_reports.config.models import ORG_RE
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
@@ -54,7 +54,7 @@ def verify(organization_id: str, start: str, end: str, tz: str, as_json: bool,
     """Recompute every row hash in [--from, --to), walk the chain, compare with the last signed
     checkpoint, and (unless --no-checkpoint) write a new checkpoint signed with the key in
     COMPLIANCE_CHECKPOINT_KEY."""
-    from compliance_reports.integrity import VERIFIED, load_key, verify_window
+    from compliance_reports.audit.integrity import VERIFIED, load_key, verify_window
 
     if not ORG_RE.match(organization_id):
         _bad(f"--org {organization_id!r} may hold letters, digits, '.', '_', ':' and '-' only")

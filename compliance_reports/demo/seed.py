@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select, update
 
 from compliance_reports.db.schema import audit_log
-from compliance_reports.hashing import HASH_ALGORITHM, js_json
+from compliance_reports.audit.hashing import HASH_ALGORITHM, js_json
 
 __all__ = [
     "DEMO_ORGANIZATIONS",

@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, insert, select
 
 from compliance_reports.db.schema import audit_log, integrity_checkpoints
-from compliance_reports.event_stream import (
+from compliance_reports.audit.event_stream import (
     StreamOutcome,
     iso_micros,
     snapshot_connection,

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
-from compliance_reports.config_models import ReportConfig
+from compliance_reports.config.models import ReportConfig
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import period_window
 from compliance_reports.reports.common import criteria_condition

@@ -1,0 +1,1 @@
+"""Operating the deployment: health checks (`doctor`) and retention of stored files."""
