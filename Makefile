@@ -40,7 +40,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow and not postgres"
 
-validate: $(STAMP)
+validate: $(STAMP) dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 benchmarks: $(STAMP)

@@ -1,6 +1,6 @@
 """`compliance-reports deliveries list|retry`: the delivery ledger from the command line.
 
-Registered by cli.py (`main.add_command(deliveries)`). Exit status 0 on success, 1 when the
+Registered in `cli/main.py`. Exit status 0 on success, 1 when the
 requested change cannot be made (row already sent or being sent), 2 on bad input.
 
 `retry` only reschedules: it makes failed (or, with --id or --include-dead, dead) rows due now

@@ -1,7 +1,7 @@
 """`compliance-reports integrity verify`: check one organization's audit log over a time range.
 
 Exit status: 0 VERIFIED, 1 BROKEN or INCOMPLETE (or the check could not run), 2 bad input.
-The lead registers the group in cli.py: ``main.add_command(integrity)``.
+Registered in `cli/main.py`.
 """
 
 from __future__ import annotations

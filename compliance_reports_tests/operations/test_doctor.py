@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from compliance_reports.config import store as config_store
-from compliance_reports.cli import main
+from compliance_reports.cli.main import main
 from compliance_reports.config.models import parse_destination
 
 

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from compliance_reports.cli import main
+from compliance_reports.cli.main import main
 
 DESTINATIONS = """\
 name: archive

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from compliance_reports.cli import main
+from compliance_reports.cli.main import main
 from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 
 REPORT = """\

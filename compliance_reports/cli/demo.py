@@ -1,0 +1,231 @@
+"""`compliance-reports demo seed|run`: deterministic audit traffic and the quick-start pipeline."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from compliance_reports.cli.output import (
+    Context,
+    emit_json,
+    emit_table,
+    ensure_dagster_home,
+    fail,
+    pass_ctx,
+)
+from compliance_reports.config import store as config_store
+from compliance_reports.config.loader import (
+    ConfigError,
+    parse_destinations,
+    parse_reports,
+    parse_templates,
+    read_documents,
+)
+
+
+@click.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("seed")
+@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--days", default=35, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--events-per-day", default=2000, show_default=True, type=click.IntRange(1, 10_000_000))
+@click.option("--seed", "seed_value", default=42, show_default=True, type=int)
+@click.option("--tamper", default=0, show_default=True, type=click.IntRange(0, None),
+              help="Alter this many rows afterwards without fixing their hash.")
+@click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last UTC day to seed (default: today). Same options and end date, same rows.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_date, as_json) -> None:
+    """Insert deterministic healthcare-SaaS audit traffic into audit_log."""
+    from compliance_reports.demo import seed as seeding
+    from compliance_reports.db import migrate
+
+    migrate.upgrade("audit", ctx.audit_engine)
+    options = seeding.SeedOptions(
+        orgs=orgs, days=days, events_per_day=events_per_day, seed=seed_value, tamper=tamper,
+        end_date=end_date.date() if end_date else None,
+    )
+    total = orgs * days * events_per_day
+    with click.progressbar(length=total, label="Seeding audit_log", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(rows: int, _total: int) -> None:
+            bar.update(rows - done[0])
+            done[0] = rows
+
+        try:
+            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=progress)
+        except ValueError as exc:
+            fail(f"demo seed: {exc}")
+    summary = {
+        "rows": result.rows,
+        "organizations": result.organizations,
+        "seconds": round(result.seconds, 2),
+        "rows_per_second": round(result.rows_per_second),
+        "tampered_ids": result.tampered_ids,
+        "first_timestamp": result.first_timestamp,
+        "last_timestamp": result.last_timestamp,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(
+        f"Seeded {result.rows:,} audit events for {len(result.organizations)} organizations "
+        f"({', '.join(result.organizations)}) in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s)"
+    )
+    if result.tampered_ids:
+        click.echo(f"Tampered rows (hash left stale): {result.tampered_ids}")
+
+
+@demo.command("run")
+@click.option("--examples", "examples_dir", default="examples", show_default=True,
+              type=click.Path(exists=True, file_okay=False))
+@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 50))
+@click.option("--days", default=100, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--events-per-day", default=600, show_default=True, type=click.IntRange(1, 1_000_000))
+@pass_ctx
+def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_day: int) -> None:
+    """The quick-start pipeline on the embedded default: databases, data, configuration."""
+    from sqlalchemy import func, select
+
+    from compliance_reports.demo import seed as seeding
+    from compliance_reports.db import migrate
+    from compliance_reports.db.schema import audit_log
+
+    settings = ctx.settings
+    click.echo(f"Data folder: {settings.data_dir}")
+    env_file = _demo_keys(settings.data_dir)
+    click.echo(f"Demo signing keys: {env_file} (`make dev` loads them)")
+    click.echo(f"Application database: {settings.compliance_db_url}")
+    for state in migrate.upgrade_all(ctx.app_engine, ctx.audit_engine):
+        click.echo(f"  {state.target} schema at revision {state.current}")
+
+    with ctx.audit_engine.connect() as conn:
+        existing = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
+    if existing:
+        click.echo(f"audit_log already holds {existing:,} events: not seeding again "
+                   "(`make demo-reset` starts over)")
+    else:
+        options = seeding.SeedOptions(orgs=orgs, days=days, events_per_day=events_per_day)
+        with click.progressbar(length=orgs * days * events_per_day, label="Seeding audit_log",
+                               file=sys.stderr) as bar:
+            done = [0]
+
+            def progress(rows: int, _total: int) -> None:
+                bar.update(rows - done[0])
+                done[0] = rows
+
+            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=progress)
+        click.echo(f"Seeded {result.rows:,} audit events for {', '.join(result.organizations)} "
+                   f"({result.rows_per_second:,.0f} rows/s)")
+
+    folder = Path(examples_dir)
+    try:
+        for name, kind in (("templates.yaml", "template"), ("destinations.yaml", "destination")):
+            docs = read_documents(folder / name, kind)
+            if kind == "template":
+                outcomes = config_store.apply_templates(ctx.app_engine, parse_templates(docs))
+            else:
+                outcomes = config_store.apply_destinations(ctx.app_engine, parse_destinations(docs))
+            for o in outcomes:
+                click.echo(f"{kind} {o.key}: {o.action}")
+        docs = read_documents(folder / "reports.yaml", "report")
+        parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine))
+        for o in config_store.apply_reports(ctx.app_engine, parsed, [d.label for d in docs], "demo"):
+            click.echo(f"report {o.key}: {o.action} (version {o.version})")
+    except (ConfigError, config_store.ConflictError) as exc:
+        fail(str(exc))
+    click.echo("")
+    home = ensure_dagster_home(settings)
+    click.echo(f"Dagster instance: {home}")
+    rows = _demo_run_reports(ctx)
+    click.echo("")
+    emit_table(rows, ["report_id", "period", "report_run", "publish", "files", "deliveries"])
+    click.echo("")
+    emit_table(rows, ["report_id", "run_id", "folder"])
+    if any(r["report_run"] != "SUCCESS" or r.get("publish") != "SUCCESS" for r in rows):
+        fail("demo: some runs failed (see above)", status=1)
+    click.echo("")
+    click.echo("See them in the UI: `make dev`, then http://127.0.0.1:3000 (Assets, Runs).")
+
+
+DEMO_KEYS = ("COMPLIANCE_MANIFEST_KEY", "COMPLIANCE_CHECKPOINT_KEY")
+
+
+def _demo_keys(data_dir: Path) -> Path:
+    """Random signing keys for the demo, kept in <data>/demo.env (never in the repository).
+
+    They are generated once, so checkpoints and manifests of later demo runs verify with them.
+    """
+    import os
+    import secrets
+
+    path = data_dir / "demo.env"
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name in DEMO_KEYS and value:
+                values[name] = value
+    for name in DEMO_KEYS:
+        values.setdefault(name, secrets.token_hex(32))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    path.chmod(0o600)
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
+    return path
+
+
+def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
+    """Run, export and deliver the latest ended period of every enabled report."""
+    from datetime import timezone as tz
+
+    from dagster import DagsterInstance
+
+    from compliance_reports.delivery import ledger
+    from compliance_reports.demo.mail_catcher import MailCatcher
+    from compliance_reports.orchestration.manual_run import publish_now, run_report_now
+    from compliance_reports.periods import latest_ended_period
+
+    rows = []
+    now = datetime.now(tz.utc)
+    urls = dict(app_db_url=ctx.settings.compliance_db_url, audit_db_url=ctx.settings.audit_db_url)
+    outbox = ctx.settings.outbox_dir
+    with MailCatcher(outbox, port=8025) as catcher, DagsterInstance.get() as instance:
+        click.echo(f"Mail catcher listening on 127.0.0.1:8025, saving to {outbox}")
+        for report in config_store.list_reports(ctx.app_engine, enabled=True):
+            period = latest_ended_period(now, report.frequency, report.schedule.timezone)
+            click.echo(f"Running {report.id} for {period} ...")
+            outcome = run_report_now(report, period, instance=instance, log_level="WARNING", **urls)
+            row = {"report_id": report.id, "period": period, "report_run": outcome["status"],
+                   "run_id": outcome["run_id"], "files": "-", "deliveries": "-", "folder": "-"}
+            for message in outcome["messages"]:
+                click.echo(f"  {message}", err=True)
+            if outcome["status"] == "SUCCESS":
+                published = publish_now(instance, report.frequency, outcome["run_id"],
+                                        log_level="WARNING", **urls)
+                for message in published["messages"]:
+                    click.echo(f"  {message}", err=True)
+                row["publish"] = published["status"]
+                if published["published"]:
+                    files = published["published"]["files"]
+                    row["files"] = ", ".join(f["filename"].split("_", 1)[-1] for f in files)
+                    row["folder"] = str(Path(files[0]["location"]).parent) if files else "-"
+                sent = [r for r in ledger.list_rows(ctx.app_engine, report_id=report.id)
+                        if r["period"] == period]
+                row["deliveries"] = ", ".join(
+                    f"{r['destination']}:{r['recipient'].split('/')[-1]}={r['status']}" for r in sent
+                ) or "none configured"
+            rows.append(row)
+        click.echo(f"{len(catcher.saved)} mail(s) saved in {outbox}")
+    return rows

@@ -1,0 +1,33 @@
+"""`compliance-reports doctor`: the health checks of compliance_reports.operations.doctor."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from compliance_reports.cli.output import Context, pass_ctx
+
+
+@click.command("doctor")
+@click.option("--network", is_flag=True, help="Also connect to each SMTP server, webhook host and S3 bucket.")
+@click.option("--no-daemon", is_flag=True, help="Skip the Dagster daemon heartbeat check.")
+@pass_ctx
+def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
+    """Check databases, migrations, named secrets, reachability and the daemon; exit 0 when all pass."""
+    from compliance_reports.operations import doctor as checks
+
+    groups = [checks.check_databases(ctx.settings, ctx.app_engine, ctx.audit_engine)]
+    results = list(groups[0])
+    if all(r.status != checks.FAIL for r in results):
+        results += list(checks.check_environment(ctx.app_engine))
+        if network:
+            results += list(checks.check_reachability(ctx.app_engine))
+    if not no_daemon:
+        results += list(checks.check_daemon())
+    for result in results:
+        click.echo(result.line())
+    failed = sum(r.status == checks.FAIL for r in results)
+    click.echo(f"{len(results)} checks: {failed} failed, "
+               f"{sum(r.status == checks.WARN for r in results)} warnings")
+    sys.exit(1 if failed else 0)

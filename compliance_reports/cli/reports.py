@@ -1,0 +1,165 @@
+"""`compliance-reports reports ...`: report configurations and requests to the daemon."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+
+import click
+
+from compliance_reports.cli.output import Context, emit_json, emit_table, fail, get_report, pass_ctx
+from compliance_reports.config import store as config_store
+from compliance_reports.config.loader import ConfigError, parse_reports, read_documents
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "unknown"
+
+
+@click.group()
+def reports() -> None:
+    """Report configurations."""
+
+
+@reports.command("apply")
+@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@pass_ctx
+def reports_apply(ctx: Context, files) -> None:
+    """Insert or update reports from YAML; an update must give the current version."""
+    for file in files:
+        try:
+            docs = read_documents(file, "report")
+            parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine))
+            outcomes = config_store.apply_reports(
+                ctx.app_engine, parsed, [d.label for d in docs], _actor()
+            )
+        except (ConfigError, config_store.ConflictError) as exc:
+            fail(str(exc))
+        for o in outcomes:
+            click.echo(f"report {o.key}: {o.action} (version {o.version})")
+
+
+@reports.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def reports_list(ctx: Context, as_json: bool) -> None:
+    rows = config_store.report_row_summary(ctx.app_engine)
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(
+            rows, ["id", "organization_id", "report_type", "frequency", "enabled", "version"]
+        )
+
+
+@reports.command("show")
+@click.argument("report_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def reports_show(ctx: Context, report_id: str, as_json: bool) -> None:
+    report = get_report(ctx, report_id)
+    data = report.model_dump(mode="json", by_alias=True)
+    if as_json:
+        emit_json(data)
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+
+
+@reports.command("enable")
+@click.argument("report_id")
+@pass_ctx
+def reports_enable(ctx: Context, report_id: str) -> None:
+    """Let the schedules request this report again."""
+    try:
+        version = config_store.set_enabled(ctx.app_engine, report_id, True)
+        config_store.request(ctx.app_engine, report_id, "schedule", actor=_actor())
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+    click.echo(f"report {report_id}: enabled (version {version})")
+
+
+@reports.command("disable")
+@click.argument("report_id")
+@pass_ctx
+def reports_disable(ctx: Context, report_id: str) -> None:
+    """Stop requesting new runs; runs already queued still run (see unschedule)."""
+    try:
+        version = config_store.set_enabled(ctx.app_engine, report_id, False)
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+    click.echo(f"report {report_id}: disabled (version {version})")
+
+
+@reports.command("unschedule")
+@click.argument("report_id")
+@pass_ctx
+def reports_unschedule(ctx: Context, report_id: str) -> None:
+    """Disable the report and cancel its queued runs (through the schedule-requests sensor)."""
+    try:
+        request_id = config_store.request(ctx.app_engine, report_id, "unschedule", actor=_actor())
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+    click.echo(f"report {report_id}: unschedule requested (request {request_id})")
+
+
+@reports.command("run-now")
+@click.argument("report_id")
+@click.option("--period", default=None, help="Period key; default: the latest ended when the request is applied.")
+@pass_ctx
+def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
+    """Ask the daemon to run a report now (through the schedule-requests sensor, trigger `request`)."""
+    from compliance_reports.periods import validate_period_key
+
+    report = get_report(ctx, report_id)
+    if period is not None:
+        try:
+            validate_period_key(period, report.frequency)
+        except ValueError as exc:
+            fail(f"--period: {exc}")
+    request_id = config_store.request(ctx.app_engine, report_id, "run_now", period=period, actor=_actor())
+    click.echo(f"report {report_id}: run requested (request {request_id}"
+               + (f", period {period})" if period else ", latest ended period)"))
+
+
+@reports.command("delete")
+@click.argument("report_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
+    """Delete the configuration; run history and the delivery ledger are kept."""
+    if not yes:
+        click.confirm(f"Delete report {report_id}?", abort=True)
+    try:
+        config_store.delete_report(ctx.app_engine, report_id, actor=_actor())
+    except config_store.NotFoundError as exc:
+        fail(str(exc))
+    click.echo(f"report {report_id}: deleted (queued runs will be cancelled)")
+
+
+@reports.command("next-runs")
+@click.argument("report_id")
+@click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--after", type=click.DateTime(), default=None,
+              help="Start from this UTC instant instead of now (YYYY-MM-DDTHH:MM:SS).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def reports_next_runs(ctx: Context, report_id: str, count: int, after, as_json: bool) -> None:
+    """The next slots of a report, in its timezone and UTC, with the period each covers."""
+    from datetime import timezone as tz
+
+    from compliance_reports.periods import describe_slots
+
+    report = get_report(ctx, report_id)
+    start = after.replace(tzinfo=tz.utc) if after else datetime.now(tz.utc)
+    rows = describe_slots(report.schedule.to_spec(), start, count)
+    if as_json:
+        emit_json(rows)
+        return
+    click.echo(f"{report_id}: {report.frequency} at {report.schedule.time} {report.schedule.timezone}"
+               + ("" if report.enabled else " (disabled: these slots will not run)"))
+    emit_table(rows, ["slot_local", "slot_utc", "period", "window_start_utc", "window_end_utc"])

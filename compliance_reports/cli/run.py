@@ -1,0 +1,81 @@
+"""`compliance-reports run` and `history`: one report period now, and a report's Dagster runs."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+
+from compliance_reports.cli.output import (
+    Context,
+    emit_json,
+    emit_table,
+    ensure_dagster_home,
+    fail,
+    get_report,
+    pass_ctx,
+)
+
+
+@click.command("run")
+@click.argument("report_id")
+@click.option("--period", default=None, help="Period key (its local start date); default: the latest ended.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) -> None:
+    """Materialize one report period now through the Dagster instance at $DAGSTER_HOME."""
+    from datetime import timezone as tz
+
+    from compliance_reports.orchestration.manual_run import run_report_now
+    from compliance_reports.periods import (
+        latest_ended_period,
+        period_has_ended,
+        period_window,
+        validate_period_key,
+    )
+
+    report = get_report(ctx, report_id)
+    ensure_dagster_home(ctx.settings)
+    now = datetime.now(tz.utc)
+    zone = report.schedule.timezone
+    if period is None:
+        period = latest_ended_period(now, report.frequency, zone)
+    try:
+        validate_period_key(period, report.frequency)
+    except ValueError as exc:
+        fail(f"--period: {exc}")
+    if not period_has_ended(period, report.frequency, zone, now):
+        window = period_window(period, report.frequency, zone)
+        fail(f"--period: {period} has not ended in {zone} (it ends {window.end_local.isoformat()})")
+    outcome = run_report_now(report, period, app_db_url=ctx.settings.compliance_db_url,
+                             audit_db_url=ctx.settings.audit_db_url,
+                             log_level="WARNING" if as_json else "INFO")
+    if as_json:
+        emit_json(outcome)
+    else:
+        click.echo(f"{report_id} {period}: run {outcome['run_id']} {outcome['status']}")
+        for line in outcome.get("messages", []):
+            click.echo(f"  {line}")
+    if outcome["status"] != "SUCCESS":
+        sys.exit(1)
+
+
+@click.command("history")
+@click.argument("report_id")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def history(ctx: Context, report_id: str, limit: int, as_json: bool) -> None:
+    """Dagster runs of a report (report and publish runs), newest first."""
+    from dagster import DagsterInstance
+
+    from compliance_reports.orchestration.dagster_runs import report_history
+
+    ensure_dagster_home(ctx.settings)
+    with DagsterInstance.get() as instance:
+        rows = report_history(instance, report_id, limit)
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["run_id", "job", "status", "period", "trigger", "start", "end", "duration_s"])

@@ -1,0 +1,39 @@
+"""`compliance-reports templates apply|list`: defaults for new report configurations."""
+
+from __future__ import annotations
+
+import click
+
+from compliance_reports.cli.output import Context, emit_json, emit_table, fail, pass_ctx
+from compliance_reports.config import store as config_store
+from compliance_reports.config.loader import ConfigError, parse_templates, read_documents
+
+
+@click.group()
+def templates() -> None:
+    """Report templates: defaults for new report configurations."""
+
+
+@templates.command("apply")
+@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@pass_ctx
+def templates_apply(ctx: Context, files) -> None:
+    for file in files:
+        try:
+            parsed = parse_templates(read_documents(file, "template"))
+        except ConfigError as exc:
+            fail(str(exc))
+        for o in config_store.apply_templates(ctx.app_engine, parsed):
+            click.echo(f"template {o.key}: {o.action} (version {o.version})")
+
+
+@templates.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def templates_list(ctx: Context, as_json: bool) -> None:
+    found = config_store.load_templates(ctx.app_engine)
+    rows = [t.model_dump(mode="json") for t in found.values()]
+    if as_json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["name", "description"])
