@@ -269,8 +269,8 @@ def postgres_to_parquet_copy(dsn: str, out: Path) -> tuple[float, int]:
 
 
 def time_event_stream(url: str, out: Path) -> tuple[float, int]:
-    from compliance_reports.db.engine import make_engine
     from compliance_reports.audit.event_stream import snapshot_connection, stream_window
+    from compliance_reports.db.engine import make_engine
 
     engine = make_engine(url)
     try:

@@ -196,9 +196,9 @@ def drop(dbname: str) -> None:
 def child(dbname: str, repeats: int) -> dict:
     from sqlalchemy import event
 
+    from compliance_reports.audit.hashing import row_hash
     from compliance_reports.config.models import ReportConfig
     from compliance_reports.db.engine import make_engine
-    from compliance_reports.audit.hashing import row_hash
     from compliance_reports.reports.builder import build_report
 
     engine = make_engine(f"{URL_BASE}/{dbname}")

@@ -19,9 +19,9 @@ from datetime import date
 from itertools import islice
 from pathlib import Path
 
-from compliance_reports.demo import seed as demo_seed
 from compliance_reports.db import migrate
 from compliance_reports.db.engine import make_engine
+from compliance_reports.demo import seed as demo_seed
 
 TARGET = 50_000
 ORGS = 3

@@ -39,13 +39,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select
 
-from compliance_reports.db.schema import audit_log, integrity_checkpoints
 from compliance_reports.audit.event_stream import (
     StreamOutcome,
     iso_micros,
     snapshot_connection,
     stream_window,
 )
+from compliance_reports.db.schema import audit_log, integrity_checkpoints
 
 KEY_ENV = "COMPLIANCE_CHECKPOINT_KEY"
 VERIFIED, BROKEN, INCOMPLETE = "VERIFIED", "BROKEN", "INCOMPLETE"

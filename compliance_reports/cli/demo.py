@@ -45,8 +45,8 @@ def demo() -> None:
 @pass_ctx
 def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_date, as_json) -> None:
     """Insert deterministic healthcare-SaaS audit traffic into audit_log."""
-    from compliance_reports.demo import seed as seeding
     from compliance_reports.db import migrate
+    from compliance_reports.demo import seed as seeding
 
     migrate.upgrade("audit", ctx.audit_engine)
     options = seeding.SeedOptions(
@@ -97,9 +97,9 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
     """The quick-start pipeline on the embedded default: databases, data, configuration."""
     from sqlalchemy import func, select
 
-    from compliance_reports.demo import seed as seeding
     from compliance_reports.db import migrate
     from compliance_reports.db.schema import audit_log
+    from compliance_reports.demo import seed as seeding
 
     settings = ctx.settings
     click.echo(f"Data folder: {settings.data_dir}")

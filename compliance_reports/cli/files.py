@@ -16,8 +16,7 @@ from pathlib import Path
 
 import click
 
-from compliance_reports.artifacts import file_crypto
-from compliance_reports.artifacts import manifest
+from compliance_reports.artifacts import file_crypto, manifest
 
 DEFAULT_ENCRYPTION_KEY_ENV = "COMPLIANCE_ENCRYPTION_KEY"
 

@@ -27,7 +27,12 @@ from sqlalchemy import Engine
 from compliance_reports.artifacts.publication import Publication
 from compliance_reports.config.models import RetryPolicy
 from compliance_reports.delivery import ledger
-from compliance_reports.delivery.alerts import AlertFields, is_alert_row, notify_failure, resend_sender
+from compliance_reports.delivery.alerts import (
+    AlertFields,
+    is_alert_row,
+    notify_failure,
+    resend_sender,
+)
 from compliance_reports.delivery.attempt import (
     DeliveryOutcome,
     Log,

@@ -32,13 +32,13 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from typing import Mapping
 
+from compliance_reports.artifacts.publication import Publication
 from compliance_reports.delivery.errors import (
     ConfigurationError,
     DeliveryError,
     SendResult,
     read_env_secret,
 )
-from compliance_reports.artifacts.publication import Publication
 
 # RFC 5322 allows 998-character lines; folding at 78 makes Python's folder start some
 # subjects on a continuation line (a leading space shown by clients).

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 
 import requests
 
+from compliance_reports.artifacts.publication import Publication
 from compliance_reports.delivery.backoff import parse_retry_after
 from compliance_reports.delivery.errors import (
     ConfigurationError,
@@ -43,7 +44,6 @@ from compliance_reports.delivery.errors import (
     SendResult,
     read_env_secret,
 )
-from compliance_reports.artifacts.publication import Publication
 
 EVENT_PUBLISHED = "compliance_report.published"
 RETRYABLE_STATUS = {408, 425, 429}

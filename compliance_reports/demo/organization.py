@@ -20,6 +20,18 @@ from compliance_reports.demo.clinical import ClinicalTraffic
 from compliance_reports.demo.disclosures import DisclosureTraffic
 from compliance_reports.demo.gdpr import GdprTraffic
 from compliance_reports.demo.vocabulary import (
+    _CATEGORY_WEIGHTS,
+    _CUM_CATEGORY,
+    _DAY,
+    _DIURNAL,
+    _ENC,
+    _FHIR_EXPANDED,
+    _H,
+    _LEGAL_BASIS_EXPANDED,
+    _NIGHT_LOCAL_HOURS,
+    _PEOPLE,
+    _SERVICE_AGENT,
+    _USER_AGENTS,
     C_ADMIN,
     C_AFTER_HOURS,
     C_AUDIT_CFG,
@@ -36,18 +48,6 @@ from compliance_reports.demo.vocabulary import (
     C_LOGOUT,
     C_MFA,
     C_SYSTEM,
-    _CATEGORY_WEIGHTS,
-    _CUM_CATEGORY,
-    _DAY,
-    _DIURNAL,
-    _ENC,
-    _FHIR_EXPANDED,
-    _H,
-    _LEGAL_BASIS_EXPANDED,
-    _NIGHT_LOCAL_HOURS,
-    _PEOPLE,
-    _SERVICE_AGENT,
-    _USER_AGENTS,
     _day_ms,
 )
 

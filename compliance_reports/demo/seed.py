@@ -56,7 +56,6 @@ from compliance_reports.demo.insert import (
 from compliance_reports.demo.organization import Organization
 from compliance_reports.demo.vocabulary import _EPOCH, _H, _MMSS, _MS3, _JsonCache
 
-
 __all__ = [
     "DEMO_ORGANIZATIONS",
     "INSERT_COLUMNS",

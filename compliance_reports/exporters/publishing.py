@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from compliance_reports.artifacts.checksums import sha256_file
-from compliance_reports.config.models import ReportConfig
-from compliance_reports.artifacts.publication import Publication
-from compliance_reports.exporters.render import export_all
 from compliance_reports.artifacts.manifest import MANIFEST_NAME, write_manifest
+from compliance_reports.artifacts.publication import Publication
+from compliance_reports.config.models import ReportConfig
+from compliance_reports.exporters.render import export_all
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compliance_reports.artifacts import compression
-from compliance_reports.artifacts import file_crypto
+from compliance_reports.artifacts import compression, file_crypto
 from compliance_reports.artifacts.checksums import sha256_file
 from compliance_reports.config.models import ExportSettings
 from compliance_reports.exporters.common import (

@@ -18,9 +18,13 @@ from dagster import (
 
 from compliance_reports.config.store import get_destination
 from compliance_reports.delivery.dispatcher import deliver_publication
+from compliance_reports.exporters.publishing import (
+    PublishedSet,
+    export_and_store,
+    fetch_publication,
+)
 from compliance_reports.orchestration.dagster_runs import report_asset_key
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
-from compliance_reports.exporters.publishing import PublishedSet, export_and_store, fetch_publication
 
 
 class PublishConfig(Config):

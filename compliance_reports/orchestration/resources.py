@@ -64,8 +64,8 @@ class ArtifactStoreResource(ConfigurableResource):
     manifest_key_env: str = "COMPLIANCE_MANIFEST_KEY"
 
     def store(self):
-        from compliance_reports.artifacts.store import LocalArtifactStore, S3ArtifactStore
         from compliance_reports.artifacts.s3 import make_s3_client
+        from compliance_reports.artifacts.store import LocalArtifactStore, S3ArtifactStore
 
         settings = load_settings()
         provider = self.provider or settings.artifact_provider

@@ -21,14 +21,15 @@ from typing import Any, Callable
 
 from sqlalchemy import Engine
 
-from compliance_reports.reports import document as rd
 from compliance_reports.audit.action_categories import resolve_categories
-from compliance_reports.config.models import ReportConfig
-from compliance_reports.db.schema import audit_log
 from compliance_reports.audit.event_stream import Redactor, snapshot_connection
 from compliance_reports.audit.integrity import IntegrityResult, evaluate, run_pass
+from compliance_reports.config.models import ReportConfig
+from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window, period_window
-from compliance_reports.reports import custom, gdpr, general, hipaa, integrity_report
+from compliance_reports.reports import custom
+from compliance_reports.reports import document as rd
+from compliance_reports.reports import gdpr, general, hipaa, integrity_report
 from compliance_reports.reports.common import (
     ReportContext,
     criteria_condition,

@@ -34,7 +34,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from compliance_reports.reports import document as rd
 from compliance_reports.audit.action_categories import (
     CATEGORY_TITLES,
     DEFAULT_CATEGORIES,
@@ -42,12 +41,13 @@ from compliance_reports.audit.action_categories import (
     category_condition,
     pattern_condition,
 )
-from compliance_reports.config.models import Criteria, ReportConfig
-from compliance_reports.db.schema import audit_log
 from compliance_reports.audit.event_stream import Redactor, StreamOutcome
 from compliance_reports.audit.hashing import iso_millis
 from compliance_reports.audit.integrity import IntegrityResult
+from compliance_reports.config.models import Criteria, ReportConfig
+from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window
+from compliance_reports.reports import document as rd
 
 EVIDENCE_LIMIT = 10        # event ids attached to one finding
 LIST_LIMIT = 200           # rows of an evidence list section (disclosures, breaches, ...)

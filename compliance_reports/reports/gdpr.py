@@ -29,9 +29,9 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, not_, or_, select
 
-from compliance_reports.reports import document as rd
 from compliance_reports.audit.action_categories import ascii_lower, pattern_condition
 from compliance_reports.db.schema import audit_log
+from compliance_reports.reports import document as rd
 from compliance_reports.reports.common import (
     EVIDENCE_LIMIT,
     LIST_LIMIT,

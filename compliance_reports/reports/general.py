@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from compliance_reports.reports import document as rd
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import period_window, previous_period_key
+from compliance_reports.reports import document as rd
 from compliance_reports.reports.common import (
     ReportContext,
     category_title,

@@ -33,10 +33,10 @@ from typing import Any
 
 from sqlalchemy import and_, case, false, func, literal, or_, select
 
-from compliance_reports.reports import document as rd
 from compliance_reports.audit.action_categories import categorize
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window, resolve_local
+from compliance_reports.reports import document as rd
 from compliance_reports.reports.common import (
     EVIDENCE_COLUMNS,
     EVIDENCE_LIMIT,

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from compliance_reports.reports import document as rd
-from compliance_reports.db.schema import audit_log
 from compliance_reports.audit.integrity import BREAK_KINDS, BROKEN, KEY_ENV
+from compliance_reports.db.schema import audit_log
+from compliance_reports.reports import document as rd
 from compliance_reports.reports.common import (
     ReportContext,
     event_time,

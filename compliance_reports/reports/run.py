@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from compliance_reports.config.models import ReportConfig
-from compliance_reports.reports.document import canonical_json, document_sha256
 from compliance_reports.reports.builder import BuildResult, build_report
+from compliance_reports.reports.document import canonical_json, document_sha256
 
 DOCUMENT_FILENAME = "report.json"
 EVENTS_FILENAME = "events.parquet"

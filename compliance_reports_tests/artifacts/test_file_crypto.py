@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from compliance_reports.artifacts import file_crypto
-from compliance_reports.cli.files import decrypt
 from compliance_reports.artifacts.file_crypto import DecryptionError, EncryptionKeyError
+from compliance_reports.cli.files import decrypt
 
 KEY = bytes(range(32))
 KEY_HEX = KEY.hex()

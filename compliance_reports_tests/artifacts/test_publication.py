@@ -5,8 +5,12 @@ import json
 
 import pytest
 
-from compliance_reports.artifacts.publication import Publication, PublishedFile, media_type_for
-from compliance_reports.artifacts.publication import format_for
+from compliance_reports.artifacts.publication import (
+    Publication,
+    PublishedFile,
+    format_for,
+    media_type_for,
+)
 
 
 @pytest.mark.parametrize("name,media,fmt", [

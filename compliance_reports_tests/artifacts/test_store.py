@@ -10,13 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from compliance_reports.artifacts.s3 import make_s3_client
 from compliance_reports.artifacts.store import (
     LocalArtifactStore,
     S3ArtifactStore,
     UnsafeKeyError,
     run_key,
 )
-from compliance_reports.artifacts.s3 import make_s3_client
 
 PARTS = ("acme-health", "hipaa-monthly", "2026-11-01", "run-7f3a", "hipaa-monthly_2026-11-01.csv")
 ESCAPES = [

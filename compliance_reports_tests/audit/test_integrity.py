@@ -9,8 +9,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, insert, select, update
 
-from compliance_reports.cli.integrity import integrity as integrity_cli
-from compliance_reports.db.schema import audit_log, integrity_checkpoints
 from compliance_reports.audit.hashing import row_hash
 from compliance_reports.audit.integrity import (
     BROKEN,
@@ -20,6 +18,8 @@ from compliance_reports.audit.integrity import (
     key_id,
     verify_window,
 )
+from compliance_reports.cli.integrity import integrity as integrity_cli
+from compliance_reports.db.schema import audit_log, integrity_checkpoints
 from compliance_reports_tests.reports.dataset import load, ts
 
 KEY = b"test-checkpoint-key"

@@ -10,7 +10,11 @@ from click.testing import CliRunner
 from compliance_reports.cli.deliveries import deliveries
 from compliance_reports.config.models import WebhookDestination
 from compliance_reports.delivery import ledger
-from compliance_reports_tests.delivery.conftest import clock, fast_retry, publication  # noqa: F401 - fixtures shared with delivery tests
+from compliance_reports_tests.delivery.conftest import (  # noqa: F401 - fixtures shared with delivery tests
+    clock,
+    fast_retry,
+    publication,
+)
 
 
 @pytest.fixture

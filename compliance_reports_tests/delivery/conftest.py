@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from compliance_reports.config.models import RetryPolicy
 from compliance_reports.artifacts.publication import Publication, PublishedFile
+from compliance_reports.config.models import RetryPolicy
 from compliance_reports_tests.peers import free_port  # noqa: F401 - re-exported for the tests here
 
 FAST_RETRY = {"max_attempts": 3, "initial_delay_s": 0.01, "multiplier": 2.0, "max_delay_s": 0.05}

@@ -11,8 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from compliance_reports.config.models import StorageDestination, WebhookDestination
 from compliance_reports.artifacts.publication import Publication
+from compliance_reports.config.models import StorageDestination, WebhookDestination
 from compliance_reports.delivery import ledger
 from compliance_reports.delivery.dispatcher import deliver_publication, retry_due
 from compliance_reports_tests.delivery.conftest import fast_retry

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from compliance_reports.demo import seed as demo_seed
+from compliance_reports.audit.hashing import row_hash, verify_chain
 from compliance_reports.db import migrate
 from compliance_reports.db.engine import make_engine
 from compliance_reports.db.schema import audit_log
+from compliance_reports.demo import seed as demo_seed
 from compliance_reports.demo.seed import SeedOptions, generate_events, seed_audit_log, tamper_rows
-from compliance_reports.audit.hashing import row_hash, verify_chain
 
 # March 2026 holds the US (8th) and EU (29th) daylight-saving changes.
 END = date(2026, 3, 31)

@@ -13,8 +13,8 @@ import pytest
 from compliance_reports.artifacts import file_crypto
 from compliance_reports.config.models import ExportSettings
 from compliance_reports.exporters import render
-from compliance_reports.exporters.render import export_all
 from compliance_reports.exporters.common import FLAT_COLUMNS
+from compliance_reports.exporters.render import export_all
 from compliance_reports_tests.exporters.sample import sample_document, write_events
 
 DETERMINISTIC = ["csv", "json", "xml", "parquet"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from compliance_reports.config import store as config_store
 from compliance_reports.cli.main import main
+from compliance_reports.config import store as config_store
 from compliance_reports.config.models import parse_destination
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
-from compliance_reports.db.schema import audit_log
 from compliance_reports.audit.hashing import HASH_ALGORITHM, row_hash
+from compliance_reports.db.schema import audit_log
 
 FIELDS = ("id", "organization_id", "timestamp", "principal_id", "action", "target_resource_type",
           "target_resource_id", "status", "data_classification", "details")

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from compliance_reports.audit.event_stream import digest_parquet
-from compliance_reports.reports.document import HEADER_FIELDS, canonical_json, validate_document
 from compliance_reports.reports.builder import GENERATOR_VERSION, build_report
+from compliance_reports.reports.document import HEADER_FIELDS, canonical_json, validate_document
 from compliance_reports_tests.reports.conftest import (
     GENERATED_AT,
     facts,

@@ -15,8 +15,8 @@ from sqlalchemy import delete
 
 from compliance_reports.db.schema import audit_log, integrity_checkpoints
 from compliance_reports.periods import period_window
-from compliance_reports.reports.document import validate_document
 from compliance_reports.reports.builder import build_report
+from compliance_reports.reports.document import validate_document
 from compliance_reports_tests.reports.conftest import golden_config
 from compliance_reports_tests.reports.dataset import insert_rows, make_rows
 

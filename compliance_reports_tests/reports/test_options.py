@@ -9,8 +9,8 @@ import json
 import pyarrow.parquet as pq
 from sqlalchemy import update
 
-from compliance_reports.db.schema import audit_log
 from compliance_reports.audit.event_stream import digest_parquet
+from compliance_reports.db.schema import audit_log
 from compliance_reports.reports.builder import build_report
 from compliance_reports_tests.reports.conftest import (
     GENERATED_AT,
