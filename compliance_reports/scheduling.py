@@ -1,4 +1,8 @@
-"""Which (report, period) runs are due at an instant: the schedule tick's decision, without Dagster.
+"""Which (report, period) runs are due at an instant, and which requested periods may run.
+
+The schedule tick's decision and the one check every requested period passes (CLI `run`,
+`reports run-now`, `schedule_requests` rows, backfills reaching the report asset), without
+Dagster.
 
 Run identity is `<report_id>:<period>` (the run key), so editing a report's schedule never
 produces a second run for a period that already ran.
@@ -11,9 +15,68 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from compliance_reports.config.models import ReportConfig
-from compliance_reports.periods import due_periods, last_slot_at_or_before, period_for_slot
+from compliance_reports.periods import (
+    Window,
+    due_periods,
+    last_slot_at_or_before,
+    latest_ended_period,
+    period_for_slot,
+    period_has_ended,
+    period_window,
+    validate_period_key,
+)
 
 TRIGGERS = ("schedule", "manual", "backfill", "catch_up", "retry", "request")
+
+# The first period each report asset offers; orchestration/report_partitions.py starts the
+# Dagster partitions here. Periods x reports should stay under ~100,000 per asset, so the daily
+# asset starts later than the others; move a start back to backfill older data.
+FIRST_PERIODS = {
+    "daily": "2025-01-01",
+    "weekly": "2024-01-01",  # a Monday
+    "monthly": "2020-01-01",
+    "quarterly": "2020-01-01",
+}
+
+
+class PeriodRefused(ValueError):
+    """A requested period that cannot run; the message is one line saying why."""
+
+
+def check_requested_period(period: str, frequency: str, timezone: str, now: datetime) -> Window:
+    """The period's window if it may run now, else PeriodRefused.
+
+    Refused: a key that is not the first day of a period of `frequency` (a weekly key that is
+    not a Monday, a monthly one not on the 1st, ...), a period before the asset's first period,
+    and a period that has not ended in `timezone` at `now` (a run would fail, and a failed
+    period is not requested again by the schedule).
+    """
+    try:
+        validate_period_key(period, frequency)
+    except ValueError as exc:
+        raise PeriodRefused(str(exc)) from None
+    first = FIRST_PERIODS[frequency]
+    if period < first:
+        raise PeriodRefused(
+            f"{frequency} period {period} is before {first}, the first period of "
+            f"{frequency}_compliance_report"
+        )
+    window = period_window(period, frequency, timezone)
+    if not period_has_ended(period, frequency, timezone, now):
+        raise PeriodRefused(
+            f"{frequency} period {period} has not ended in {timezone}: it ends at "
+            f"{window.end_local.isoformat()} ({window.end_utc.isoformat()}); request it after that"
+        )
+    return window
+
+
+def requested_period(report: ReportConfig, period: str | None, now: datetime) -> str:
+    """The period a request runs (default: the latest ended), checked by check_requested_period."""
+    zone = report.schedule.timezone
+    if period is None:
+        period = latest_ended_period(now, report.frequency, zone)
+    check_requested_period(period, report.frequency, zone, now)
+    return period
 
 
 @dataclass(frozen=True)

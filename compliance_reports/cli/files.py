@@ -3,7 +3,8 @@
 The main group registers them with `for command in FILE_COMMANDS: main.add_command(command)`.
 
 Exit status: 0 all good; 1 a problem was found (decryption failed, a file does not match
-its manifest, the signature does not verify); 2 bad input (missing file or folder, key
+its manifest or is missing, a file is in the folder but not listed, the signature does not
+verify or was not checked without --allow-unsigned); 2 bad input (missing file or folder, key
 variable unset or malformed, output exists).
 """
 
@@ -59,11 +60,18 @@ def decrypt(file: Path, key_env: str, output: Path | None, original_name: str | 
 @click.command("verify-manifest")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--key-env", default=None,
-              help=f"Environment variable holding the signing key (default {manifest.DEFAULT_KEY_ENV}; "
-                   "when that is unset the signature is not checked).")
+              help=f"Environment variable holding the signing key (default {manifest.DEFAULT_KEY_ENV}).")
+@click.option("--allow-unsigned", is_flag=True,
+              help="Accept a check of the hashes only when no key is given or the manifest is unsigned "
+                   "(whoever changed a file could have rewritten its hash).")
+@click.option("--exports-only", is_flag=True,
+              help="The folder is a delivered copy (storage destination): the document and events "
+                   "listed as sources stay in the artifact store and are reported as not checked.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")
-def verify_manifest(folder: Path, key_env: str | None, as_json: bool) -> None:
-    """Check every file of FOLDER against its manifest.json (sizes, SHA-256, signature)."""
+def verify_manifest(folder: Path, key_env: str | None, allow_unsigned: bool, exports_only: bool,
+                    as_json: bool) -> None:
+    """Check FOLDER against its manifest.json: every listed file's size and SHA-256, no file
+    that is not listed (dot-files included), and the signature."""
     try:
         if key_env is not None:  # named explicitly: it must be set
             key = manifest.load_manifest_key(key_env, os.environ.get, required=True)
@@ -72,21 +80,36 @@ def verify_manifest(folder: Path, key_env: str | None, as_json: bool) -> None:
     except manifest.ManifestKeyError as exc:
         _fail(f"verify-manifest: {exc}", 2)
     try:
-        report = manifest.verify_folder(folder, key)
+        report = manifest.verify_folder(folder, key, allow_unsigned=allow_unsigned, exports_only=exports_only)
     except FileNotFoundError as exc:
         _fail(f"verify-manifest: {exc}", 2)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
-        m = report.manifest or {}
-        click.echo(f"{folder}: report {m.get('report_id')} period {m.get('period')} run {m.get('run_id')}")
-        click.echo(f"files checked: {report.files_checked}; signature: {report.signature}")
-        for note in report.notes:
-            click.echo(f"note: {note}")
-        for problem in report.problems:
-            click.echo(f"PROBLEM: {problem}")
-        click.echo("OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
+        _print_report(folder, report, key)
     sys.exit(0 if report.ok else 1)
+
+
+def _print_report(folder: Path, report: manifest.VerificationReport, key: bytes | None) -> None:
+    m = report.manifest or {}
+    click.echo(f"{folder}: report {m.get('report_id')} period {m.get('period')} run {m.get('run_id')}"
+               f" (manifest version {m.get('manifest_version')})")
+    click.echo(f"checked (size and SHA-256): {report.files_checked} file(s)"
+               + (f": {', '.join(report.checked)}" if report.checked else ""))
+    signature = {
+        "valid": f"valid (HMAC-SHA256, key id {manifest.key_id_for(key) if key else '-'})",
+        "invalid": "INVALID",
+        "unsigned": "none (unsigned manifest)",
+        "not_checked": "NOT checked (no key)",
+    }[report.signature]
+    click.echo(f"signature: {signature}")
+    for item in report.not_checked:
+        click.echo(f"NOT checked: {item}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for problem in report.problems:
+        click.echo(f"PROBLEM: {problem}")
+    click.echo("OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
 
 
 FILE_COMMANDS = [decrypt, verify_manifest]

@@ -112,14 +112,20 @@ def reports_unschedule(ctx: Context, report_id: str) -> None:
 @click.option("--period", default=None, help="Period key; default: the latest ended when the request is applied.")
 @pass_ctx
 def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
-    """Ask the daemon to run a report now (through the schedule-requests sensor, trigger `request`)."""
-    from compliance_reports.periods import validate_period_key
+    """Ask the daemon to run a report now (through the schedule-requests sensor, trigger `request`).
+
+    A period that may not run (not ended in the report's timezone, before the asset's first
+    period, not a period of the report's frequency) is refused here with exit status 2.
+    """
+    from datetime import timezone as tz
+
+    from compliance_reports.scheduling import PeriodRefused, check_requested_period
 
     report = get_report(ctx, report_id)
     if period is not None:
         try:
-            validate_period_key(period, report.frequency)
-        except ValueError as exc:
+            check_requested_period(period, report.frequency, report.schedule.timezone, datetime.now(tz.utc))
+        except PeriodRefused as exc:
             fail(f"--period: {exc}")
     request_id = config_store.request(ctx.app_engine, report_id, "run_now", period=period, actor=_actor())
     click.echo(f"report {report_id}: run requested (request {request_id}"

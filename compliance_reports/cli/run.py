@@ -28,26 +28,14 @@ def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) 
     from datetime import timezone as tz
 
     from compliance_reports.orchestration.manual_run import run_report_now
-    from compliance_reports.periods import (
-        latest_ended_period,
-        period_has_ended,
-        period_window,
-        validate_period_key,
-    )
+    from compliance_reports.scheduling import PeriodRefused, requested_period
 
     report = get_report(ctx, report_id)
-    ensure_dagster_home(ctx.settings)
-    now = datetime.now(tz.utc)
-    zone = report.schedule.timezone
-    if period is None:
-        period = latest_ended_period(now, report.frequency, zone)
     try:
-        validate_period_key(period, report.frequency)
-    except ValueError as exc:
+        period = requested_period(report, period, datetime.now(tz.utc))
+    except PeriodRefused as exc:
         fail(f"--period: {exc}")
-    if not period_has_ended(period, report.frequency, zone, now):
-        window = period_window(period, report.frequency, zone)
-        fail(f"--period: {period} has not ended in {zone} (it ends {window.end_local.isoformat()})")
+    ensure_dagster_home(ctx.settings)
     outcome = run_report_now(report, period, app_db_url=ctx.settings.compliance_db_url,
                              audit_db_url=ctx.settings.audit_db_url,
                              log_level="WARNING" if as_json else "INFO")

@@ -1,5 +1,8 @@
 """Publishing a stored report: export it once, store the files with a signed manifest, and
-load the stored set back for delivery and re-delivery (never regenerating)."""
+load the stored set back for delivery and re-delivery (never regenerating).
+
+The manifest covers the whole stored set of the run folder: the exported files (delivered) and
+the document and event rows they were rendered from (kept in the store, never delivered)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from compliance_reports.artifacts.checksums import sha256_file
-from compliance_reports.artifacts.manifest import MANIFEST_NAME, write_manifest
+from compliance_reports.artifacts.manifest import MANIFEST_NAME, source_entry, write_manifest
 from compliance_reports.artifacts.publication import Publication
 from compliance_reports.config.models import ReportConfig
 from compliance_reports.exporters.render import export_all
@@ -88,7 +91,12 @@ def export_and_store(
         out_dir,
         pdf_event_limit=report.options.pdf_event_limit,
     )
-    manifest_path = write_manifest(out_dir, document, exported, key=manifest_key, key_env=None)
+    sources = [_source(store, parts, document_location, document_path, "document")]
+    if events_path is not None:
+        sources.append(_source(store, parts, events_location, events_path, "events"))
+    manifest_path = write_manifest(
+        out_dir, document, exported, sources=sources, key=manifest_key, key_env=None
+    )
     files = []
     for item in exported:
         location = store.put_file((*parts, item.filename), item.path)
@@ -96,6 +104,14 @@ def export_and_store(
     # The manifest goes last: its presence marks a complete stored set.
     stored_manifest = store.put_file((*parts, MANIFEST_NAME), manifest_path)
     return _published_set(report, period, report_run_id, stored_manifest, manifest_path, files, reused=False)
+
+
+def _source(store, parts: tuple[str, ...], location: str, local: Path, role: str) -> dict[str, Any]:
+    """The manifest entry of a stored source; it must sit in the run folder next to the manifest."""
+    name = location.rstrip("/").rsplit("/", 1)[-1]
+    if store.location_for((*parts, name)) != location:
+        raise ValueError(f"the report {role} at {location} is not in the run folder {'/'.join(parts)}")
+    return source_entry(Path(local), role, filename=name)
 
 
 def load_published_set(

@@ -10,6 +10,9 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 PERIOD_TAG = "dagster/partition/period"
 REPORT_TAG = "dagster/partition/report"
+# Set on a report run the asset refused before doing anything (a period not yet ended, launched
+# from the UI or a backfill): such a failure does not mean the period was attempted.
+REFUSED_TAG = "compliance_reports/refused"
 
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
@@ -33,6 +36,9 @@ def done_periods(
 ) -> dict[str, set[str]]:
     """report id -> periods that are materialized, in flight, failed or cancelled.
 
+    A run the asset refused (REFUSED_TAG: the period had not ended) does not count: the period
+    is requested once its slot passes.
+
     Two storage queries for the whole frequency, whatever the number of reports. Runs are
     matched on Dagster's own partition tags, which backfill runs carry too.
     """
@@ -45,6 +51,8 @@ def done_periods(
     records = instance.get_run_records(RunsFilter(statuses=NOT_AGAIN, created_after=since))
     for record in records:
         tags = record.dagster_run.tags
+        if REFUSED_TAG in tags and record.dagster_run.status == DagsterRunStatus.FAILURE:
+            continue
         if REPORT_TAG in tags and PERIOD_TAG in tags:
             done[tags[REPORT_TAG]].add(tags[PERIOD_TAG])
     return done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from dagster import DagsterInstance, materialize
@@ -10,7 +11,7 @@ from compliance_reports.config.models import ReportConfig
 from compliance_reports.orchestration.report_assets import report_assets
 from compliance_reports.orchestration.report_partitions import partition_key, report_id_partitions
 from compliance_reports.orchestration.resources import default_resources
-from compliance_reports.scheduling import run_tags
+from compliance_reports.scheduling import check_requested_period, run_tags
 
 
 def _failure_text(event) -> str:
@@ -30,7 +31,12 @@ def run_report_now(
     trigger: str = "manual",
     log_level: str = "INFO",
 ) -> dict[str, Any]:
-    """Run the report asset for one partition; the run is recorded in the instance's storage."""
+    """Run the report asset for one partition; the run is recorded in the instance's storage.
+
+    A period that may not run (scheduling.check_requested_period) raises PeriodRefused before
+    any run exists, so no failed run is left behind for that period.
+    """
+    check_requested_period(period, report.frequency, report.schedule.timezone, datetime.now(timezone.utc))
     owned = instance is None
     instance = instance or DagsterInstance.get()
     try:

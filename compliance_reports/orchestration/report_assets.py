@@ -22,12 +22,12 @@ from dagster import (
 
 from compliance_reports.config import store as config_store
 from compliance_reports.orchestration.audit_log_asset import audit_log
+from compliance_reports.orchestration.dagster_runs import REFUSED_TAG
 from compliance_reports.orchestration.report_partitions import FREQUENCIES, report_partitions
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
-from compliance_reports.periods import period_has_ended, period_window, validate_period_key
 from compliance_reports.reports.checks import check_integrity, check_totals, check_window
 from compliance_reports.reports.run import build_and_store, markdown_summary, report_metadata
-from compliance_reports.scheduling import run_tags
+from compliance_reports.scheduling import PeriodRefused, check_requested_period, run_tags
 
 
 def _trigger(tags: dict[str, str]) -> str:
@@ -79,23 +79,18 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
                 f"{report.frequency}_compliance_report",
                 allow_retries=False,
             )
-        try:
-            validate_period_key(period, frequency)
-        except ValueError as exc:
-            raise Failure(f"period {period!r}: {exc}", allow_retries=False) from None
-        tz = report.schedule.timezone
-        now = datetime.now(timezone.utc)
-        if not period_has_ended(period, frequency, tz, now):
-            window = period_window(period, frequency, tz)
-            raise Failure(
-                f"period {period} of report {report_id} has not ended in {tz}: it ends at "
-                f"{window.end_local.isoformat()} ({window.end_utc.isoformat()}); "
-                "request it after that",
-                allow_retries=False,
-            )
         run = context.run
         tags = run_tags(report_id, report.organization_id, frequency, period, _trigger(dict(run.tags)))
-        missing = {k: v for k, v in tags.items() if run.tags.get(k) != v and k not in run.tags}
+        missing = {k: v for k, v in tags.items() if k not in run.tags}
+        now = datetime.now(timezone.utc)
+        try:
+            check_requested_period(period, frequency, report.schedule.timezone, now)
+        except PeriodRefused as exc:
+            # Reached from a UI launch or backfill (the CLI and the schedule-requests sensor
+            # refuse before a run exists). The tag keeps this failure from counting as "the
+            # period ran" for the schedule, which would otherwise never request it.
+            context.instance.add_run_tags(context.run_id, {**missing, REFUSED_TAG: "period"})
+            raise Failure(f"report {report_id}: {exc}", allow_retries=False) from None
         if missing:
             context.instance.add_run_tags(context.run_id, missing)
 

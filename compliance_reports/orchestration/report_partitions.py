@@ -3,7 +3,8 @@
 Defined once here and imported everywhere. A period key is the period's local start date in
 the report's own timezone; Dagster's UTC window of the key is never used for queries
 (periods.period_window computes the real one). end_offset=1 exposes the period that is still
-open in UTC, because in timezones ahead of UTC it may already have ended locally.
+open in UTC, because in timezones ahead of UTC it may already have ended locally. The first
+period of each asset is scheduling.FIRST_PERIODS, shared with the request checks.
 """
 
 from __future__ import annotations
@@ -18,25 +19,18 @@ from dagster import (
     WeeklyPartitionsDefinition,
 )
 
+from compliance_reports.scheduling import FIRST_PERIODS
+
 FREQUENCIES = ("daily", "weekly", "monthly", "quarterly")
 
-# The first period each asset offers. Periods x reports should stay under ~100,000 per asset,
-# so the daily asset starts later than the others; move a start back to backfill older data.
-PERIOD_STARTS = {
-    "daily": "2025-01-01",
-    "weekly": "2024-01-01",   # a Monday
-    "monthly": "2020-01-01",
-    "quarterly": "2020-01-01",
-}
-
 period_partitions = {
-    "daily": DailyPartitionsDefinition(start_date=PERIOD_STARTS["daily"], end_offset=1),
+    "daily": DailyPartitionsDefinition(start_date=FIRST_PERIODS["daily"], end_offset=1),
     "weekly": WeeklyPartitionsDefinition(
-        start_date=PERIOD_STARTS["weekly"], day_offset=1, end_offset=1
+        start_date=FIRST_PERIODS["weekly"], day_offset=1, end_offset=1
     ),
-    "monthly": MonthlyPartitionsDefinition(start_date=PERIOD_STARTS["monthly"], end_offset=1),
+    "monthly": MonthlyPartitionsDefinition(start_date=FIRST_PERIODS["monthly"], end_offset=1),
     "quarterly": TimeWindowPartitionsDefinition(
-        cron_schedule="0 0 1 */3 *", start=PERIOD_STARTS["quarterly"], fmt="%Y-%m-%d", end_offset=1
+        cron_schedule="0 0 1 */3 *", start=FIRST_PERIODS["quarterly"], fmt="%Y-%m-%d", end_offset=1
     ),
 }
 

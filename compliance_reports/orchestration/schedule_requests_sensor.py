@@ -1,8 +1,14 @@
 """The schedule-requests sensor: applies unschedule / schedule / run_now rows written by the CLI
-or any other system, and keeps the report partitions in step with the configurations."""
+or any other system, and keeps the report partitions in step with the configurations.
+
+Each request is judged on its own: a run_now is checked (scheduling.check_requested_period and
+the asset's own partitions) before its row is marked done, a bad request is marked failed with
+the reason, and nothing one request does or fails to do reaches another of the same batch.
+"""
 
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dagster import (
@@ -26,13 +32,28 @@ from compliance_reports.orchestration.dagster_runs import (
 from compliance_reports.orchestration.report_partitions import (
     FREQUENCIES,
     partition_key,
+    period_partitions,
     report_id_partitions,
 )
 from compliance_reports.orchestration.resources import ComplianceDatabase
-from compliance_reports.periods import latest_ended_period, validate_period_key
-from compliance_reports.scheduling import run_tags
+from compliance_reports.periods import latest_ended_period
+from compliance_reports.scheduling import PeriodRefused, check_requested_period, run_tags
 
 BATCH = 500
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one request came to: its row's status and result, and what the tick must return."""
+
+    status: str  # done | failed
+    result: dict
+    run_request: RunRequest | None = None
+    register: str | None = None  # frequency whose report partitions must hold the report
+
+
+def _failed(message: str) -> Applied:
+    return Applied("failed", {"error": message})
 
 
 def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -> SensorDefinition:
@@ -68,23 +89,37 @@ def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -
         registered = {f: set(instance.get_dynamic_partitions(report_id_partitions[f].name)) for f in FREQUENCIES}
         wanted = {f: set() for f in FREQUENCIES}
         run_requests: list[RunRequest] = []
+        unscheduled: set[str] = set()
         now = datetime.now(timezone.utc)
 
         for req in pending:
-            report = reports.get(req["report_id"])
-            outcome, status = _apply(req, report, instance, engine, wanted, run_requests, now)
+            try:
+                applied = _apply(req, reports.get(req["report_id"]), instance, engine, registered, now)
+            except Exception as exc:  # noqa: BLE001 - one broken request must not stop the batch
+                context.log.exception(f"schedule request {req['id']} could not be applied")
+                applied = _failed(f"{type(exc).__name__}: {exc}")
             with engine.begin() as conn:
                 conn.execute(
                     update(schedule_requests)
                     .where(schedule_requests.c.id == req["id"], schedule_requests.c.status == "pending")
-                    .values(status=status, processed_at=now, result=json.dumps(outcome, sort_keys=True))
+                    .values(status=applied.status, processed_at=now,
+                            result=json.dumps(applied.result, sort_keys=True))
                 )
-            context.log.info(f"schedule request {req['id']} ({req['action']} {req['report_id']}): {outcome}")
+            context.log.info(
+                f"schedule request {req['id']} ({req['action']} {req['report_id']}): "
+                f"{applied.status} {applied.result}"
+            )
             after = req["id"]
+            if applied.status != "done":
+                continue
+            if applied.run_request is not None:
+                run_requests.append(applied.run_request)
+            if applied.register is not None:
+                wanted[applied.register].add(req["report_id"])
+            if req["action"] == "unschedule":
+                unscheduled.add(req["report_id"])
 
-        disabled = {rid for rid, row in reports.items() if not row.enabled} | {
-            req["report_id"] for req in pending if req["action"] == "unschedule"
-        }
+        disabled = {rid for rid, row in reports.items() if not row.enabled} | unscheduled
         late = cancel_scheduled_runs_of(instance, disabled)
         if late:
             context.log.info(f"cancelled queued scheduled runs of disabled reports: {late}")
@@ -107,39 +142,49 @@ def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -
     return _sensor
 
 
-def _apply(req, report, instance, engine, wanted, run_requests, now) -> tuple[dict, str]:
+def _apply(req, report, instance, engine, registered, now) -> Applied:
     action, report_id = req["action"], req["report_id"]
+    if action not in ("unschedule", "schedule", "run_now"):
+        return _failed(f"unknown action {action!r}")
+    if report is None and action == "unschedule" and any(report_id in ids for ids in registered.values()):
+        # `reports delete` removes the configuration and asks for this unschedule: the report
+        # is known to Dagster (its partition), and its queued runs must still be cancelled.
+        return Applied("done", {"disabled": False, "cancelled_runs": cancel_pending_runs(instance, report_id),
+                                "configuration": "deleted"})
+    if report is None:
+        return _failed(f"report {report_id!r} does not exist")
     if action == "unschedule":
         cancelled = cancel_pending_runs(instance, report_id)
         disabled = False
-        if report is not None and report.enabled:
+        if report.enabled:
             set_enabled(engine, report_id, False)
             disabled = True
-        return {"disabled": disabled, "cancelled_runs": cancelled}, "done"
-    if report is None:
-        return {"error": f"report {report_id!r} does not exist"}, "failed"
+        return Applied("done", {"disabled": disabled, "cancelled_runs": cancelled})
     if action == "schedule":
         enabled = False
         if not report.enabled:
             set_enabled(engine, report_id, True)
             enabled = True
-        wanted[report.frequency].add(report_id)
-        return {"enabled": enabled, "partition": report_id}, "done"
-    if action == "run_now":
-        timezone_name = report.config["schedule"]["timezone"]
-        period = req["period"] or latest_ended_period(now, report.frequency, timezone_name)
-        try:
-            validate_period_key(period, report.frequency)
-        except ValueError as exc:
-            return {"error": f"period: {exc}"}, "failed"
-        wanted[report.frequency].add(report_id)
-        run_requests.append(
-            RunRequest(
-                run_key=f"request:{req['id']}",
-                partition_key=partition_key(period, report_id),
-                asset_selection=[report_asset_key(report.frequency)],
-                tags=run_tags(report_id, report.organization_id, report.frequency, period, "request"),
-            )
-        )
-        return {"requested_period": period, "run_key": f"request:{req['id']}"}, "done"
-    return {"error": f"unknown action {action!r}"}, "failed"
+        return Applied("done", {"enabled": enabled, "partition": report_id}, register=report.frequency)
+    return _run_now(req, report, now)
+
+
+def _run_now(req, report, now) -> Applied:
+    frequency, timezone_name = report.frequency, report.config["schedule"]["timezone"]
+    period = req["period"] or latest_ended_period(now, frequency, timezone_name)
+    try:
+        check_requested_period(period, frequency, timezone_name, now)
+    except PeriodRefused as exc:
+        return _failed(f"period: {exc}")
+    # The asset's partitions are built from the same first periods; this keeps a drift between
+    # the two from turning into an error that fails the whole tick after rows were marked.
+    if not period_partitions[frequency].has_partition_key(period):
+        return _failed(f"period: {period} is not a partition of {frequency}_compliance_report")
+    run_key = f"request:{req['id']}"
+    request = RunRequest(
+        run_key=run_key,
+        partition_key=partition_key(period, report.id),
+        asset_selection=[report_asset_key(frequency)],
+        tags=run_tags(report.id, report.organization_id, frequency, period, "request"),
+    )
+    return Applied("done", {"requested_period": period, "run_key": run_key}, request, register=frequency)

@@ -79,12 +79,24 @@ def test_one_publish_run_per_materialization_and_files_delivered_once(published_
         run_folder = artifacts / "org-stmarys" / "daily-hipaa" / period / outcome["run_id"]
         report_doc = json.loads((run_folder / "report.json").read_bytes())
         assert report_doc["header"]["period"] == period
+        # The manifest covers the whole stored set: five exports, the document and the events.
         verification = verify_folder(run_folder, b"k" * 32)
         assert verification.ok and verification.signature == "valid", verification.problems
-        assert verification.files_checked == 5
+        assert sorted(verification.checked) == sorted([*names, "events.parquet", "report.json"])
+        assert sorted(p.name for p in run_folder.iterdir()) == sorted(
+            [*names, "events.parquet", "report.json", "manifest.json"]
+        )
 
-        delivered = sorted(p.name for p in archive.rglob("*") if p.is_file())
-        assert f"daily-hipaa_{period}.pdf" in delivered and "manifest.json" in delivered
+        # Delivery sends the exports and the manifest, never the stored document or events.
+        delivered_paths = [p for p in archive.rglob("*") if p.is_file()]
+        delivered = sorted(p.name for p in delivered_paths)
+        assert delivered == sorted([*names, "manifest.json"])
+        copy = verify_folder(delivered_paths[0].parent, b"k" * 32, exports_only=True)
+        assert copy.ok and copy.files_checked == 5, copy.problems
+        assert sorted(copy.not_checked) == [
+            "events.parquet (sources: kept in the artifact store; --exports-only)",
+            "report.json (sources: kept in the artifact store; --exports-only)",
+        ]
         rows = ledger.list_rows(engine, report_id="daily-hipaa")
         assert [r["status"] for r in rows] == ["sent"]
 
