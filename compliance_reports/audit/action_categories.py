@@ -10,6 +10,13 @@ categories in alphabetical order), that has a matching pattern. So with the defa
 ``fhir.patient.read`` is ``phi_read``, ``admin.role.grant`` is ``privileged_change`` and an action
 no pattern matches is ``other`` (``UNCATEGORISED``).
 
+Authentication is split into kinds that are counted apart (``AUTHENTICATION_KINDS``): logins,
+MFA challenges, logouts and lockouts come before the catch-all ``authentication`` (``auth.*``), so
+``auth.logout`` is ``logout`` and an ``auth.token.refresh`` stays ``authentication``. The
+defaults follow the actions the demo traffic writes (``auth.login``, ``auth.mfa.challenge``,
+``auth.logout``); a source system that names them differently overrides the kind
+(``{login: ["user.signin"]}``).
+
 Matching is case-insensitive for ASCII letters (both sides are lower-cased: SQLite's LIKE is
 case-insensitive and PostgreSQL's is not, so lower-casing is what makes them agree) and
 otherwise exact. Character classes (``[abc]``) are refused because LIKE cannot express them.
@@ -33,6 +40,10 @@ LIKE_ESCAPE = "\\"
 
 # Fixed precedence order of the built-in categories.
 CATEGORY_ORDER: tuple[str, ...] = (
+    "login",
+    "mfa",
+    "logout",
+    "lockout",
     "authentication",
     "phi_read",
     "phi_write",
@@ -47,7 +58,14 @@ CATEGORY_ORDER: tuple[str, ...] = (
     "breach",
 )
 
+# The authentication kinds, in CATEGORY_ORDER order, the catch-all last.
+AUTHENTICATION_KINDS: tuple[str, ...] = ("login", "mfa", "logout", "lockout", "authentication")
+
 DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "login": ("auth.login", "auth.login.*"),
+    "mfa": ("auth.mfa", "auth.mfa.*"),
+    "logout": ("auth.logout", "auth.logout.*"),
+    "lockout": ("auth.lockout", "auth.lockout.*", "auth.account.lock*"),
     "authentication": ("auth.*",),
     "phi_read": ("fhir.*.read",),
     "phi_write": ("fhir.*.create", "fhir.*.update", "fhir.*.delete"),
@@ -63,7 +81,11 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 
 CATEGORY_TITLES: dict[str, str] = {
-    "authentication": "Authentication",
+    "login": "Login",
+    "mfa": "Multi-factor authentication",
+    "logout": "Logout",
+    "lockout": "Account lockout",
+    "authentication": "Other authentication",
     "phi_read": "PHI read",
     "phi_write": "PHI create/update/delete",
     "disclosure": "Disclosure",

@@ -7,8 +7,11 @@ URL fetcher only serves files from the package's templates folder.
 Content: header block (organization, report name/id/type, period, local and UTC window, time
 zone, window note, criteria, generated at, run id, event count, events SHA-256), summary
 figures, every section by kind, and, when event rows are included, an events table with the
-first `event_limit` events followed by "N more events in the CSV/Parquet file". Every page
-carries "Page X of Y" and the report id in its footer.
+first `event_limit` events followed by "N more events in the CSV/Parquet file". A table the
+document marks `complete` (never capped: the accounting of disclosures) that has more than
+`APPENDIX_AFTER_ROWS` rows is listed in full in an appendix at the end, with a pointer where it
+would stand; no row is ever left out of it. Every page carries "Page X of Y" and the report id
+in its footer.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader
 
 from compliance_reports.exporters.events import event_count, read_formatted_rows
+from compliance_reports.reports.common import resource_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 EVIDENCE_LIMIT = 50
+APPENDIX_AFTER_ROWS = 25
+GENERATOR_NAME = "compliance_reports"
 
 # Event columns shown in the PDF (the CSV/Parquet/XML files hold all of them).
 PDF_EVENT_COLUMNS = (
@@ -65,6 +71,23 @@ def _label(value: Any) -> str:
     return str(value or "").replace("_", " ")
 
 
+def _generator(value: Any) -> str:
+    """The generator as the header names it; a bare version gets the generator's name."""
+    text = str(value or "")
+    return text if text.startswith(GENERATOR_NAME) else f"{GENERATOR_NAME} {text}".strip()
+
+
+def appendices(document: dict[str, Any]) -> dict[str, str]:
+    """Section id -> appendix letter for complete tables too long for the body."""
+    names: dict[str, str] = {}
+    for section in document.get("sections") or []:
+        if (section.get("kind") == "table" and section.get("complete")
+                and len(section.get("rows") or []) > APPENDIX_AFTER_ROWS):
+            index = len(names)
+            names[section["id"]] = chr(ord("A") + index) if index < 26 else str(index + 1)
+    return names
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES_DIR)),
@@ -76,6 +99,7 @@ def environment() -> Environment:
     env.filters["cell"] = _cell
     env.filters["criteria"] = _criteria
     env.filters["label"] = _label
+    env.filters["generator"] = _generator
     return env
 
 
@@ -91,7 +115,7 @@ def _events_context(events_path: Path, limit: int, formats: list[str]) -> dict[s
             shown_columns.append({"key": key, "title": title})
     for row in rows:
         kind, rid = row.get("target_resource_type"), row.get("target_resource_id")
-        row["target"] = "/".join(x for x in (kind, rid) if x) or None
+        row["target"] = resource_label(kind, rid)
     more = max(total - len(rows), 0)
     if {"csv", "parquet"} & set(formats):
         where = "in the CSV/Parquet file"
@@ -117,7 +141,8 @@ def render_html(
 ) -> str:
     events = _events_context(events_path, event_limit, list(formats)) if events_path is not None else None
     template = environment().get_template("report.html")
-    return template.render(document=document, events=events, evidence_limit=EVIDENCE_LIMIT)
+    return template.render(document=document, events=events, evidence_limit=EVIDENCE_LIMIT,
+                           appendices=appendices(document))
 
 
 def _url_fetcher():

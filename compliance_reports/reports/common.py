@@ -281,17 +281,16 @@ class ReportContext:
         measure: ColumnElement,
         threshold: float,
         *extra: ColumnElement,
-        strict: bool = False,
         limit: int = FLAGGED_LIMIT,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Groups whose measure is >= threshold (> when strict): the top ``limit`` and the count."""
+        """Groups whose measure is at least the threshold (every rule's convention: a count
+        equal to the threshold is flagged): the top ``limit`` and the count."""
         value = measure.label("value")
-        having = measure > threshold if strict else measure >= threshold
         stmt = (
             select(key.label("key"), value, func.count().over().label("_groups"))
             .where(*self.scope(*extra))
             .group_by(key)
-            .having(having)
+            .having(measure >= threshold)
             .order_by(value.desc(), nulls_last_key(key), binary(key))
             .limit(limit)
         )

@@ -15,7 +15,9 @@ sections:
 A Section is a dict with "id" (slug), "title", optional "description", and "kind":
 - "facts":       "facts": [{"label": str, "value": scalar}]
 - "table":       "columns": [{"key": str, "title": str}], "rows": [{key: scalar}], optional
-                 "total_rows" (when rows were capped) and "note"
+                 "total_rows" (when rows were capped) and "note"; "complete": true marks a
+                 table that is never capped (a legal record such as the accounting of
+                 disclosures): every row is there, and paged formats must show all of them
 - "findings":    "findings": [{"severity": "info"|"warning"|"critical", "code": str,
                  "title": str, "detail": str, "evidence_event_ids": [int|str]}]
 - "attestation": "statement": str, "fields": [str]  (blank lines for reviewer sign-off)
@@ -73,14 +75,20 @@ def table(
     description: str | None = None,
     total_rows: int | None = None,
     note: str | None = None,
+    complete: bool = False,
 ) -> dict:
-    return {
+    if complete and total_rows not in (None, len(rows)):
+        raise ValueError(f"table {section_id!r} is complete but holds {len(rows)} of {total_rows} rows")
+    section = {
         "id": section_id, "title": title, "kind": "table", "description": description,
         "columns": [{"key": key, "title": col_title} for key, col_title in columns],
         "rows": rows,
         "total_rows": len(rows) if total_rows is None else total_rows,
         "note": note,
     }
+    if complete:
+        section["complete"] = True
+    return section
 
 
 def findings(section_id: str, title: str, items: list[dict[str, Any]], description: str | None = None) -> dict:
@@ -132,6 +140,8 @@ def validate_document(document: dict[str, Any]) -> None:
         if section.get("kind") not in SECTION_KINDS:
             raise ValueError(f"section {sid!r} has unknown kind {section.get('kind')!r}")
         if section["kind"] == "table":
+            if section.get("complete") and section.get("total_rows") != len(section["rows"]):
+                raise ValueError(f"section {sid!r} is complete but does not hold all its rows")
             keys = [c["key"] for c in section["columns"]]
             for row in section["rows"]:
                 if set(row) - set(keys):

@@ -10,16 +10,21 @@ with ``options.action_categories``):
   ending ``.request``/``.received`` and completed by one ending ``.complete``/``.completed``
   (``dsr.erasure.request`` -> ``dsr.erasure.complete``); the two are matched on
   ``details.request_id``; the type is ``details.gdpr_context.request_type`` or else the middle
-  part of the action. Open past the deadline = received before ``window end -
-  dsr_deadline_days`` (at any time, not only in the window) and not completed before the window
-  end: that query has the organization and the upper bound but deliberately no lower bound.
+  part of the action. The deadline is the receipt instant plus ``dsr_deadline_days`` x 24 hours;
+  open past the deadline = the deadline lies before the window end (received before ``window
+  end - dsr_deadline_days``, at any time, not only in the window) and not completed before the
+  window end: that query has the organization and the upper bound but deliberately no lower
+  bound. A request whose deadline is exactly the window end is not yet overdue.
 - consent: ``consent`` category; given = actions ending ``.given``/``.granted``, withdrawn =
   ending ``.withdrawn``/``.revoked``.
 - transfers: ``transfer`` category, ``details.destination_country`` and ``details.mechanism``.
 - breaches: ``breach`` category, ``details.breach_id``, ``details.became_aware_at`` and
-  ``details.notified_at`` (ISO 8601; awareness defaults to the event time). Hours to notify =
-  notified_at - became_aware_at; late when above ``breach_notification_hours`` (72); not yet
-  notified is overdue when the deadline passed before the window end, else pending.
+  ``details.notified_at`` (ISO 8601; awareness defaults to the event time). The deadline is
+  became_aware_at + ``breach_notification_hours`` (72). Late when notified_at is after the
+  deadline, compared as instants (1 ms after is late; at the deadline is on time); not yet
+  notified is overdue when the deadline lies before the window end, else pending. Hours to
+  notify (one decimal) are shown for people; the verdict never comes from them, and how far past
+  the deadline a breach is stands next to it (``deadlines.overdue_text``).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from compliance_reports.reports.common import (
     scope_section,
     sort_key,
 )
+from compliance_reports.reports.deadlines import is_past, overdue_text
 from compliance_reports.reports.types import Body
 
 c = audit_log.c
@@ -162,11 +168,13 @@ def build(ctx: ReportContext) -> Body:
     no_request_id = ctx.count(received, _request_id().is_(None))
     dsr_rows = [{"request_type": kind, **counts.get(kind, {"received": 0, "completed": 0, "overdue": 0})}
                 for kind in _ordered_types(counts)]
+    deadline_span = timedelta(days=opts.dsr_deadline_days)
     overdue_table = [{
         "event_id": r.id, "request_id": (r.details or {}).get("request_id"),
         "request_type": _dsr_type(r.action, ((r.details or {}).get("gdpr_context") or {}).get("request_type")),
         "received_utc": event_time(r.timestamp),
-        "age_days": int((window.end_utc - r.timestamp).total_seconds() // 86400),
+        "deadline_utc": event_time(r.timestamp + deadline_span),
+        "open_past_deadline": overdue_text(window.end_utc - (r.timestamp + deadline_span)),
     } for r in overdue_rows]
     if n_overdue:
         findings.append(rd.finding(
@@ -238,16 +246,22 @@ def build(ctx: ReportContext) -> Body:
     breach_table = []
     for b in sorted(breaches.values(), key=lambda b: (b["aware"], b["breach_id"])):
         deadline = b["aware"] + timedelta(hours=limit_h)
+        past_by = None
         if b["notified"] is not None:
             hours = round((b["notified"] - b["aware"]).total_seconds() / 3600, 1)
-            status = "late" if hours > limit_h else "on time"
+            status = "late" if is_past(deadline, b["notified"]) else "on time"
+            if status == "late":
+                past_by = overdue_text(b["notified"] - deadline)
         else:
             hours = None
-            status = "not notified (overdue)" if deadline <= window.end_utc else "not notified (pending)"
+            overdue = is_past(deadline, window.end_utc)
+            status = "not notified (overdue)" if overdue else "not notified (pending)"
+            if overdue:
+                past_by = overdue_text(window.end_utc - deadline)
         breach_table.append({
             "breach_id": b["breach_id"], "became_aware_at": iso_utc(b["aware"]),
             "notified_at": iso_utc(b["notified"]), "hours_to_notify": number(hours),
-            "deadline": iso_utc(deadline), "status": status,
+            "deadline": iso_utc(deadline), "status": status, "past_deadline": past_by,
             "affected_subjects": b["affected_subjects"] if isinstance(b["affected_subjects"], (int, float)) else None,
             "description": b["description"] if isinstance(b["description"], str) else None,
             "event_ids": ", ".join(str(i) for i in b["event_ids"]),
@@ -255,14 +269,16 @@ def build(ctx: ReportContext) -> Body:
         if status == "late":
             findings.append(rd.finding(
                 "critical", "breach_notified_late", f"Breach {b['breach_id']} notified late",
-                f"Notified {number(hours)} hours after awareness (limit {limit_h} hours, Art. 33(1)).",
+                f"Notified at {iso_utc(b['notified'])}, {past_by} after the {limit_h}-hour deadline "
+                f"({iso_utc(deadline)}); {number(hours)} hours after awareness (Art. 33(1)).",
                 b["event_ids"][:EVIDENCE_LIMIT]))
         elif status.startswith("not notified"):
             findings.append(rd.finding(
                 "critical" if "overdue" in status else "warning", "breach_not_notified",
                 f"Breach {b['breach_id']} not yet notified",
                 f"Aware since {iso_utc(b['aware'])}; the {limit_h}-hour deadline "
-                f"{'passed' if 'overdue' in status else 'ends'} at {iso_utc(deadline)}.",
+                + (f"passed at {iso_utc(deadline)}, {past_by} before the end of the period."
+                   if "overdue" in status else f"ends at {iso_utc(deadline)}."),
                 b["event_ids"][:EVIDENCE_LIMIT]))
     data["breaches"] = {"events": n_breach_events, "breaches": breach_table,
                         "late": sum(1 for b in breach_table if b["status"] == "late"),
@@ -283,12 +299,16 @@ def build(ctx: ReportContext) -> Body:
         rd.table("data_subject_requests", "Data-subject requests (Art. 15-21)",
                  [("request_type", "Type"), ("received", "Received in period"),
                   ("completed", "Completed in period"),
-                  ("overdue", f"Open past {opts.dsr_deadline_days} days")], dsr_rows),
+                  ("overdue", f"Open past the {opts.dsr_deadline_days}-day deadline")], dsr_rows),
         rd.table("dsr_overdue", "Requests open past the deadline",
                  [("event_id", "Event"), ("request_id", "Request"), ("request_type", "Type"),
-                  ("received_utc", "Received (UTC)"), ("age_days", "Age at period end (days)")],
+                  ("received_utc", "Received (UTC)"), ("deadline_utc", "Deadline (UTC)"),
+                  ("open_past_deadline", "Open past the deadline at period end")],
                  overdue_table, total_rows=n_overdue,
-                 note=capped_note(len(overdue_table), n_overdue)),
+                 note=capped_note(len(overdue_table), n_overdue),
+                 description=(f"Deadline: received + {opts.dsr_deadline_days} x 24 hours; a "
+                              "request is listed when its deadline lies before the end of the "
+                              "period and no completion was recorded by then.")),
         rd.table("consent", "Consent given and withdrawn",
                  [("action", "Action"), ("events", "Events")], consent_table,
                  description=f"Given: {given}. Withdrawn: {withdrawn}."),
@@ -299,9 +319,13 @@ def build(ctx: ReportContext) -> Body:
                  [("breach_id", "Breach"), ("became_aware_at", "Aware (UTC)"),
                   ("notified_at", "Notified (UTC)"), ("hours_to_notify", "Hours to notify"),
                   ("deadline", "Deadline (UTC)"), ("status", "Status"),
+                  ("past_deadline", "Past the deadline by"),
                   ("affected_subjects", "Data subjects"), ("description", "Description"),
                   ("event_ids", "Events")], breach_table,
-                 note=capped_note(len(breach_rows), n_breach_events)),
+                 note=capped_note(len(breach_rows), n_breach_events),
+                 description=(f"Deadline: awareness + {limit_h} hours. A notification at the "
+                              "deadline is on time, one after it is late (instants compared to "
+                              "the microsecond); hours to notify are rounded for reading only.")),
         rd.findings("findings", "Findings", findings),
         integrity_facts_section(ctx),
         rd.attestation(

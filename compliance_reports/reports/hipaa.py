@@ -3,7 +3,8 @@
 
 ePHI access means events with ``data_classification = 'PHI'``; their action category comes from
 ``action_categories`` (phi_read, phi_write, disclosure, export, ...). Anomaly rules, each a
-finding with evidence event ids:
+finding with evidence event ids. Every threshold means "at least N": a count equal to the
+threshold is flagged.
 
 - after-hours access: PHI events whose LOCAL time (report timezone) is at or after
   ``after_hours_start`` or before ``after_hours_end`` (or within [start, end) when start < end),
@@ -16,14 +17,19 @@ finding with evidence event ids:
   mean no daily after-hours time (weekends still count when configured).
 - bulk access, two rules: (a) a ``export`` category event whose ``details.record_count`` is at
   least ``bulk_access_threshold``; (b) a principal with at least ``bulk_access_threshold``
-  ``phi_read`` events in one UTC clock hour (hour buckets in UTC: whole-hour time zones give the
-  same buckets as local hours).
-- a principal who touched MORE than ``distinct_patients_threshold`` distinct patients
+  ``phi_read`` events within any 60 minutes (a sliding window, not clock hours: see ``bursts``),
+  reported with the start of its busiest window and the number of reads in it.
+- a principal who touched at least ``distinct_patients_threshold`` distinct patients
   (``count(DISTINCT details.patient_id)`` over PHI events).
 - repeated denied access: a principal with at least ``denied_access_threshold`` failed PHI events.
-- repeated failed logins: a principal with at least ``failed_login_threshold`` failed
-  ``authentication`` events.
+- repeated failed logins: a principal with at least ``failed_login_threshold`` failed events of
+  the ``login`` category (MFA failures are counted apart and are not failed logins).
 - the period's integrity result when it is not VERIFIED.
+
+Authentication is counted per kind (``action_categories.AUTHENTICATION_KINDS``): logins
+(success, failure, without outcome), MFA challenges (passed, failed), logouts, lockouts and other
+``auth.*`` events, each its own figure. The accounting of disclosures (164.528) is never capped:
+every disclosure of the window is in the document (the PDF moves a long one to an appendix).
 """
 
 from __future__ import annotations
@@ -33,16 +39,16 @@ from typing import Any
 
 from sqlalchemy import and_, case, false, func, literal, or_, select
 
-from compliance_reports.audit.action_categories import categorize
+from compliance_reports.audit.action_categories import AUTHENTICATION_KINDS, categorize
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window, resolve_local
 from compliance_reports.reports import document as rd
+from compliance_reports.reports.bursts import WINDOW, bursting_principals, busiest_windows
 from compliance_reports.reports.common import (
     EVIDENCE_COLUMNS,
     EVIDENCE_LIMIT,
     FLAGGED_LIMIT,
     ReportContext,
-    binary,
     capped_note,
     category_title,
     distinct_count,
@@ -53,13 +59,11 @@ from compliance_reports.reports.common import (
     integrity_facts_section,
     integrity_summary,
     iso_utc,
-    nulls_last_key,
     number,
     principal_label,
     resource_label,
     scope_section,
     successes,
-    utc_hour,
 )
 from compliance_reports.reports.types import Body
 
@@ -204,25 +208,25 @@ def build(ctx: ReportContext) -> Body:
                           "distinct_patients": phi_patients, "by_category": category_rows,
                           "top_principals": principal_rows, "principals_total": n_principals}
 
-    # --- authentication
-    auth = ctx.category("authentication")
-    auth_status, _ = ctx.grouped(c.status, auth)
-    auth_counts = {r["key"]: r["events"] for r in auth_status}
+    # --- authentication: each kind its own figure; failed logins are login failures only
+    auth_kinds = _authentication_by_kind(ctx)
+    logins, mfa = auth_kinds["login"], auth_kinds["mfa"]
+    failed_login = and_(ctx.category("login"), c.status == "failure")
     auth_fail_principals = ctx.conn.execute(
-        select(distinct_count(c.principal_id)).where(*ctx.scope(auth, c.status == "failure"))
+        select(distinct_count(c.principal_id)).where(*ctx.scope(failed_login))
     ).scalar_one()
     flagged_logins, n_flagged_logins = ctx.over_threshold(
-        c.principal_id, func.count(), opts.failed_login_threshold, auth, c.status == "failure")
-    login_evidence = ctx.evidence_by_principal([r["key"] for r in flagged_logins], auth,
-                                               c.status == "failure")
+        c.principal_id, func.count(), opts.failed_login_threshold, failed_login)
+    login_evidence = ctx.evidence_by_principal([r["key"] for r in flagged_logins], failed_login)
     anomalies += _principal_findings(
         ctx, flagged_logins, n_flagged_logins, login_evidence, severity="warning",
         code="failed_logins", title="Repeated failed logins",
-        detail=f"{{principal}} failed to authenticate {{value}} times (threshold "
+        detail=f"{{principal}} failed to log in {{value}} times (threshold: at least "
                f"{opts.failed_login_threshold}).")
     data["authentication"] = {
-        "successes": auth_counts.get("success", 0), "failures": auth_counts.get("failure", 0),
-        "attempts": auth_counts.get("attempt", 0), "principals_with_failures": auth_fail_principals,
+        "by_kind": auth_kinds, "failed_logins": logins["failure"],
+        "principals_with_failed_logins": auth_fail_principals,
+        "failed_login_threshold": opts.failed_login_threshold,
         "over_threshold": [{"principal_id": ctx.pseudo(r["key"]), "failures": r["value"]}
                            for r in flagged_logins],
         "over_threshold_total": n_flagged_logins,
@@ -272,46 +276,42 @@ def build(ctx: ReportContext) -> Body:
     bulk_export_table = evidence_table_rows(ctx, bulk_rows, extra=lambda r: {
         "record_count": _detail(r.details, "record_count")})
 
-    hour = utc_hour(c.timestamp)
     reads = and_(phi, ctx.category("phi_read"))
-    n_reads = func.count().label("value")
-    hourly = [dict(r._mapping) for r in ctx.conn.execute(
-        select(c.principal_id.label("key"), hour.label("hour"), n_reads,
-               func.count().over().label("groups"))
-        .where(*ctx.scope(reads))
-        .group_by(c.principal_id, hour)
-        .having(func.count() >= opts.bulk_access_threshold)
-        .order_by(n_reads.desc(), nulls_last_key(c.principal_id), binary(c.principal_id), hour)
-        .limit(FLAGGED_LIMIT))]
-    n_hourly = hourly[0]["groups"] if hourly else 0
-    for row in hourly[:EVIDENCE_LIMIT]:
-        start = datetime.fromisoformat(row["hour"] + ":00:00+00:00")
-        who_label = principal_label(ctx.pseudo(row["key"]))
-        who = c.principal_id.is_(None) if row["key"] is None else c.principal_id == row["key"]
-        ids = ctx.first_ids(reads, who, c.timestamp >= start, c.timestamp < start + timedelta(hours=1))
+    bursting = bursting_principals(ctx, reads, opts.bulk_access_threshold)
+    bursts = busiest_windows(ctx, reads, bursting)[:FLAGGED_LIMIT]
+    n_bursts = len(bursting)
+    window_minutes = int(WINDOW.total_seconds() // 60)
+    burst_rows = [
+        {"principal_id": ctx.pseudo(b.principal), "window_start_utc": event_time(b.start),
+         "window_start_local": ctx.local(b.start), "last_read_utc": event_time(b.last),
+         "reads": b.events}
+        for b in bursts
+    ]
+    for b in bursts[:EVIDENCE_LIMIT]:
+        who_label = principal_label(ctx.pseudo(b.principal))
         anomalies.append(rd.finding(
             "warning", "bulk_read", f"Bulk PHI reads: {who_label}",
-            f"{who_label} read PHI {row['value']} times between "
-            f"{row['hour']}:00 and {row['hour']}:59 UTC (threshold {opts.bulk_access_threshold} "
-            "per hour).", ids))
-    if n_hourly > EVIDENCE_LIMIT:
-        anomalies.append(rd.finding("info", "bulk_read_more", f"Bulk PHI reads: {n_hourly - EVIDENCE_LIMIT} more",
-                                    f"{n_hourly} principal-hours meet the rule; the first {EVIDENCE_LIMIT} are listed.", []))
+            f"{who_label} read PHI {b.events} times within {window_minutes} minutes, from "
+            f"{event_time(b.start)} to {event_time(b.last)} UTC (window starting "
+            f"{ctx.local(b.start)} local; threshold: at least {opts.bulk_access_threshold} PHI "
+            f"reads within any {window_minutes} minutes).", b.event_ids))
+    if n_bursts > EVIDENCE_LIMIT:
+        anomalies.append(rd.finding(
+            "info", "bulk_read_more", f"Bulk PHI reads: {n_bursts - EVIDENCE_LIMIT} more",
+            f"{n_bursts} principals meet the rule; the first {EVIDENCE_LIMIT} are listed.", []))
     data["bulk_access"] = {
         "threshold": opts.bulk_access_threshold,
         "exports": {"total": n_bulk, "rows": bulk_export_table},
-        "hourly_reads": {"total": n_hourly, "rows": [
-            {"principal_id": ctx.pseudo(r["key"]), "hour_utc": r["hour"], "reads": r["value"]}
-            for r in hourly]},
+        "window_reads": {"window_minutes": window_minutes, "total": n_bursts, "rows": burst_rows},
     }
 
     wide, n_wide = ctx.over_threshold(c.principal_id, distinct_count(PATIENT),
-                                      opts.distinct_patients_threshold, phi, strict=True)
+                                      opts.distinct_patients_threshold, phi)
     wide_evidence = ctx.evidence_by_principal([r["key"] for r in wide], phi)
     anomalies += _principal_findings(
         ctx, wide, n_wide, wide_evidence, severity="warning", code="many_patients",
         title="Many distinct patients",
-        detail=f"{{principal}} accessed {{value}} distinct patients (threshold: more than "
+        detail=f"{{principal}} accessed {{value}} distinct patients (threshold: at least "
                f"{opts.distinct_patients_threshold}).")
     data["distinct_patients"] = {
         "threshold": opts.distinct_patients_threshold, "total": n_wide,
@@ -324,7 +324,7 @@ def build(ctx: ReportContext) -> Body:
     anomalies += _principal_findings(
         ctx, denied, n_denied, denied_evidence, severity="warning", code="denied_access",
         title="Repeated denied PHI access",
-        detail=f"{{principal}} was denied access to PHI {{value}} times (threshold "
+        detail=f"{{principal}} was denied access to PHI {{value}} times (threshold: at least "
                f"{opts.denied_access_threshold}).")
     data["denied_access"] = {
         "threshold": opts.denied_access_threshold, "total": n_denied,
@@ -338,8 +338,13 @@ def build(ctx: ReportContext) -> Body:
             f"Audit log integrity: {integrity.verdict}", integrity.reason,
             [e for e in evidence if e is not None]))
 
-    # --- accounting of disclosures
-    disclosure_rows, n_disclosures = ctx.event_list(ctx.category("disclosure"))
+    # --- accounting of disclosures: every one of them, never capped (164.528)
+    disclosure_rows = ctx.conn.execute(
+        select(c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type,
+               c.target_resource_id, c.status, c.details)
+        .where(*ctx.scope(ctx.category("disclosure"))).order_by(c.timestamp, c.id)
+    ).all()
+    n_disclosures = len(disclosure_rows)
     disclosures = [
         {"event_id": r.id, "date": event_time(r.timestamp), "date_local": ctx.local(r.timestamp),
          "recipient": _recipient(r.details),
@@ -372,12 +377,21 @@ def build(ctx: ReportContext) -> Body:
                   if n_principals > top_n else None),
         ),
         rd.facts("authentication", "Authentication", [
-            ("Successful logins", data["authentication"]["successes"]),
-            ("Failed logins", data["authentication"]["failures"]),
-            ("Login attempts without outcome", data["authentication"]["attempts"]),
+            ("Successful logins", logins["success"]),
+            ("Failed logins", logins["failure"]),
+            ("Login attempts without outcome", logins["attempt"]),
+            ("MFA challenges passed", mfa["success"]),
+            ("MFA challenges failed", mfa["failure"]),
+            ("Logouts", auth_kinds["logout"]["events"]),
+            ("Account lockouts", auth_kinds["lockout"]["events"]),
+            ("Other authentication events", auth_kinds["authentication"]["events"]),
             ("Principals with failed logins", auth_fail_principals),
-            (f"Principals with at least {opts.failed_login_threshold} failures", n_flagged_logins),
-        ]),
+            (f"Principals with at least {opts.failed_login_threshold} failed logins",
+             n_flagged_logins),
+        ], description=("Each kind is counted on its own, by action category: "
+                        + "; ".join(f"{category_title(k)} ({', '.join(ctx.categories[k]) or 'none'})"
+                                    for k in AUTHENTICATION_KINDS)
+                        + ". Failed logins do not include failed MFA challenges.")),
         rd.table(
             "privileged_changes", "Privileged and audit-configuration changes",
             [*EVIDENCE_COLUMNS, ("category", "Category")], change_table, total_rows=n_changes,
@@ -391,12 +405,14 @@ def build(ctx: ReportContext) -> Body:
         ),
         rd.findings(
             "anomalies", "Anomalies", anomalies,
-            description=(f"After hours: {rule}. Bulk: exports of at least "
+            description=(f"Every threshold means at least N: a count equal to it is flagged. "
+                         f"After hours: {rule}. Bulk: an export of at least "
                          f"{opts.bulk_access_threshold} records, or at least "
-                         f"{opts.bulk_access_threshold} PHI reads by one principal in one UTC hour. "
-                         f"Many patients: more than {opts.distinct_patients_threshold}. Denied "
-                         f"access: at least {opts.denied_access_threshold} failed PHI events. "
-                         f"Failed logins: at least {opts.failed_login_threshold}."),
+                         f"{opts.bulk_access_threshold} PHI reads by one principal within any "
+                         f"{window_minutes} minutes (a sliding window, not clock hours). Many "
+                         f"patients: at least {opts.distinct_patients_threshold} distinct patients. "
+                         f"Denied access: at least {opts.denied_access_threshold} failed PHI events. "
+                         f"Failed logins: at least {opts.failed_login_threshold} failed logins."),
         ),
         rd.table(
             "bulk_exports", "Bulk exports",
@@ -404,12 +420,24 @@ def build(ctx: ReportContext) -> Body:
             note=capped_note(len(bulk_export_table), n_bulk),
         ),
         rd.table(
+            "bulk_reads", f"Bulk PHI reads (any {window_minutes} minutes)",
+            [("principal_id", "Principal"), ("window_start_utc", "Window start (UTC)"),
+             ("window_start_local", "Window start (local)"), ("last_read_utc", "Last read (UTC)"),
+             ("reads", "Reads")],
+            burst_rows, total_rows=n_bursts,
+            description=(f"Principals with at least {opts.bulk_access_threshold} PHI reads within "
+                         f"{window_minutes} minutes; each with its busiest window."),
+            note=(f"{n_bursts} principals meet the rule; the first {len(burst_rows)} are listed."
+                  if n_bursts > len(burst_rows) else None),
+        ),
+        rd.table(
             "disclosures", "Accounting of disclosures",
             [("event_id", "Event"), ("date", "Date (UTC)"), ("date_local", "Date (local)"),
              ("recipient", "Recipient"), ("resource", "Resource"), ("patient_id", "Patient"),
              ("purpose", "Purpose"), ("principal_id", "Disclosed by"), ("action", "Action"),
              ("status", "Status")],
-            disclosures, total_rows=n_disclosures, note=capped_note(len(disclosures), n_disclosures),
+            disclosures, complete=True,
+            description=("45 CFR 164.528: every disclosure in the period, none left out."),
         ),
         integrity_facts_section(ctx),
         rd.attestation(
@@ -423,13 +451,26 @@ def build(ctx: ReportContext) -> Body:
     summary = [
         ("PHI access events", phi_total),
         ("Principals accessing PHI", phi_principals),
-        ("Failed logins", data["authentication"]["failures"]),
+        ("Failed logins", logins["failure"]),
         ("Anomaly findings", sum(1 for f in anomalies if f["severity"] != "info")),
         ("Disclosures", n_disclosures),
         ("Emergency access events", n_emergency),
         ("Integrity", integrity.verdict),
     ]
     return Body(summary=summary, sections=sections, data=data)
+
+
+def _authentication_by_kind(ctx: ReportContext) -> dict[str, dict[str, int]]:
+    """Events per authentication kind and status, in one grouped query."""
+    kind = ctx.category_expr()
+    out = {k: {"events": 0, "success": 0, "failure": 0, "attempt": 0} for k in AUTHENTICATION_KINDS}
+    for row in ctx.grouped_multi([("kind", kind), ("status", c.status)],
+                                 kind.in_(AUTHENTICATION_KINDS)):
+        counts = out[row["kind"]]
+        counts["events"] += row["events"]
+        if row["status"] in counts:
+            counts[row["status"]] += row["events"]
+    return out
 
 
 def _case01(condition):

@@ -23,6 +23,8 @@ from compliance_reports.db.engine import make_engine
 
 ACTIONS = [
     "auth.login", "auth.logout", "auth.mfa.challenge", "AUTH.LOGIN", "author.update", "auth",
+    "auth.login.sso", "auth.loginx", "auth.mfa", "auth.account.locked", "auth.account.unlock",
+    "auth.lockout", "auth.token.refresh",
     "fhir.patient.read", "fhir.observation.read", "fhir.patient.update", "fhir.patient.create",
     "fhir.patient.delete", "fhir.read", "fhir..read", "fhir.patient.read.all", "fhir.patient.reader",
     "fhir.patient.history.read",
@@ -65,7 +67,7 @@ def test_sql_case_agrees_with_python_on_many_actions(backend, request):
         assert sql == {a: categorize(a, categories) for a in ACTIONS}
     defaults = _sql_categories(engine, table, resolve_categories())
     assert defaults["fhir.patient.read"] == "phi_read"
-    assert defaults["AUTH.LOGIN"] == "authentication"          # case-insensitive (ASCII)
+    assert defaults["AUTH.LOGIN"] == "login"                   # case-insensitive (ASCII)
     assert defaults["fhir.patient.history.read"] == "phi_read"   # '*' spans dots, like fnmatch
     assert defaults["fhir.patient.read.all"] == UNCATEGORISED
     assert defaults["record_share"] == UNCATEGORISED             # '_' is literal in patterns
@@ -113,6 +115,22 @@ def test_precedence_first_category_in_fixed_order():
     assert categorize("fhir.patient.read") == "phi_read"
     assert categorize("nothing.matches") == UNCATEGORISED
     assert categorize(None) == UNCATEGORISED
+
+
+def test_authentication_kinds_come_before_the_catch_all():
+    # the actions the demo traffic writes, each in its own kind
+    assert categorize("auth.login") == "login"
+    assert categorize("auth.mfa.challenge") == "mfa"
+    assert categorize("auth.logout") == "logout"
+    # lockouts, and what is left of auth.* (never a login)
+    assert categorize("auth.account.locked") == categorize("auth.lockout") == "lockout"
+    assert categorize("auth.account.unlock") == "authentication"
+    assert categorize("auth.loginx") == "authentication"
+    assert categorize("auth.token.refresh") == "authentication"
+    # a kind is overridden like any category: another source's sign-in action counts as a login
+    cats = resolve_categories({"login": ["user.signin"]})
+    assert categorize("user.signin", cats) == "login"
+    assert categorize("auth.login", cats) == "authentication"
 
 
 def test_overrides_replace_a_category_and_add_new_ones_last():

@@ -131,3 +131,48 @@ def test_pdf_event_limit_zero_and_empty_period(tmp_path):
     pq.write_table(EVENT_SCHEMA.empty_table(), tmp_path / "none.parquet")
     html = render_html(sample_document(), tmp_path / "none.parquet", event_limit=10)
     assert "No events in this period" in html and "more events" not in html
+
+
+def test_pdf_target_and_generator_are_not_doubled(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from compliance_reports.reports.builder import GENERATOR_VERSION
+    from compliance_reports_tests.exporters.sample import EVENT_SCHEMA, sample_events
+
+    events = sample_events(3)
+    # the demo and FHIR sources write the type into the id; others do not
+    events[0].update(target_resource_type="Patient", target_resource_id="Patient/p-001871")
+    events[1].update(target_resource_type="Observation", target_resource_id="o-77")
+    events[2].update(target_resource_type=None, target_resource_id=None)
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.Table.from_pylist(events, schema=EVENT_SCHEMA), path)
+    document = sample_document(event_count=3)
+    document["header"]["generator_version"] = GENERATOR_VERSION
+    out = write_pdf(document, path, tmp_path / "report.pdf")
+    text = re.sub(r"\s+", " ", "\n".join(p.extract_text() for p in PdfReader(str(out)).pages))
+    assert "Patient/p-001871" in text and "Patient/Patient" not in text
+    assert "Observation/o-77" in text
+    assert f"by {GENERATOR_VERSION}" in text
+    assert "compliance_reports compliance_reports" not in text
+    # a header that carries only the version still names the generator once
+    html = render_html(sample_document())
+    assert "by compliance_reports 0.1.0" in html and 'content="compliance_reports 0.1.0"' in html
+
+
+def test_only_long_complete_tables_go_to_an_appendix():
+    from compliance_reports.exporters.pdf_exporter import APPENDIX_AFTER_ROWS
+    from compliance_reports.reports import document as rd
+
+    document = sample_document()
+    long_rows = [{"n": i} for i in range(APPENDIX_AFTER_ROWS + 1)]
+    document["sections"][1:1] = [
+        rd.table("long-complete", "Long complete", [("n", "N")], long_rows, complete=True),
+        rd.table("short-complete", "Short complete", [("n", "N")], long_rows[:3], complete=True),
+        rd.table("long-plain", "Long plain", [("n", "N")], long_rows),
+    ]
+    html = render_html(document)
+    assert html.count('class="section appendix"') == 1
+    assert 'id="appendix-long-complete"' in html
+    assert f"{APPENDIX_AFTER_ROWS + 1} rows, all listed in Appendix A" in html
+    assert "Appendix A: Long complete" in html and "Appendix B" not in html

@@ -101,7 +101,7 @@ def test_general_compliance(golden_db):
     ]
     assert [(r["category"], r["events"], r["failures"], r["principals"])
             for r in rows(doc, "by_category")] == [
-        ("authentication", 4, 3, 1),
+        ("login", 4, 3, 1),
         ("phi_read", 8, 3, 3),
         ("phi_write", 1, 0, 1),
         ("disclosure", 1, 0, 1),
@@ -156,8 +156,13 @@ def test_hipaa_audit_trail(golden_db):
         "Successful logins": 1,
         "Failed logins": 3,
         "Login attempts without outcome": 0,
+        "MFA challenges passed": 0,
+        "MFA challenges failed": 0,
+        "Logouts": 0,
+        "Account lockouts": 0,
+        "Other authentication events": 0,
         "Principals with failed logins": 1,
-        "Principals with at least 3 failures": 1,
+        "Principals with at least 3 failed logins": 1,
     }
     assert [(r["event_id"], r["action"], r["category"]) for r in rows(doc, "privileged_changes")] == [
         (24, "admin.role.assign", "privileged_change"),
@@ -177,17 +182,26 @@ def test_hipaa_audit_trail(golden_db):
         ("bulk_read", "Bulk PHI reads: usr-1", [16, 17]),
         ("bulk_read", "Bulk PHI reads: usr-2", [19, 20]),
         ("many_patients", "Many distinct patients: usr-1", [10, 16, 17, 18, 23]),
+        # exactly at the threshold (2 distinct patients): flagged, "at least N" everywhere
+        ("many_patients", "Many distinct patients: usr-2", [11, 19, 20]),
+        ("many_patients", "Many distinct patients: usr-4", [26, 27, 36]),
         ("denied_access", "Repeated denied PHI access: usr-2", [11, 19, 20]),
     ]
     after = doc["data"]["after_hours"]
     assert after["events"] == 3 and after["principals"] == 3
     assert after["intervals_utc"] == [["2026-03-09T23:00:00Z", "2026-03-10T05:00:00Z"],
                                       ["2026-03-10T19:00:00Z", "2026-03-10T23:00:00Z"]]
-    assert doc["data"]["bulk_access"]["hourly_reads"]["rows"] == [
-        {"principal_id": "usr-1", "hour_utc": "2026-03-10 08", "reads": 2},
-        {"principal_id": "usr-2", "hour_utc": "2026-03-10 09", "reads": 2},
+    assert rows(doc, "bulk_reads") == doc["data"]["bulk_access"]["window_reads"]["rows"] == [
+        {"principal_id": "usr-1", "window_start_utc": "2026-03-10T08:00:00.000Z",
+         "window_start_local": "2026-03-10T09:00:00+01:00",
+         "last_read_utc": "2026-03-10T08:10:00.000Z", "reads": 2},
+        {"principal_id": "usr-2", "window_start_utc": "2026-03-10T09:00:00.000Z",
+         "window_start_local": "2026-03-10T10:00:00+01:00",
+         "last_read_utc": "2026-03-10T09:05:00.000Z", "reads": 2},
     ]
-    assert doc["data"]["distinct_patients"]["principals"] == [{"principal_id": "usr-1", "patients": 3}]
+    assert doc["data"]["distinct_patients"]["principals"] == [
+        {"principal_id": "usr-1", "patients": 3}, {"principal_id": "usr-2", "patients": 2},
+        {"principal_id": "usr-4", "patients": 2}]
     assert rows(doc, "disclosures") == [{
         "event_id": 23, "date": "2026-03-10T11:00:00.000Z", "date_local": "2026-03-10T12:00:00+01:00",
         "recipient": "Dr X (Clinic Y)", "resource": "Patient/p1", "patient_id": "p1",
@@ -199,7 +213,7 @@ def test_hipaa_audit_trail(golden_db):
     assert section(doc, "attestation")["kind"] == "attestation"
     assert summary(doc) == {
         "PHI access events": 14, "Principals accessing PHI": 5, "Failed logins": 3,
-        "Anomaly findings": 7, "Disclosures": 1, "Emergency access events": 1,
+        "Anomaly findings": 9, "Disclosures": 1, "Emergency access events": 1,
         "Integrity": "VERIFIED",
     }
 
@@ -234,7 +248,8 @@ def test_gdpr_processing_activities(golden_db):
     ]
     assert rows(doc, "dsr_overdue") == [{
         "event_id": 1, "request_id": "r0", "request_type": "access",
-        "received_utc": "2026-01-15T10:00:00.000Z", "age_days": 54,
+        "received_utc": "2026-01-15T10:00:00.000Z", "deadline_utc": "2026-02-14T10:00:00.000Z",
+        "open_past_deadline": "24 d 13 h",
     }]
     assert rows(doc, "consent") == [{"action": "consent.given", "events": 1},
                                     {"action": "consent.withdrawn", "events": 1}]
@@ -244,9 +259,11 @@ def test_gdpr_processing_activities(golden_db):
         {"destination_country": "US", "mechanism": "SCC", "events": 1, "records": 10},
     ]
     assert [(r["breach_id"], r["became_aware_at"], r["notified_at"], r["hours_to_notify"],
-             r["deadline"], r["status"]) for r in rows(doc, "breaches")] == [
-        ("b1", "2026-03-06T17:00:00Z", "2026-03-10T17:00:00Z", 96, "2026-03-09T17:00:00Z", "late"),
-        ("b2", "2026-03-10T12:00:00Z", None, None, "2026-03-13T12:00:00Z", "not notified (pending)"),
+             r["deadline"], r["status"], r["past_deadline"]) for r in rows(doc, "breaches")] == [
+        ("b1", "2026-03-06T17:00:00Z", "2026-03-10T17:00:00Z", 96, "2026-03-09T17:00:00Z", "late",
+         "1 d"),
+        ("b2", "2026-03-10T12:00:00Z", None, None, "2026-03-13T12:00:00Z", "not notified (pending)",
+         None),
     ]
     found = section(doc, "findings")["findings"]
     assert [(f["severity"], f["code"], f["evidence_event_ids"]) for f in found] == [

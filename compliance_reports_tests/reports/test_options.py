@@ -108,14 +108,15 @@ def test_redacted_export_uses_keyed_pseudonyms(engine, tmp_path):
 
 def test_action_category_override_moves_actions(engine):
     load(engine, GOLDEN)
-    # system.healthcheck becomes "monitoring"; authentication now only covers failed-login-like
-    # actions named auth.fail* (none), so auth.login falls to "other"
+    # system.healthcheck becomes "monitoring"; login and the authentication catch-all now only
+    # cover failed-login-like actions named auth.fail* (none), so auth.login falls to "other"
     report = golden_config("general_compliance", options={
-        "action_categories": {"authentication": ["auth.fail*"], "monitoring": ["system.*"]}})
+        "action_categories": {"login": ["auth.fail*"], "authentication": ["auth.fail*"],
+                              "monitoring": ["system.*"]}})
     doc = build_report(engine, engine, report, "2026-03-10", run_id=None,
                        generated_at=GENERATED_AT).document
     categories = {r["category"]: r["events"] for r in rows(doc, "by_category")}
-    assert "authentication" not in categories
+    assert "authentication" not in categories and "login" not in categories
     assert categories["monitoring"] == 1
     assert categories["other"] == 4
     assert "monitoring: system.*" in facts(doc, "scope")["Action categories"]
