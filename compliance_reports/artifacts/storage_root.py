@@ -19,6 +19,7 @@ import errno
 import hashlib
 import os
 import re
+import secrets
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
@@ -161,9 +162,9 @@ def write_file(
     finally:
         os.close(base_fd)
     name = parts[-1]
-    tmp = f".{name}.{os.getpid()}.part"
+    tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.part"  # unique per writer, even per thread
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
                      mode, dir_fd=dir_fd)
         try:
             with os.fdopen(fd, "wb") as out:

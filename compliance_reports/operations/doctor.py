@@ -123,12 +123,19 @@ def check_reachability(app: Engine) -> Iterator[Check]:
         else:
             from compliance_reports.delivery.storage_channel import storage_location
 
+            from compliance_reports.artifacts.storage_root import OutsideRootError, check_folder
+            from compliance_reports.settings import load_settings
+
             folder = storage_location(dest)
             where = f"folder {folder}"
             parent = folder
             while parent and not os.path.exists(parent):
                 parent = os.path.dirname(parent)
             problem = None if os.access(parent or ".", os.W_OK) else "not writable"
+            try:
+                check_folder(load_settings().storage_root, dest.base_path)
+            except OutsideRootError as exc:
+                problem = str(exc)
         if problem:
             yield Check(FAIL, subject, f"{where} unreachable: {problem}",
                         "check the address, the network path and the credentials")

@@ -156,9 +156,10 @@ def test_only_a_short_redacted_excerpt_of_the_response_is_kept(db, http_factory,
     assert not any("x" * 300 in t for t in texts)
 
 
-def test_failed_responses_keep_the_excerpt_only(db, http_factory, publication):
+def test_failed_responses_keep_the_excerpt_only(db, http_factory, publication, clock):
     peer = http_factory(default=(500, {}, b"internal error; api_key=sk_live_0123456789abcdef " + b"y" * 400))
-    (outcome,) = deliver_publication(db, publication, [hook(peer.url, **LOCAL_RECEIVER)], sleep_fn=lambda s: None)
+    (outcome,) = deliver_publication(db, publication, [hook(peer.url, **LOCAL_RECEIVER)],
+                                     now_fn=clock.now, sleep_fn=clock.sleep)
     row = ledger.get_row(db, outcome.row_id)
     assert row["status"] == "dead" and row["last_error"].startswith("HTTP 500: internal error; api_key=")
     assert "sk_live" not in row["last_error"] and len(row["last_error"]) <= len("HTTP 500: ") + 203
