@@ -183,3 +183,63 @@ def test_response_excerpt_redacts_before_cutting():
     text = "x" * 190 + " token=" + "abcdefghij" * 3
     kept = response_excerpt(text)
     assert "abcdefghij"[:3] not in kept.split("token=")[-1] and len(kept) <= 203
+
+
+def _self_signed(folder):
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "receiver.test")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("receiver.test")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_tls_is_verified_against_the_url_host_while_the_checked_address_is_dialled(tmp_path, monkeypatch):
+    import http.server
+    import ssl
+    import threading
+
+    import requests
+
+    cert, key = _self_signed(tmp_path)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        monkeypatch.setattr(outbound, "checked_addresses", lambda host, port_, what="host": ["127.0.0.1"])
+        with outbound.http_session(allow_private_network=False) as session:
+            ok = session.post(f"https://receiver.test:{port}/hook", data=b"{}", verify=str(cert), timeout=5)
+            assert ok.status_code == 200
+            with pytest.raises(requests.exceptions.SSLError):  # the certificate does not name this host
+                session.post(f"https://other.test:{port}/hook", data=b"{}", verify=str(cert), timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
