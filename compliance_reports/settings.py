@@ -35,6 +35,7 @@ class Settings:
     data_dir: Path
     compliance_db_url: str
     audit_db_url: str
+    storage_root: Path                     # every local folder written to lies under it
     artifact_provider: str = "local"       # local | s3
     artifact_dir: Path | None = None       # local provider; default <data_dir>/artifacts
     artifact_bucket: str | None = None     # s3 provider
@@ -59,10 +60,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     compliance = env.get("COMPLIANCE_DB_URL") or f"sqlite:///{data_dir / 'compliance.db'}"
     audit = env.get("AUDIT_DB_URL") or compliance
     artifact_dir = env.get("COMPLIANCE_ARTIFACT_DIR")
-    return Settings(
+    storage_root = env.get("COMPLIANCE_STORAGE_ROOT")
+    settings = Settings(
         data_dir=data_dir,
         compliance_db_url=normalise_db_url(compliance),
         audit_db_url=normalise_db_url(audit),
+        storage_root=Path(storage_root).resolve() if storage_root else data_dir,
         artifact_provider=env.get("COMPLIANCE_ARTIFACT_PROVIDER", "local"),
         artifact_dir=Path(artifact_dir).resolve() if artifact_dir else None,
         artifact_bucket=env.get("COMPLIANCE_ARTIFACT_BUCKET") or None,
@@ -72,6 +75,22 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         artifact_retention_days=_positive_int(env, "COMPLIANCE_ARTIFACT_RETENTION_DAYS", 2555),
         run_retention_days=_positive_int(env, "COMPLIANCE_RUN_RETENTION_DAYS", 400),
     )
+    _check_artifact_dir(settings)
+    return settings
+
+
+def _check_artifact_dir(settings: Settings) -> None:
+    """The local artifact store lives under the storage root like every other written folder."""
+    if settings.artifact_provider != "local":
+        return
+    root = settings.storage_root
+    folder = settings.artifacts_dir.resolve()  # a symbolic link counts where it leads
+    if folder != root and not folder.is_relative_to(root):
+        raise ValueError(
+            f"COMPLIANCE_ARTIFACT_DIR {folder} is outside the storage root {root} "
+            "(COMPLIANCE_STORAGE_ROOT, default the data folder): move the artifact folder under "
+            "the root or set COMPLIANCE_STORAGE_ROOT to a folder that contains it"
+        )
 
 
 def _positive_int(env, name: str, default: int) -> int:

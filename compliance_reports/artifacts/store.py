@@ -6,13 +6,15 @@ One layout for both:
 
 Key parts are validated one by one (non-empty, at most 255 bytes, no '/', '\\', NUL or other
 control characters, not '.' or '..'), and a local path must still resolve inside the base
-folder after symlinks are followed, so no key can leave its base. A location (the string that
-put_* returns and get_file/exists accept) is an absolute path for the local store and
+folder after symlinks are followed, so no key can leave its base. The local base itself lies
+under the storage root (COMPLIANCE_STORAGE_ROOT) and every write descends to it from the root
+without following a link out (storage_root.write_file). A location (the string that put_*
+returns and get_file/exists accept) is an absolute path for the local store and
 `s3://bucket/key` for S3; a location outside the store's base is refused.
 
 S3 objects carry user metadata sha256, report-id, period, organization-id and run-id.
-`delete_older_than(cutoff)` removes objects whose modification time (local mtime, S3
-LastModified) is before `cutoff` and returns their locations.
+Every file written is recorded in the file index when the store has one; retention removes
+files through `remove_recorded(entry)`, one recorded file at a time, never by listing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from compliance_reports.artifacts import storage_root
 from compliance_reports.artifacts.checksums import sha256_file
+from compliance_reports.artifacts.file_index import FileIndex, IndexedFile
 
 LAYOUT = ("organization_id", "report_id", "period", "run_id", "filename")
 _MAX_SEGMENT_BYTES = 255
@@ -74,14 +79,14 @@ class StoredObject:
     sha256: str | None = None
 
 
-def _aware(cutoff: datetime) -> datetime:
-    if cutoff.tzinfo is None:
-        raise ValueError("cutoff must be timezone-aware")
-    return cutoff.astimezone(timezone.utc)
-
-
 class ArtifactStore(ABC):
-    """put_file / put_bytes / get_file / list_run / delete_older_than / exists."""
+    """put_file / put_bytes / get_file / list_run / exists / remove_recorded."""
+
+    index: FileIndex | None = None
+
+    def _record(self, location: str, sha256: str, size: int) -> None:
+        if self.index is not None:
+            self.index.record(location, sha256, size)
 
     @abstractmethod
     def location_for(self, key_parts: Sequence[str]) -> str: ...
@@ -102,7 +107,12 @@ class ArtifactStore(ABC):
     def list_run(self, organization_id: str, report_id: str, period: str, run_id: str) -> list[StoredObject]: ...
 
     @abstractmethod
-    def delete_older_than(self, cutoff: datetime) -> list[str]: ...
+    def remove_recorded(self, entry: IndexedFile) -> str:
+        """Delete one recorded file if it still holds the recorded content.
+
+        Returns "removed", "missing" or "changed" (kept); raises UnsafeKeyError for a location
+        that is not this store's.
+        """
 
     def get_bytes(self, location: str) -> bytes:
         import tempfile
@@ -115,8 +125,17 @@ class ArtifactStore(ABC):
 
 
 class LocalArtifactStore(ArtifactStore):
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, root: Path | None = None, index: FileIndex | None = None) -> None:
         self.base = Path(base_dir).resolve()
+        # Without a root (tests, tools) the store is confined to its own folder.
+        self.root = Path(os.path.realpath(root)) if root is not None else self.base
+        if not storage_root.is_inside(self.base, self.root):
+            raise ValueError(
+                f"artifact folder {self.base} (COMPLIANCE_ARTIFACT_DIR) is outside the storage root "
+                f"{self.root} (COMPLIANCE_STORAGE_ROOT)"
+            )
+        self._base_parts = self.base.relative_to(self.root).parts
+        self.index = index
 
     def _path(self, key_parts: Sequence[str]) -> Path:
         parts = check_key_parts(key_parts)
@@ -143,24 +162,26 @@ class LocalArtifactStore(ArtifactStore):
     def location_for(self, key_parts: Sequence[str]) -> str:
         return str(self._path(key_parts))
 
-    def _write(self, key_parts: Sequence[str], writer) -> str:
-        path = self._path(key_parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._inside(path.parent)  # a symlinked folder created meanwhile must not lead out
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    def _write(self, key_parts: Sequence[str], writer, sha256: str, size: int) -> str:
+        parts = check_key_parts(key_parts)
         try:
-            writer(tmp)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return str(path)
+            storage_root.write_file(
+                self.root, (*self._base_parts, *parts), writer,
+                boundary_parts=len(self._base_parts), mode=0o644,
+            )
+        except storage_root.OutsideRootError as exc:
+            raise UnsafeKeyError(str(exc)) from None
+        location = str(self.base.joinpath(*parts))
+        self._record(location, sha256, size)
+        return location
 
     def put_file(self, key_parts: Sequence[str], local_path: Path) -> str:
-        return self._write(key_parts, lambda tmp: shutil.copyfile(local_path, tmp))
+        local_path = Path(local_path)
+        return self._write(key_parts, storage_root.copy_writer(local_path), sha256_file(local_path),
+                           local_path.stat().st_size)
 
     def put_bytes(self, key_parts: Sequence[str], data: bytes) -> str:
-        return self._write(key_parts, lambda tmp: tmp.write_bytes(data))
+        return self._write(key_parts, lambda out: out.write(data), hashlib.sha256(data).hexdigest(), len(data))
 
     def get_file(self, location: str, dest: Path) -> Path:
         src = self._from_location(location)
@@ -188,32 +209,26 @@ class LocalArtifactStore(ArtifactStore):
                 )
         return found
 
-    def delete_older_than(self, cutoff: datetime) -> list[str]:
-        limit = _aware(cutoff).timestamp()
-        deleted = []
-        if not self.base.is_dir():
-            return deleted
-        for root, dirs, files in os.walk(self.base, topdown=False, followlinks=False):
-            for name in sorted(files):
-                path = Path(root) / name
-                if path.is_symlink() or name.startswith("."):
-                    continue
-                if path.stat().st_mtime < limit:
-                    path.unlink()
-                    deleted.append(str(path))
-            if Path(root) != self.base:
-                try:
-                    os.rmdir(root)  # only succeeds when now empty
-                except OSError:
-                    pass
-        return sorted(deleted)
+    def remove_recorded(self, entry: IndexedFile) -> str:
+        path = Path(entry.location)
+        try:
+            relative = path.relative_to(self.base)
+        except ValueError:
+            raise UnsafeKeyError(f"location {entry.location!r} is outside the artifact store {self.base}") from None
+        parts = check_key_parts(relative.parts)
+        try:
+            return storage_root.remove_file(
+                self.root, (*self._base_parts, *parts), entry.sha256, stop_parts=len(self._base_parts)
+            )
+        except storage_root.OutsideRootError as exc:
+            raise UnsafeKeyError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- S3
 
 
 class S3ArtifactStore(ArtifactStore):
-    def __init__(self, bucket: str, prefix: str = "", client=None) -> None:
+    def __init__(self, bucket: str, prefix: str = "", client=None, index: FileIndex | None = None) -> None:
         if not bucket or "/" in bucket:
             raise ValueError(f"bucket {bucket!r} is not a bucket name")
         self.bucket = bucket
@@ -224,6 +239,7 @@ class S3ArtifactStore(ArtifactStore):
 
             client = make_s3_client()
         self.client = client
+        self.index = index
 
     @classmethod
     def from_settings(
@@ -266,19 +282,19 @@ class S3ArtifactStore(ArtifactStore):
     def put_file(self, key_parts: Sequence[str], local_path: Path) -> str:
         parts = check_key_parts(key_parts)
         key = self._key(parts)
+        sha256 = sha256_file(Path(local_path))
         self.client.upload_file(
-            str(local_path), self.bucket, key,
-            ExtraArgs={"Metadata": self._metadata(parts, sha256_file(Path(local_path)))},
+            str(local_path), self.bucket, key, ExtraArgs={"Metadata": self._metadata(parts, sha256)},
         )
+        self._record(self._location(key), sha256, Path(local_path).stat().st_size)
         return self._location(key)
 
     def put_bytes(self, key_parts: Sequence[str], data: bytes) -> str:
         parts = check_key_parts(key_parts)
         key = self._key(parts)
-        self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=data,
-            Metadata=self._metadata(parts, hashlib.sha256(data).hexdigest()),
-        )
+        sha256 = hashlib.sha256(data).hexdigest()
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=self._metadata(parts, sha256))
+        self._record(self._location(key), sha256, len(data))
         return self._location(key)
 
     def get_file(self, location: str, dest: Path) -> Path:
@@ -322,19 +338,18 @@ class S3ArtifactStore(ArtifactStore):
             found.append(StoredObject(self._location(obj["Key"]), name, obj["Size"], obj["LastModified"], sha))
         return sorted(found, key=lambda o: o.filename)
 
-    def delete_older_than(self, cutoff: datetime) -> list[str]:
-        limit = _aware(cutoff)
-        scope = self.prefix + "/" if self.prefix else ""
-        old = [obj["Key"] for obj in self._iter_objects(scope) if obj["LastModified"] < limit]
-        for start in range(0, len(old), 1000):
-            batch = old[start:start + 1000]
-            response = self.client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
-            )
-            errors = response.get("Errors") or []
-            if errors:
-                raise RuntimeError(f"S3 refused to delete {len(errors)} object(s): {errors[0]}")
-        return sorted(self._location(k) for k in old)
+    def remove_recorded(self, entry: IndexedFile) -> str:
+        key = self._key_from_location(entry.location)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return "missing"
+            raise
+        if entry.sha256 is not None and head.get("Metadata", {}).get("sha256") != entry.sha256:
+            return "changed"
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+        return "removed"
 
 
 def _is_not_found(exc: Exception) -> bool:

@@ -135,7 +135,9 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
             if kind == "template":
                 outcomes = config_store.apply_templates(ctx.app_engine, parse_templates(docs))
             else:
-                outcomes = config_store.apply_destinations(ctx.app_engine, parse_destinations(docs))
+                outcomes = config_store.apply_destinations(
+                    ctx.app_engine, parse_destinations(docs), [d.label for d in docs], ctx.settings.storage_root
+                )
             for o in outcomes:
                 click.echo(f"{kind} {o.key}: {o.action}")
         docs = read_documents(folder / "reports.yaml", "report")

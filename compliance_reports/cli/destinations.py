@@ -1,4 +1,4 @@
-"""`compliance-reports destinations apply|list`: named delivery destinations."""
+"""`compliance-reports destinations apply|list|delete`: named delivery destinations."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ def destinations_apply(ctx: Context, files) -> None:
     """Insert or update destinations from YAML files (one transaction per file)."""
     for file in files:
         try:
-            parsed = parse_destinations(read_documents(file, "destination"))
-            outcomes = config_store.apply_destinations(ctx.app_engine, parsed)
+            docs = read_documents(file, "destination")
+            parsed = parse_destinations(docs)
+            outcomes = config_store.apply_destinations(
+                ctx.app_engine, parsed, [d.label for d in docs], ctx.settings.storage_root
+            )
         except ConfigError as exc:
             fail(str(exc))
         for o in outcomes:
@@ -38,3 +41,19 @@ def destinations_list(ctx: Context, as_json: bool) -> None:
         emit_json(rows)
     else:
         emit_table(rows, ["name", "type", "version", "updated_at"])
+
+
+@destinations.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def destinations_delete(ctx: Context, name: str, yes: bool) -> None:
+    """Delete a destination that no report uses; the delivery ledger and stored files stay."""
+    if not yes:
+        click.confirm(f"Delete destination {name}?", abort=True)
+    try:
+        config_store.delete_destination(ctx.app_engine, name)
+    except (config_store.NotFoundError, config_store.InUseError) as exc:
+        fail(str(exc))
+    click.echo(f"destination {name}: deleted (its ledger rows and any files it stored are kept; "
+               "retention no longer removes those files)")

@@ -20,7 +20,10 @@ from compliance_reports.settings import PACKAGE_DIR, Settings, load_settings
 
 class Context:
     def __init__(self) -> None:
-        self.settings: Settings = load_settings()
+        try:
+            self.settings: Settings = load_settings()
+        except ValueError as exc:  # a misconfigured environment: one line, exit 2
+            fail(f"configuration error: {exc}")
         self._app = None
         self._audit = None
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 ORG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
@@ -333,6 +333,10 @@ class WebhookDestination(_DestinationBase):
     signing_secret_env: str | None = None
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     inline_max_kb: int = Field(default=256, ge=0)
+    allow_private_network: bool = Field(
+        default=False,
+        description="allow a url resolving to a loopback, private, link-local or other internal address",
+    )
 
     _env = field_validator("signing_secret_env")(classmethod(lambda cls, v: _env_name(v)))
 
@@ -379,6 +383,10 @@ class StorageDestination(_DestinationBase):
     secret_access_key_env: str | None = None
     key_template: str = "{organization_id}/{report_id}/{period}/{filename}"
     retention_days: int | None = Field(default=None, ge=1)
+    allow_private_network: bool = Field(
+        default=False,
+        description="allow an endpoint_url resolving to a loopback, private, link-local or other internal address",
+    )
 
     @field_validator("access_key_id_env", "secret_access_key_env")
     @classmethod
@@ -399,6 +407,19 @@ class StorageDestination(_DestinationBase):
             raise ValueError("key_template must be relative and must not contain '..'")
         return value
 
+    @field_validator("base_path")
+    @classmethod
+    def _base_path(cls, value: str, info: ValidationInfo) -> str:
+        # A local folder is relative to the storage root; an s3 base_path is a key prefix
+        # (checked like a key when used).
+        if info.data.get("provider") == "local" and value:
+            from compliance_reports.artifacts.storage_root import folder_problem
+
+            problem = folder_problem(value)
+            if problem:
+                raise ValueError(f"base_path {value!r} {problem}")
+        return value
+
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
@@ -414,6 +435,8 @@ class StorageDestination(_DestinationBase):
             raise ValueError("a local storage destination needs base_path (a folder)")
         if self.provider == "local" and self.bucket:
             raise ValueError("bucket is only used by provider s3")
+        if self.provider == "local" and (self.endpoint_url or self.allow_private_network):
+            raise ValueError("endpoint_url and allow_private_network are only used by provider s3")
         return self
 
 

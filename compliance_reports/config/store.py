@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -50,8 +51,31 @@ class ApplyOutcome:
 # ---------------------------------------------------------------- destinations
 
 
-def apply_destinations(engine: Engine, configs: list[Any]) -> list[ApplyOutcome]:
-    """Insert or update destinations; a given `version` must match (optimistic concurrency)."""
+def apply_destinations(
+    engine: Engine,
+    configs: list[Any],
+    labels: list[str] | None = None,
+    storage_root: Path | None = None,
+) -> list[ApplyOutcome]:
+    """Insert or update destinations; a given `version` must match (optimistic concurrency).
+
+    Each destination is first checked against where it leads (destination_checks: storage
+    folder inside the storage root, no internal address); any problem refuses the whole list.
+    """
+    from compliance_reports.config.destination_checks import destination_problems
+
+    if storage_root is None:
+        from compliance_reports.settings import load_settings
+
+        storage_root = load_settings().storage_root
+    labels = labels or [""] * len(configs)
+    problems = [
+        f"{label + ': ' if label else ''}destination {dest.name!r} field '{field}': {problem}"
+        for dest, label in zip(configs, labels)
+        for field, problem in destination_problems(dest, storage_root)
+    ]
+    if problems:
+        raise ConfigError(problems)
     outcomes = []
     now = utcnow()
     with engine.begin() as conn:
@@ -80,6 +104,40 @@ def apply_destinations(engine: Engine, configs: list[Any]) -> list[ApplyOutcome]
                 )
                 outcomes.append(ApplyOutcome(dest.name, "updated", row.version + 1))
     return outcomes
+
+
+class InUseError(Exception):
+    """A destination that reports still name cannot be deleted."""
+
+
+def destination_users(conn: Connection, name: str) -> list[tuple[str, str]]:
+    """(report id, field) for every report naming `name` in destinations or notify_on_failure."""
+    users = []
+    for row in conn.execute(select(report_configs.c.id, report_configs.c.config).order_by(report_configs.c.id)):
+        for field in ("destinations", "notify_on_failure"):
+            if name in (row.config or {}).get(field, []):
+                users.append((row.id, field))
+    return users
+
+
+def delete_destination(engine: Engine, name: str) -> None:
+    """Remove a destination no report uses; the ledger and the files it stored stay.
+
+    The row is deleted before the reports are read, in one transaction: a report applied at the
+    same time either commits first (and is seen here) or waits on the row lock and then finds
+    the destination gone (apply_reports locks the destinations it names).
+    """
+    with engine.begin() as conn:
+        result = conn.execute(delete(destinations).where(destinations.c.name == name))
+        if result.rowcount == 0:
+            raise NotFoundError(f"destination {name!r} does not exist")
+        users = destination_users(conn, name)
+        if users:
+            named = ", ".join(f"{report} ({field})" for report, field in users)
+            raise InUseError(
+                f"destination {name!r} is used by report(s) {named}; remove it from those reports "
+                "(and apply them) before deleting it"
+            )
 
 
 def list_destinations(engine: Engine) -> list[dict[str, Any]]:
@@ -168,7 +226,11 @@ def apply_reports(
     now = utcnow()
     labels = labels or [""] * len(reports)
     with engine.begin() as conn:
-        known = set(conn.execute(select(destinations.c.name)).scalars())
+        named = {n for r in reports for n in (*r.destinations, *r.notify_on_failure)}
+        # FOR SHARE (PostgreSQL): a concurrent `destinations delete` waits until this commits.
+        known = set(conn.execute(
+            select(destinations.c.name).where(destinations.c.name.in_(named)).with_for_update(read=True)
+        ).scalars()) if named else set()
         for report, label in zip(reports, labels):
             prefix = f"{label}: " if label else ""
             for field in ("destinations", "notify_on_failure"):

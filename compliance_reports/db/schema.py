@@ -9,6 +9,7 @@ The Alembic migrations under `db/migrations` create exactly these tables.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Index,
@@ -163,4 +164,20 @@ retention_log = Table(
     Column("location", Text, nullable=False),
     Column("run_id", String(64)),
     Index("ix_retention_log_removed_at", "removed_at"),
+)
+
+stored_files = Table(
+    "stored_files",
+    app_metadata,
+    # Every file this project wrote to the artifact store or a storage destination. Retention
+    # deletes only files listed here (and only while their content is the recorded one).
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # artifact | destination
+    Column("owner", String(128), nullable=False),  # destination name; "" for the artifact store
+    Column("location", Text, nullable=False),  # absolute local path or s3://bucket/key
+    Column("sha256", String(64)),
+    Column("size", BigInteger),
+    Column("stored_at", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "owner", "location", name="uq_stored_files_location"),
+    Index("ix_stored_files_owner_stored_at", "kind", "owner", "stored_at"),
 )

@@ -60,8 +60,10 @@ def recipients_for(destination) -> list[str]:
     raise ValueError(f"unknown destination type {destination.type!r}")
 
 
-def make_sender(destination, publication: Publication, problems: Sequence[str] = ()) -> Sender:
-    """The channel call for one row of `destination`."""
+def make_sender(engine: Engine, destination, publication: Publication, problems: Sequence[str] = ()) -> Sender:
+    """The channel call for one row of `destination` (storage records its files in `engine`'s
+    file index, so retention can later remove exactly those)."""
+    from compliance_reports.artifacts.file_index import DESTINATION, FileIndex
     from compliance_reports.delivery.email_channel import send_email
     from compliance_reports.delivery.storage_channel import deliver_to_storage
     from compliance_reports.delivery.webhook_channel import send_webhook
@@ -74,7 +76,8 @@ def make_sender(destination, publication: Publication, problems: Sequence[str] =
         if destination.type == "webhook":
             return send_webhook(destination, publication, row_id=claim.id, now=now)
         if destination.type == "storage":
-            return deliver_to_storage(destination, publication, now=now)
+            return deliver_to_storage(destination, publication, now=now,
+                                      index=FileIndex(engine, DESTINATION, destination.name))
         raise DeliveryError(f"unknown destination type {destination.type!r}", retryable=False)
 
     return send
@@ -112,7 +115,7 @@ def deliver_publication(
     for dest in ordered:
         recipients = recipients_for(dest)
         row_ids = ledger.ensure_rows(engine, pub, dest, recipients, dest.retry.max_attempts, now=now_fn())
-        send = make_sender(dest, pub, problems)
+        send = make_sender(engine, dest, pub, problems)
         dest_outcomes = [
             deliver_row(
                 engine, row_id, send, dest.retry, now_fn=now_fn, sleep_fn=sleep_fn,
@@ -205,7 +208,7 @@ def retry_due(
             send = failing_sender(pub)
         else:
             problems = pub.verify()
-            send = make_sender(dest, pub, problems)
+            send = make_sender(engine, dest, pub, problems)
         outcome = deliver_row(engine, row["id"], send, dest.retry, secrets=secrets, **common)
         outcomes.append(outcome)
     if load_alert_destinations is not None:

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
 REDACTED = "[redacted]"
 MAX_ERROR_CHARS = 2000
+MAX_RESPONSE_BODY_CHARS = 200
+
+_SECRET_WORDS = r"(?:token|secret|passw(?:or)?d|pwd|api[-_]?key|access[-_]?key|private[-_]?key|key|auth\w*|credential|session|cookie|signature|sig)"
+# What looks like a credential in text a server sent back (tried in this order):
+_CREDENTIAL_PATTERNS = (
+    # -----BEGIN ... PRIVATE KEY----- blocks (or their start, when cut)
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"), REDACTED),
+    # "Authorization: Bearer abc", "bearer abc", "Basic dXNlcjpwYXNz"
+    (re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)[A-Za-z0-9._~+/=:-]{4,}"), r"\1\2" + REDACTED),
+    # password=..., "api_key": "...", X-Auth-Token: ..., token=... in a query string
+    (re.compile(r"(?i)([\"']?[\w.-]*" + _SECRET_WORDS + r"[\w.-]*[\"']?\s*[:=]\s*[\"']?)"
+                r"(?!\[redacted\])(?!(?i:bearer|basic|digest|token)\s)([^\"'\s,;&}<]+)"),
+     r"\1" + REDACTED),
+    # JSON Web Tokens
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    # AWS access key ids
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), REDACTED),
+    # long opaque strings of letters and digits (API keys, session ids)
+    (re.compile(r"\b(?=[A-Za-z0-9_+/=-]*[0-9])(?=[A-Za-z0-9_+/=-]*[A-Za-z])[A-Za-z0-9_+/=-]{32,}"), REDACTED),
+)
 
 
 class DeliveryError(Exception):
@@ -74,6 +95,20 @@ def secret_values(destination) -> list[str]:
         if value and len(value) >= 4:
             values.append(value)
     return values
+
+
+def redact_credentials(text: str) -> str:
+    """`text` with everything that looks like a credential replaced by [redacted]."""
+    for pattern, replacement in _CREDENTIAL_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def response_excerpt(body: str, limit: int = MAX_RESPONSE_BODY_CHARS) -> str:
+    """What is kept of a server's response body: credentials redacted first, whitespace
+    collapsed, then at most `limit` characters (so a cut can never expose part of a secret)."""
+    text = " ".join(redact_credentials(body).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def redact(text: str | None, secrets: Iterable[str] = ()) -> str | None:

@@ -2,9 +2,16 @@
 
 Keys come from the destination's key_template with placeholders {organization_id}
 {report_id} {period} {format} {filename} {run_id}. A rendered key must stay inside its base:
-it is relative, has no '..' or '.' or empty segment, no backslash and no control character;
-for a local base the resolved target must also lie inside the resolved base folder.
-The manifest is stored too (format "manifest"), so the stored set can be verified later.
+it is relative, has no '..' or '.' or empty segment, no backslash and no control character.
+A local base is a folder relative to the storage root (COMPLIANCE_STORAGE_ROOT); every write
+descends from the root without following a link out of it (and no link in the key may leave
+the base), so a symbolic link planted after apply is refused at write time and nothing is
+written outside. The manifest is stored too (format "manifest"), so the stored set can be
+verified later.
+
+Every file written is recorded in the file index (owner: the destination's name); retention
+removes only recorded files older than retention_days that still hold the recorded content.
+An S3 client is guarded (outbound.py) unless the destination sets allow_private_network.
 
 S3 objects carry Metadata {sha256, report-id, period} and their media type. One ledger row per
 destination: its recipient is the base location (s3://bucket/prefix or the local folder).
@@ -14,16 +21,16 @@ Each file's SHA-256 is checked against the publication before it is copied.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from compliance_reports.delivery.errors import ConfigurationError, DeliveryError, SendResult
+from compliance_reports.artifacts import storage_root
 from compliance_reports.artifacts.checksums import sha256_file
+from compliance_reports.artifacts.file_index import FileIndex, IndexedFile
 from compliance_reports.artifacts.publication import Publication, PublishedFile
+from compliance_reports.delivery.errors import ConfigurationError, DeliveryError, SendResult
 
 KEY_PLACEHOLDERS = ("organization_id", "report_id", "period", "format", "filename", "run_id")
 DEFAULT_LINK_EXPIRY_S = 7 * 24 * 3600
@@ -107,27 +114,36 @@ def planned_keys(destination, publication: Publication) -> dict[str, str]:
 
 
 def storage_location(destination) -> str:
-    """The ledger recipient: s3://bucket/prefix or the absolute local base folder."""
+    """The ledger recipient: s3://bucket/prefix or the local base folder under the storage root.
+
+    Lexical (links are not resolved), so it stays the same on every attempt.
+    """
     if destination.provider == "s3":
         base = (destination.base_path or "").strip("/")
         return f"s3://{destination.bucket}/{base}" if base else f"s3://{destination.bucket}"
-    return str(_local_base(destination))
+    parts = [p for p in destination.base_path.split("/") if p not in ("", ".")]
+    return str(_root().joinpath(*parts))
 
 
-def _local_base(destination) -> Path:
-    """A relative base_path is under the data folder, whatever the process's working directory."""
+def _root() -> Path:
     from compliance_reports.settings import load_settings
 
-    path = Path(os.path.expanduser(destination.base_path))
-    if not path.is_absolute():
-        path = load_settings().data_dir / path
-    return path.resolve()
+    return load_settings().storage_root
+
+
+def _local_base(destination) -> tuple[Path, tuple[str, ...]]:
+    """The checked base folder and its parts below the storage root."""
+    try:
+        base = storage_root.check_folder(_root(), destination.base_path, "base_path")
+        return base, storage_root.relative_parts(destination.base_path)
+    except storage_root.OutsideRootError as exc:
+        raise ConfigurationError(f"destination {destination.name}: {exc}") from None
 
 
 def local_target(destination, key: str) -> Path:
-    base = _local_base(destination)
+    base, _ = _local_base(destination)
     target = (base / check_key(key)).resolve()
-    if not target.is_relative_to(base):
+    if not target.is_relative_to(base.resolve()):
         raise ConfigurationError(f"storage key {key!r} resolves outside the base folder")
     return target
 
@@ -136,21 +152,34 @@ def local_target(destination, key: str) -> Path:
 
 
 def s3_client(destination):
+    """A client for the destination's bucket; unless allow_private_network, it connects only to
+    public addresses (checked at every connection) and ignores proxies from the environment."""
     from compliance_reports.artifacts.s3 import make_s3_client
+    from compliance_reports.delivery.outbound import guard_boto_client
 
+    guarded = not destination.allow_private_network
     try:
-        return make_s3_client(
+        client = make_s3_client(
             endpoint_url=destination.endpoint_url, region=destination.region,
             access_key_id_env=destination.access_key_id_env,
             secret_access_key_env=destination.secret_access_key_env,
+            proxies={} if guarded else None,
         )
     except RuntimeError as exc:  # names the missing variable, never a value
         raise ConfigurationError(f"destination {destination.name}: {exc}") from None
+    if guarded:
+        guard_boto_client(client)
+    return client
 
 
 def _classify_s3(exc: Exception, what: str) -> DeliveryError:
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
+    from compliance_reports.delivery.outbound import blocked_cause
+
+    blocked = blocked_cause(exc)
+    if blocked is not None:
+        return DeliveryError(f"S3 {what} refused: endpoint_url {blocked}", retryable=False)
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         code = exc.response.get("Error", {}).get("Code", "")
@@ -181,49 +210,56 @@ def _check_sha(f: PublishedFile) -> None:
         )
 
 
-def _copy_local(src: Path, target: Path, expected_sha: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=target.parent)
-    try:
+def _checked_copy(src: Path, expected_sha: str):
+    def write(out) -> None:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+        with open(src, "rb") as inp:
             while block := inp.read(1 << 20):
                 digest.update(block)
                 out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
         if digest.hexdigest() != expected_sha:
             raise DeliveryError(f"file {src.name} changed while being copied", retryable=True)
-        os.replace(tmp, target)
-    except BaseException:
+
+    return write
+
+
+def _store_local(destination, objects, keys, index: FileIndex | None, now: datetime) -> list[str]:
+    root = _root()
+    _, base_parts = _local_base(destination)  # checked again here: a link planted since apply
+    stored = []
+    for f in objects:
+        key = keys[f.filename]
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            storage_root.write_file(
+                root, (*base_parts, *check_key(key).split("/")), _checked_copy(f.path, f.sha256),
+                boundary_parts=len(base_parts),
+            )
+        except storage_root.OutsideRootError as exc:
+            raise ConfigurationError(f"destination {destination.name}: storage key {key!r}: {exc}") from None
+        except OSError as exc:
+            raise DeliveryError(
+                f"writing {key} failed: {exc.strerror or type(exc).__name__}", retryable=True
+            ) from None
+        if index is not None:
+            index.record(str(root.joinpath(*base_parts, *key.split("/"))), f.sha256, f.size, now)
+        stored.append(key)
+    return stored
 
 
-def deliver_to_storage(destination, publication: Publication, *, now: datetime | None = None) -> SendResult:
-    """Store every file (and the manifest); returns a summary of what went where."""
+def deliver_to_storage(
+    destination, publication: Publication, *, now: datetime | None = None, index: FileIndex | None = None
+) -> SendResult:
+    """Store every file (and the manifest), recording each in `index`; returns a summary."""
+    now = now or datetime.now(timezone.utc)
     keys = planned_keys(destination, publication)
     objects = _objects(publication)
     for f in objects:
         _check_sha(f)
-    stored = []
     if destination.provider == "local":
-        targets = {f.filename: local_target(destination, keys[f.filename]) for f in objects}
-        for f in objects:
-            target = targets[f.filename]
-            try:
-                _copy_local(f.path, target, f.sha256)
-            except OSError as exc:
-                raise DeliveryError(
-                    f"writing {keys[f.filename]} failed: {exc.strerror or type(exc).__name__}",
-                    retryable=True,
-                ) from None
-            stored.append(keys[f.filename])
+        stored = _store_local(destination, objects, keys, index, now)
         return SendResult(f"stored {len(stored)} file(s) in {storage_location(destination)}: " + ", ".join(stored))
     client = s3_client(destination)
+    stored = []
     for f in objects:
         key = keys[f.filename]
         try:
@@ -236,6 +272,8 @@ def deliver_to_storage(destination, publication: Publication, *, now: datetime |
                 )
         except Exception as exc:  # noqa: BLE001 - classified
             raise _classify_s3(exc, f"upload of {key}") from None
+        if index is not None:
+            index.record(f"s3://{destination.bucket}/{key}", f.sha256, f.size, now)
         stored.append(f"{key} (etag {result.get('ETag', '').strip(chr(34))})")
     return SendResult(
         f"stored {len(stored)} object(s) in {storage_location(destination)}: " + ", ".join(stored)
@@ -265,52 +303,62 @@ def link_factory(
     return link_for
 
 
-def remove_expired(destination, now: datetime | None = None) -> list[str]:
-    """Delete stored objects older than retention_days; returns the removed keys.
-
-    Only the destination's base (folder or bucket prefix) is touched. Without retention_days
-    nothing is removed.
-    """
+def remove_expired(engine, destination, now: datetime | None = None, log: Callable[[str], None] | None = None) -> list[str]:
+    """Delete the files this destination stored more than retention_days ago; returns their
+    locations. Only files recorded in the file index are considered, and only while they hold
+    the recorded content; nothing is listed or walked. Without retention_days nothing goes."""
     if not destination.retention_days:
         return []
     now = now or datetime.now(timezone.utc)
-    cutoff = now - timedelta(days=destination.retention_days)
-    removed: list[str] = []
-    if destination.provider == "local":
-        base = _local_base(destination)
-        if not base.is_dir():
-            return []
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-                if mtime < cutoff:
-                    path.unlink()
-                    removed.append(path.relative_to(base).as_posix())
-        for folder in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-            try:
-                folder.rmdir()  # only empty folders
-            except OSError:
-                pass
-        return removed
-    client = s3_client(destination)
-    prefix = _prefix(destination)
-    paginator = client.get_paginator("list_objects_v2")
-    batch: list[str] = []
-
-    def flush() -> None:
-        if batch:
-            client.delete_objects(
-                Bucket=destination.bucket,
-                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-            )
-            removed.extend(batch)
-            batch.clear()
-
-    for page in paginator.paginate(Bucket=destination.bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if obj["LastModified"] < cutoff:
-                batch.append(obj["Key"])
-                if len(batch) == 1000:
-                    flush()
-    flush()
+    index = FileIndex(engine, "destination", destination.name)
+    expired = index.expired(now - timedelta(days=destination.retention_days))
+    if not expired:
+        return []
+    remove = _local_remover(destination) if destination.provider == "local" else _s3_remover(destination)
+    removed = []
+    for entry in expired:
+        try:
+            outcome = remove(entry)
+        except (storage_root.OutsideRootError, ValueError) as exc:
+            outcome = f"refused: {exc}"
+        if outcome == "removed":
+            removed.append(entry.location)
+        elif log is not None and outcome != "missing":
+            log(f"destination {destination.name}: kept {entry.location}: "
+                + ("its content is no longer the one delivered" if outcome == "changed" else outcome))
+        if outcome in ("removed", "missing", "changed"):  # a refused one is tried again next time
+            index.forget(entry)
     return removed
+
+
+def _local_remover(destination) -> Callable[[IndexedFile], str]:
+    root = _root()
+    base_parts = storage_root.relative_parts(destination.base_path)
+
+    def remove(entry: IndexedFile) -> str:
+        parts = Path(entry.location).relative_to(root).parts  # ValueError: not under the root
+        stop = len(base_parts) if parts[: len(base_parts)] == base_parts else len(parts) - 1
+        return storage_root.remove_file(root, parts, entry.sha256, stop_parts=stop)
+
+    return remove
+
+
+def _s3_remover(destination) -> Callable[[IndexedFile], str]:
+    client = s3_client(destination)
+
+    def remove(entry: IndexedFile) -> str:
+        bucket, _, key = entry.location.removeprefix("s3://").partition("/")
+        if not entry.location.startswith("s3://") or not bucket or not key:
+            raise ValueError(f"{entry.location!r} is not an s3:// location")
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001 - classified
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return "missing"
+            raise _classify_s3(exc, f"check of {key}") from None
+        if entry.sha256 is not None and head.get("Metadata", {}).get("sha256") != entry.sha256:
+            return "changed"
+        client.delete_object(Bucket=bucket, Key=key)
+        return "removed"
+
+    return remove

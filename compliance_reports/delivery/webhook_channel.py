@@ -22,7 +22,12 @@ Headers (on every attempt):
     time. Protocol headers above cannot be overridden by configuration.
 
 Outcome: 2xx sent; 408, 425, 429, 5xx, connection errors and timeouts retryable (Retry-After
-honoured); redirects and every other status not retryable.
+honoured); redirects (never followed) and every other status not retryable.
+
+The URL's host must resolve to public addresses only, checked at every connection (see
+outbound.py), unless the destination sets allow_private_network. What is kept of the answer,
+in the ledger and in logs, is the status code and at most 200 characters of the body with
+anything that looks like a credential redacted; at most 8 KiB of the body is ever read.
 """
 
 from __future__ import annotations
@@ -43,13 +48,15 @@ from compliance_reports.delivery.errors import (
     DeliveryError,
     SendResult,
     read_env_secret,
+    response_excerpt,
 )
+from compliance_reports.delivery.outbound import BlockedAddressError, http_session
 
 EVENT_PUBLISHED = "compliance_report.published"
 RETRYABLE_STATUS = {408, 425, 429}
 PROTOCOL_HEADERS = {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature", "idempotency-key"}
 USER_AGENT = "compliance-reports-webhook/1"
-_SNIPPET = 300
+_BODY_READ_LIMIT = 8192
 
 
 def _signing_key(secret: str) -> bytes:
@@ -140,12 +147,16 @@ def request_headers(destination, msg_id: str, timestamp: int, body: bytes) -> di
 
 
 def _snippet(response: requests.Response) -> str:
+    """The kept part of the body: read at most 8 KiB, redact credentials, keep 200 characters."""
     try:
-        text = response.text or ""
-    except Exception:  # noqa: BLE001
-        text = ""
-    text = " ".join(text.split())
-    return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
+        raw = next(response.iter_content(_BODY_READ_LIMIT), b"")
+    except Exception:  # noqa: BLE001 - a broken body is not worth more than its absence
+        raw = b""
+    finally:
+        response.close()
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "replace")
+    return response_excerpt(raw.decode(response.encoding or "utf-8", errors="replace"))
 
 
 def post_json(
@@ -160,12 +171,34 @@ def post_json(
     body = encode_body(payload)
     timestamp = int(now.timestamp())
     headers = request_headers(destination, msg_id, timestamp, body)
-    http = session or requests
+    http = session or http_session(getattr(destination, "allow_private_network", False))
     try:
-        response = http.request(
+        response = _request(http, destination, body, headers)
+        status = response.status_code
+        retry_after_header = response.headers.get("Retry-After")
+        snippet = _snippet(response)
+    finally:
+        if session is None:
+            http.close()
+    summary = f"HTTP {status}"  # the reason phrase is the server's text too: not kept
+    if 200 <= status < 300:
+        return SendResult(f"{summary}: {snippet}" if snippet else summary)
+    retryable = status in RETRYABLE_STATUS or status >= 500
+    retry_after = parse_retry_after(retry_after_header, now) if retryable else None
+    if 300 <= status < 400:
+        summary += " redirect not followed (configure the final URL)"
+    detail = f"{summary}: {snippet}" if snippet else summary
+    raise DeliveryError(detail, retryable=retryable, retry_after_s=retry_after, status_code=status)
+
+
+def _request(http, destination, body: bytes, headers: dict[str, str]) -> requests.Response:
+    try:
+        return http.request(
             destination.method, destination.url, data=body, headers=headers,
-            timeout=destination.timeout_s, allow_redirects=False,
+            timeout=destination.timeout_s, allow_redirects=False, stream=True,
         )
+    except BlockedAddressError as exc:
+        raise DeliveryError(f"webhook url refused: {exc}", retryable=False) from None
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise DeliveryError(
             f"webhook request to {_safe_url(destination.url)} failed: {type(exc).__name__}",
@@ -176,17 +209,6 @@ def post_json(
             f"webhook request to {_safe_url(destination.url)} failed: {type(exc).__name__}",
             retryable=False,
         ) from None
-    status = response.status_code
-    summary = f"HTTP {status} {response.reason or ''}".strip()
-    snippet = _snippet(response)
-    if 200 <= status < 300:
-        return SendResult(f"{summary}: {snippet}" if snippet else summary)
-    retryable = status in RETRYABLE_STATUS or status >= 500
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), now) if retryable else None
-    detail = f"{summary}: {snippet}" if snippet else summary
-    if 300 <= status < 400:
-        detail += " (redirects are not followed; configure the final URL)"
-    raise DeliveryError(detail, retryable=retryable, retry_after_s=retry_after, status_code=status)
 
 
 def _safe_url(url: str) -> str:

@@ -93,6 +93,8 @@ def _tcp(host: str, port: int, timeout: float = 3.0) -> str | None:
 
 
 def check_reachability(app: Engine) -> Iterator[Check]:
+    from compliance_reports.delivery.outbound import url_problem
+
     for row in config_store.list_destinations(app):
         dest = config_store.get_destination(app, row["name"])
         subject = f"destination {dest.name}"
@@ -102,20 +104,27 @@ def check_reachability(app: Engine) -> Iterator[Check]:
         elif dest.type == "webhook":
             parsed = urlparse(dest.url)
             port = parsed.port or (443 if parsed.scheme == "https" else 80)
-            problem = _tcp(parsed.hostname or "", port)
             where = f"webhook host {parsed.hostname}:{port}"
+            # The doctor connects only where a delivery would be allowed to.
+            problem = None if dest.allow_private_network else url_problem(dest.url)
+            problem = problem or _tcp(parsed.hostname or "", port)
         elif dest.provider == "s3":
             where = f"S3 bucket {dest.bucket}"
             try:
-                from compliance_reports.artifacts.s3 import make_s3_client
+                from compliance_reports.delivery.storage_channel import s3_client
 
-                make_s3_client(dest.endpoint_url, dest.region, dest.access_key_id_env,
-                               dest.secret_access_key_env).head_bucket(Bucket=dest.bucket)
+                s3_client(dest).head_bucket(Bucket=dest.bucket)
                 problem = None
             except Exception as exc:  # noqa: BLE001
-                problem = f"{type(exc).__name__}: {exc}"
+                from compliance_reports.delivery.outbound import blocked_cause
+
+                blocked = blocked_cause(exc)
+                problem = str(blocked) if blocked else f"{type(exc).__name__}: {exc}"
         else:
             from compliance_reports.delivery.storage_channel import storage_location
+
+            from compliance_reports.artifacts.storage_root import OutsideRootError, check_folder
+            from compliance_reports.settings import load_settings
 
             folder = storage_location(dest)
             where = f"folder {folder}"
@@ -123,6 +132,10 @@ def check_reachability(app: Engine) -> Iterator[Check]:
             while parent and not os.path.exists(parent):
                 parent = os.path.dirname(parent)
             problem = None if os.access(parent or ".", os.W_OK) else "not writable"
+            try:
+                check_folder(load_settings().storage_root, dest.base_path)
+            except OutsideRootError as exc:
+                problem = str(exc)
         if problem:
             yield Check(FAIL, subject, f"{where} unreachable: {problem}",
                         "check the address, the network path and the credentials")

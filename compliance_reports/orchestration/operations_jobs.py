@@ -36,7 +36,7 @@ def retry_due_deliveries(
     context: OpExecutionContext, compliance_db: ComplianceDatabase, artifact_store: ArtifactStoreResource
 ) -> None:
     engine = compliance_db.app_engine()
-    store = artifact_store.store()
+    store = artifact_store.store(engine)
     with tempfile.TemporaryDirectory(prefix="redeliver-") as scratch:
         cache: dict = {}
 
@@ -102,12 +102,16 @@ def apply_retention(
     settings = load_settings()
     engine = compliance_db.app_engine()
     now = _now()
-    storage = [
-        config_store.get_destination(engine, row["name"])
-        for row in config_store.list_destinations(engine)
-        if row["type"] == "storage"
-    ]
-    result = purge_files(engine, artifact_store.store(), storage, now, settings.artifact_retention_days, context.run_id)
+    storage = []
+    for row in config_store.list_destinations(engine):
+        if row["type"] != "storage":
+            continue
+        try:
+            storage.append(config_store.get_destination(engine, row["name"]))
+        except Exception as exc:  # noqa: BLE001 - e.g. stored before a rule it breaks existed
+            context.log.warning(f"retention skips destination {row['name']}: {type(exc).__name__}: {exc}")
+    result = purge_files(engine, artifact_store.store(engine), storage, now, settings.artifact_retention_days,
+                         context.run_id, log=context.log.warning)
     cutoff = now - timedelta(days=settings.run_retention_days)
     old_runs = context.instance.get_run_records(
         RunsFilter(created_before=cutoff, statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED])

@@ -47,7 +47,7 @@ def export_report(
     artifact_store: ArtifactStoreResource,
 ) -> dict:
     report = compliance_db.load_report(config.report_id)
-    store = artifact_store.store()
+    store = artifact_store.store(compliance_db.app_engine())
     with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
         published = export_and_store(
             store,
@@ -97,7 +97,7 @@ def deliver_report(
     destinations = [get_destination(engine, name) for name in report.destinations]
     alerts = [get_destination(engine, name) for name in report.notify_on_failure]
     with tempfile.TemporaryDirectory(prefix="deliver-") as scratch:
-        publication = fetch_publication(artifact_store.store(), stored, report, Path(scratch))
+        publication = fetch_publication(artifact_store.store(engine), stored, report, Path(scratch))
         outcomes = deliver_publication(
             engine,
             publication,

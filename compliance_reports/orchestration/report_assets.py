@@ -98,7 +98,7 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
             stored = build_and_store(
                 audit_engine=compliance_db.audit_engine(),
                 app_engine=compliance_db.app_engine(),
-                store=artifact_store.store(),
+                store=artifact_store.store(compliance_db.app_engine()),
                 report=report,
                 period=period,
                 run_id=context.run_id,

@@ -63,11 +63,15 @@ class ArtifactStoreResource(ConfigurableResource):
     checkpoint_key_env: str = "COMPLIANCE_CHECKPOINT_KEY"
     manifest_key_env: str = "COMPLIANCE_MANIFEST_KEY"
 
-    def store(self):
+    def store(self, index_engine: Engine):
+        """The configured store; every file it writes is recorded in `index_engine`'s file index
+        (retention deletes only recorded files)."""
+        from compliance_reports.artifacts.file_index import ARTIFACT, FileIndex
         from compliance_reports.artifacts.s3 import make_s3_client
         from compliance_reports.artifacts.store import LocalArtifactStore, S3ArtifactStore
 
         settings = load_settings()
+        index = FileIndex(index_engine, ARTIFACT)
         provider = self.provider or settings.artifact_provider
         if provider == "s3":
             bucket = self.bucket or settings.artifact_bucket
@@ -78,10 +82,12 @@ class ArtifactStoreResource(ConfigurableResource):
                 self.access_key_id_env, self.secret_access_key_env,
             )
             prefix = settings.artifact_prefix if self.prefix is None else self.prefix
-            return S3ArtifactStore(bucket, prefix, client)
+            return S3ArtifactStore(bucket, prefix, client, index=index)
         if provider != "local":
             raise ValueError(f"artifact_store: provider must be local or s3, not {provider!r}")
-        return LocalArtifactStore(Path(self.base_dir) if self.base_dir else settings.artifacts_dir)
+        return LocalArtifactStore(
+            Path(self.base_dir) if self.base_dir else settings.artifacts_dir, settings.storage_root, index
+        )
 
     def checkpoint_key(self) -> bytes | None:
         return _env_bytes(self.checkpoint_key_env)
@@ -99,6 +105,7 @@ def default_resources(
     app_db_url: str | None = None, audit_db_url: str | None = None
 ) -> dict[str, ConfigurableResource]:
     """The code location's resources; anything not given is resolved from the environment at use."""
+    load_settings()  # a storage misconfiguration (artifact folder outside the root) stops the start
     return {
         "compliance_db": ComplianceDatabase(compliance_db_url=app_db_url, audit_db_url=audit_db_url),
         "artifact_store": ArtifactStoreResource(),

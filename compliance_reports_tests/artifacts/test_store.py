@@ -1,15 +1,15 @@
-"""Artifact store: local folder and S3 (moto server), layout, retention, escape attempts."""
+"""Artifact store: local folder and S3 (moto server), layout, recorded removal, escape attempts."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import time
+import shutil
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from compliance_reports.artifacts.file_index import FileIndex, IndexedFile
 from compliance_reports.artifacts.s3 import make_s3_client
 from compliance_reports.artifacts.store import (
     LocalArtifactStore,
@@ -17,6 +17,7 @@ from compliance_reports.artifacts.store import (
     UnsafeKeyError,
     run_key,
 )
+from compliance_reports.settings import load_settings
 
 PARTS = ("acme-health", "hipaa-monthly", "2026-11-01", "run-7f3a", "hipaa-monthly_2026-11-01.csv")
 ESCAPES = [
@@ -116,29 +117,69 @@ def test_s3_objects_carry_metadata(s3, tmp_path):
     assert location.startswith(f"s3://{s3.bucket}/compliance/reports/acme-health/")
 
 
-def test_local_delete_older_than(local, tmp_path):
-    old = local.put_bytes(("org", "r", "2026-01-01", "run1", "a.csv"), b"old")
-    new = local.put_bytes(("org", "r", "2026-11-01", "run2", "b.csv"), b"new")
-    past = time.time() - 40 * 86400
-    os.utime(old, (past, past))
-    deleted = local.delete_older_than(datetime.now(timezone.utc) - timedelta(days=30))
-    assert deleted == [old]
-    assert not local.exists(old) and local.exists(new)
-    assert not (local.base / "org" / "r" / "2026-01-01").exists()  # emptied folders removed
-    with pytest.raises(ValueError):
-        local.delete_older_than(datetime.now())
+def _entry(location: str, content: bytes | None) -> IndexedFile:
+    sha = hashlib.sha256(content).hexdigest() if content is not None else None
+    return IndexedFile(id=1, kind="artifact", owner="", location=location, sha256=sha, size=None,
+                       stored_at=datetime.now(timezone.utc))
 
 
-def test_s3_delete_older_than(s3):
-    a = s3.put_bytes(("org", "r", "2026-01-01", "run1", "a.csv"), b"a")
-    b = s3.put_bytes(("org", "r", "2026-11-01", "run2", "b.csv"), b"b")
-    # objects outside the store's prefix are never touched
-    s3.client.put_object(Bucket=s3.bucket, Key="unrelated/keep.txt", Body=b"k")
-    assert s3.delete_older_than(datetime.now(timezone.utc) - timedelta(days=1)) == []
-    deleted = s3.delete_older_than(datetime.now(timezone.utc) + timedelta(minutes=5))
-    assert deleted == sorted([a, b])
-    assert not s3.exists(a) and not s3.exists(b)
-    assert s3.client.head_object(Bucket=s3.bucket, Key="unrelated/keep.txt")
+def test_remove_recorded_deletes_only_the_recorded_content(store):
+    a = store.put_bytes(("org", "r", "2026-01-01", "run1", "a.csv"), b"a")
+    b = store.put_bytes(("org", "r", "2026-01-01", "run1", "b.csv"), b"b")
+    assert store.remove_recorded(_entry(a, b"a")) == "removed"
+    assert not store.exists(a) and store.exists(b)
+    assert store.remove_recorded(_entry(a, b"a")) == "missing"
+    # b now holds something else than what was recorded: it is not ours to delete
+    assert store.remove_recorded(_entry(b, b"what we wrote once")) == "changed"
+    assert store.exists(b)
+    with pytest.raises(UnsafeKeyError):
+        store.remove_recorded(_entry(store.location_for(PARTS).replace("acme-health", "../x"), b"a"))
+
+
+def test_local_remove_recorded_removes_emptied_folders_only(local):
+    a = local.put_bytes(("org", "r", "2026-01-01", "run1", "a.csv"), b"a")
+    assert local.remove_recorded(_entry(a, b"a")) == "removed"
+    assert not (local.base / "org").exists() and local.base.is_dir()
+
+
+def test_writes_are_recorded_in_the_file_index(engine, tmp_path, moto_s3_endpoint):
+    index = FileIndex(engine, "artifact")
+    local = LocalArtifactStore(tmp_path / "data" / "artifacts", tmp_path / "data", index)
+    location = local.put_bytes(PARTS, b"content")
+    client = make_s3_client(endpoint_url=moto_s3_endpoint)
+    bucket = f"artifacts-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    remote = S3ArtifactStore(bucket, "p", client, index=index).put_bytes(PARTS, b"other")
+    recorded = {e.location: e.sha256 for e in index.expired(datetime.now(timezone.utc) + timedelta(seconds=1))}
+    assert recorded == {location: hashlib.sha256(b"content").hexdigest(),
+                        remote: hashlib.sha256(b"other").hexdigest()}
+
+
+def test_artifact_folder_outside_the_storage_root_is_refused(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="outside the storage root"):
+        LocalArtifactStore(tmp_path / "elsewhere", tmp_path / "root")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "artifacts").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(ValueError, match="outside the storage root"):
+        LocalArtifactStore(tmp_path / "root" / "artifacts", tmp_path / "root")
+    env = {"COMPLIANCE_DATA_DIR": str(tmp_path / "root"), "COMPLIANCE_ARTIFACT_DIR": str(tmp_path / "elsewhere")}
+    with pytest.raises(ValueError, match="COMPLIANCE_ARTIFACT_DIR .* is outside the storage root"):
+        load_settings(env)
+    settings = load_settings({**env, "COMPLIANCE_STORAGE_ROOT": str(tmp_path)})
+    assert settings.storage_root == tmp_path.resolve() and settings.artifacts_dir == (tmp_path / "elsewhere").resolve()
+
+
+def test_artifact_store_link_planted_after_start_is_refused_at_write(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    store = LocalArtifactStore(root / "artifacts", root)
+    store.put_bytes(("org", "r", "p", "run", "first.csv"), b"x")
+    # the folder of an organization is swapped for a link leading out of the root
+    shutil.rmtree(root / "artifacts" / "org")
+    (root / "artifacts" / "org").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafeKeyError, match="symbolic link"):
+        store.put_bytes(("org", "r", "p", "run", "second.csv"), b"x")
+    assert list(outside.iterdir()) == []
 
 
 def test_run_key_validates():

@@ -16,7 +16,7 @@ from compliance_reports.settings import load_settings, normalise_db_url
 
 APP_TABLES = {
     "report_configs", "destinations", "report_templates", "schedule_requests", "deliveries",
-    "integrity_checkpoints",
+    "integrity_checkpoints", "retention_log", "stored_files",
 }
 
 

@@ -41,6 +41,19 @@ class FakeClock:
         self.t += timedelta(seconds=seconds)
 
 
+@pytest.fixture(autouse=True)
+def storage_root(tmp_path, monkeypatch):
+    """Local storage destinations of these tests live under the test's own folder."""
+    root = tmp_path / "root"
+    monkeypatch.setenv("COMPLIANCE_DATA_DIR", str(root))  # its artifacts folder is inside the root
+    monkeypatch.setenv("COMPLIANCE_STORAGE_ROOT", str(root))
+    return root
+
+
+# Local receivers (HTTP peers, moto) listen on 127.0.0.1: their destinations must allow it.
+LOCAL_RECEIVER = {"allow_private_network": True}
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

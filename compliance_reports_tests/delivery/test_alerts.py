@@ -9,7 +9,7 @@ from compliance_reports.config.models import EmailDestination, StorageDestinatio
 from compliance_reports.delivery import ledger
 from compliance_reports.delivery.alerts import AlertFields, notify_failure, send_failure_alert
 from compliance_reports.delivery.dispatcher import retry_due
-from compliance_reports_tests.delivery.conftest import fast_retry
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER, fast_retry
 
 FIELDS = AlertFields(report_id="hipaa-weekly", period="2026-11-23", organization_id="org-1",
                      run_id="run-0042", run_url="http://dagster.local/runs/run-0042")
@@ -25,14 +25,15 @@ def mail(peer) -> EmailDestination:
 
 def hook(url: str) -> WebhookDestination:
     return WebhookDestination.model_validate(
-        {"type": "webhook", "name": "oncall-hook", "url": url, "retry": fast_retry().model_dump()}
+        {"type": "webhook", "name": "oncall-hook", "url": url, "retry": fast_retry().model_dump(),
+         **LOCAL_RECEIVER}
     )
 
 
 def test_run_failure_alert_is_sent_once_per_report_and_period(engine, smtp_server, http_factory, clock, tmp_path):
     peer = http_factory()
     share = StorageDestination.model_validate(
-        {"type": "storage", "name": "share", "provider": "local", "base_path": str(tmp_path)})
+        {"type": "storage", "name": "share", "provider": "local", "base_path": "share"})
     dests = [mail(smtp_server), hook(peer.url), share]
     logs: list[str] = []
     outcomes = notify_failure(engine, dests, FIELDS, "ReportBuildError: audit database unreachable",
@@ -88,6 +89,6 @@ def test_failed_alert_is_resent_by_the_sweep_from_the_ledger(engine, http_factor
 def test_raw_alert_reports_each_result(http_factory):
     ok, bad = http_factory(), http_factory(default=500)
     results = send_failure_alert([hook(ok.url), WebhookDestination.model_validate(
-        {"type": "webhook", "name": "bad", "url": bad.url})], FIELDS, "boom")
+        {"type": "webhook", "name": "bad", "url": bad.url, **LOCAL_RECEIVER})], FIELDS, "boom")
     assert [(r.destination, r.ok) for r in results] == [("oncall-hook", True), ("bad", False)]
     assert "HTTP 500" in results[1].detail

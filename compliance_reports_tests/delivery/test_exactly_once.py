@@ -15,7 +15,7 @@ from compliance_reports.artifacts.publication import Publication
 from compliance_reports.config.models import StorageDestination, WebhookDestination
 from compliance_reports.delivery import ledger
 from compliance_reports.delivery.dispatcher import deliver_publication, retry_due
-from compliance_reports_tests.delivery.conftest import fast_retry
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER, fast_retry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ time.sleep(120)  # killed here: after the claim, before any send
 
 def hook(url: str, name: str = "siem") -> WebhookDestination:
     return WebhookDestination.model_validate(
-        {"type": "webhook", "name": name, "url": url, "retry": fast_retry().model_dump()}
+        {"type": "webhook", "name": name, "url": url, "retry": fast_retry().model_dump(), **LOCAL_RECEIVER}
     )
 
 
@@ -86,7 +86,7 @@ def test_worker_killed_after_claim_is_delivered_once_after_lease_expiry(engine, 
 def test_two_launches_at_once_and_again_send_once(engine, http_factory, publication, tmp_path):
     peer = http_factory(delay_s=0.3)
     dests = [hook(peer.url), StorageDestination.model_validate(
-        {"type": "storage", "name": "share", "provider": "local", "base_path": str(tmp_path / "share")})]
+        {"type": "storage", "name": "share", "provider": "local", "base_path": "share"})]
     results: list = []
     barrier = threading.Barrier(2)
 

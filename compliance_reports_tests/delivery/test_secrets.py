@@ -9,7 +9,7 @@ from compliance_reports.config.models import EmailDestination, WebhookDestinatio
 from compliance_reports.delivery.alerts import notify_failure
 from compliance_reports.delivery.dispatcher import deliver_publication
 from compliance_reports.delivery.errors import REDACTED
-from compliance_reports_tests.delivery.conftest import fast_retry, ledger_texts, make_publication
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER, fast_retry, ledger_texts, make_publication
 
 
 def test_secrets_never_reach_logs_or_database(engine, smtp_factory, http_factory, tmp_path, monkeypatch, caplog, clock):
@@ -27,7 +27,9 @@ def test_secrets_never_reach_logs_or_database(engine, smtp_factory, http_factory
     bad_smtp.recorder.password = b"something-else"
 
     def echo_headers(request):  # a hostile or careless server echoing credentials back
-        return 500, {}, ("error; you sent " + repr(request.headers)).encode()
+        # (the credential first: only 200 characters of a body are kept at all)
+        sent = {k: v for k, v in request.headers.items() if k == "Authorization"} | dict(request.headers)
+        return 500, {}, ("error; you sent " + repr(sent)).encode()
 
     good_hook = http_factory()
     bad_hook = http_factory(default=echo_headers)
@@ -41,7 +43,7 @@ def test_secrets_never_reach_logs_or_database(engine, smtp_factory, http_factory
     def hook(peer, name):
         return WebhookDestination.model_validate({
             "type": "webhook", "name": name, "url": peer.url, "signing_secret_env": "CR_SECRET_SIGNING",
-            "headers_env": {"Authorization": "CR_SECRET_TOKEN"},
+            "headers_env": {"Authorization": "CR_SECRET_TOKEN"}, **LOCAL_RECEIVER,
             "retry": fast_retry(max_attempts=2).model_dump()})
 
     dests = [mail(good_smtp, "mail-ok"), mail(bad_smtp, "mail-bad"), hook(good_hook, "hook-ok"), hook(bad_hook, "hook-bad")]

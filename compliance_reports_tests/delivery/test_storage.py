@@ -9,8 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from sqlalchemy import update
 
 from compliance_reports.config.models import EmailDestination, StorageDestination
+from compliance_reports.db.schema import stored_files
 from compliance_reports.delivery import ledger
 from compliance_reports.delivery.dispatcher import deliver_publication
 from compliance_reports.delivery.errors import ConfigurationError
@@ -20,7 +22,7 @@ from compliance_reports.delivery.storage_channel import (
     remove_expired,
     s3_client,
 )
-from compliance_reports_tests.delivery.conftest import fast_retry, make_publication
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER, fast_retry, make_publication
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def s3_dest(moto_s3_endpoint, monkeypatch):
         "base_path": "compliance", "endpoint_url": moto_s3_endpoint, "region": "us-east-1",
         "access_key_id_env": "CR_TEST_S3_KEY", "secret_access_key_env": "CR_TEST_S3_SECRET",
         "key_template": "{organization_id}/{report_id}/{period}/{format}/{filename}",
-        "retention_days": 30, "retry": fast_retry().model_dump(),
+        "retention_days": 30, "retry": fast_retry().model_dump(), **LOCAL_RECEIVER,
     })
     s3_client(dest).create_bucket(Bucket=bucket)
     return dest
@@ -67,14 +69,17 @@ def test_s3_upload_with_metadata_presigned_link_and_retention(s3_dest, publicati
     assert client.head_object(Bucket=s3_dest.bucket, Key=manifest_key)["Metadata"]["sha256"] == publication.manifest_sha256
     assert ledger.get_row(engine, outcome.row_id)["provider_response"].startswith("stored 4 object(s)")
 
-    # nothing is older than 30 days yet; 31 days later everything under the prefix goes
+    # nothing is older than 30 days yet; 31 days later the four recorded objects go, and only
+    # they: objects someone else put under the same prefix or elsewhere stay
     client.put_object(Bucket=s3_dest.bucket, Key="elsewhere/keep.txt", Body=b"not ours")
+    client.put_object(Bucket=s3_dest.bucket, Key="compliance/org-1/hipaa-weekly/foreign.txt", Body=b"not ours")
     now = datetime.now(timezone.utc)
-    assert remove_expired(s3_dest, now) == []
-    removed = remove_expired(s3_dest, now + timedelta(days=31))
-    assert len(removed) == 4 and all(k.startswith("compliance/") for k in removed)
-    left = [o["Key"] for o in client.list_objects_v2(Bucket=s3_dest.bucket).get("Contents", [])]
-    assert left == ["elsewhere/keep.txt"]
+    assert remove_expired(engine, s3_dest, now) == []
+    removed = remove_expired(engine, s3_dest, now + timedelta(days=31))
+    assert len(removed) == 4 and all(k.startswith(f"s3://{s3_dest.bucket}/compliance/") for k in removed)
+    left = sorted(o["Key"] for o in client.list_objects_v2(Bucket=s3_dest.bucket).get("Contents", []))
+    assert left == ["compliance/org-1/hipaa-weekly/foreign.txt", "elsewhere/keep.txt"]
+    assert remove_expired(engine, s3_dest, now + timedelta(days=62)) == []  # the index is emptied
 
 
 def test_oversize_email_links_to_the_stored_s3_copy(s3_dest, smtp_server, tmp_path, deliver):
@@ -95,47 +100,51 @@ def test_oversize_email_links_to_the_stored_s3_copy(s3_dest, smtp_server, tmp_pa
     assert requests.get(url, timeout=10).content == pub.files[0].path.read_bytes()
 
 
-def local_dest(base, **overrides) -> StorageDestination:
-    data = {"type": "storage", "name": "share", "provider": "local", "base_path": str(base),
+def local_dest(base: str, **overrides) -> StorageDestination:
+    data = {"type": "storage", "name": "share", "provider": "local", "base_path": base,
             "retry": fast_retry().model_dump()}
     data.update(overrides)
     return StorageDestination.model_validate(data)
 
 
-def test_local_copy_and_retention(tmp_path, publication, deliver):
-    base = tmp_path / "share"
-    dest = local_dest(base, key_template="{report_id}/{period}/{run_id}/{filename}", retention_days=7)
+def test_local_copy_and_retention(storage_root, publication, deliver, engine):
+    base = storage_root / "share"
+    dest = local_dest("share", key_template="{report_id}/{period}/{run_id}/{filename}", retention_days=7)
     (outcome,) = deliver(publication, [dest])
     assert outcome.status == "sent" and outcome.recipient == str(base.resolve())
     for f in publication.files:
         stored = base / "hipaa-weekly/2026-11-23/run-0001" / f.filename
         assert hashlib.sha256(stored.read_bytes()).hexdigest() == f.sha256
-    assert not list(base.rglob(".part-*"))
+    assert not list(base.rglob(".*.part"))
+    # Age comes from the file index (when the file was written), not from the file's mtime.
     old = base / "hipaa-weekly/2026-11-23/run-0001/report.pdf"
-    past = (datetime.now(timezone.utc) - timedelta(days=8)).timestamp()
-    os.utime(old, (past, past))
-    assert remove_expired(dest) == ["hipaa-weekly/2026-11-23/run-0001/report.pdf"]
-    assert not old.exists() and (base / "hipaa-weekly/2026-11-23/run-0001/events.csv").exists()
+    past = datetime.now(timezone.utc) - timedelta(days=8)
+    with engine.begin() as conn:
+        conn.execute(update(stored_files).where(stored_files.c.location == str(old)).values(stored_at=past))
+    young = base / "hipaa-weekly/2026-11-23/run-0001/events.csv"
+    os.utime(young, (past.timestamp(), past.timestamp()))  # an old mtime alone does not expire a file
+    assert remove_expired(engine, dest) == [str(old)]
+    assert not old.exists() and young.exists()
 
 
-def test_escaping_keys_are_rejected(tmp_path, deliver, engine):
-    base = tmp_path / "share"
+def test_escaping_keys_are_rejected(tmp_path, storage_root, deliver, engine):
+    base = storage_root / "share"
     outside = tmp_path / "outside"
     pub = make_publication(tmp_path / "a", {"report.pdf": 10})
     # the model refuses such a template; one stored before that check still cannot escape
-    dest = StorageDestination.model_construct(**{**local_dest(base).__dict__, "key_template": "../outside/{filename}"})
+    dest = StorageDestination.model_construct(**{**local_dest("share").__dict__, "key_template": "../outside/{filename}"})
     (outcome,) = deliver(pub, [dest])
     assert outcome.status == "dead" and "'..'" in outcome.error
     # a placeholder value cannot smuggle a path in either
     pub2 = make_publication(tmp_path / "b", {"report.pdf": 10}, report_id="../../outside")
-    (outcome2,) = deliver(pub2, [local_dest(base, name="share2", key_template="{report_id}/{filename}")])
+    (outcome2,) = deliver(pub2, [local_dest("share", name="share2", key_template="{report_id}/{filename}")])
     assert outcome2.status == "dead" and "inside the base" in outcome2.error
     # nor a symbolic link inside the base
-    base.mkdir(exist_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
     outside.mkdir(exist_ok=True)
     (base / "link").symlink_to(outside)
-    (outcome3,) = deliver(pub, [local_dest(base, name="share3", key_template="link/{filename}")])
-    assert outcome3.status == "dead" and "outside the base" in outcome3.error
+    (outcome3,) = deliver(pub, [local_dest("share", name="share3", key_template="link/{filename}")])
+    assert outcome3.status == "dead" and "symbolic link" in outcome3.error and str(base) in outcome3.error
     assert list(outside.iterdir()) == []
 
 
@@ -145,14 +154,14 @@ def test_check_key_rejects(key):
         check_key(key)
 
 
-def test_template_that_merges_files_is_rejected(tmp_path, publication, deliver):
-    dest = local_dest(tmp_path / "s", key_template="{report_id}/{period}/report")
+def test_template_that_merges_files_is_rejected(publication, deliver):
+    dest = local_dest("s", key_template="{report_id}/{period}/report")
     (outcome,) = deliver(publication, [dest])
     assert outcome.status == "dead" and "same key" in outcome.error
 
 
-def test_changed_stored_file_is_not_delivered(tmp_path, publication, deliver):
+def test_changed_stored_file_is_not_delivered(storage_root, publication, deliver):
     publication.files[0].path.write_bytes(b"tampered")
-    (outcome,) = deliver(publication, [local_dest(tmp_path / "s")])
+    (outcome,) = deliver(publication, [local_dest("s")])
     assert outcome.status == "dead" and "does not match" in outcome.error
-    assert not (tmp_path / "s").exists() or not list((tmp_path / "s").rglob("*.pdf"))
+    assert not (storage_root / "s").exists() or not list((storage_root / "s").rglob("*.pdf"))

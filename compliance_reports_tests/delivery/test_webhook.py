@@ -13,14 +13,14 @@ from compliance_reports.config.models import WebhookDestination
 from compliance_reports.delivery import ledger
 from compliance_reports.delivery.dispatcher import deliver_publication
 from compliance_reports.delivery.webhook_channel import sign, verify_signature
-from compliance_reports_tests.delivery.conftest import fast_retry, free_port, make_publication
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER, fast_retry, free_port, make_publication
 
 SECRET = "test-signing-secret-7f3a"
 
 
 def hook(peer_url: str, name: str = "siem", **overrides) -> WebhookDestination:
     data = {"type": "webhook", "name": name, "url": peer_url, "signing_secret_env": "CR_TEST_HOOK_SECRET",
-            "retry": fast_retry(max_attempts=3).model_dump()}
+            "retry": fast_retry(max_attempts=3).model_dump(), **LOCAL_RECEIVER}
     data.update(overrides)
     return WebhookDestination.model_validate(data)
 

@@ -126,9 +126,11 @@ def destinations_yaml(smtp_port: int, hook_url: str, s3_url: str) -> str:
          "to": ["officer@example.org"], "subject": "Compliance report {report_name} ({period})"},
         {"kind": "destination", "name": "e2e-hook", "type": "webhook", "url": hook_url,
          "signing_secret_env": "E2E_WEBHOOK_SECRET", "timeout_s": 10,
+         "allow_private_network": True,  # the receiver listens on 127.0.0.1
          "retry": {"max_attempts": 3, "initial_delay_s": 1, "max_delay_s": 5}},
         {"kind": "destination", "name": "e2e-s3", "type": "storage", "provider": "s3",
          "bucket": DELIVERY_BUCKET, "endpoint_url": s3_url, "region": "us-east-1",
+         "allow_private_network": True,  # moto listens on 127.0.0.1
          "key_template": "{organization_id}/{report_id}/{period}/{filename}"},
     ]
     return yaml.safe_dump_all(docs, sort_keys=False)

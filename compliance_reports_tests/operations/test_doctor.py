@@ -27,7 +27,8 @@ def test_all_checks_pass_with_migrated_databases_and_set_variables(env, monkeypa
     hook = http_factory()
     monkeypatch.setenv("HOOK_SECRET", "s3cr3t-value")
     config_store.apply_destinations(
-        env, [parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "signing_secret_env": "HOOK_SECRET"})]
+        env, [parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "signing_secret_env": "HOOK_SECRET",
+                                 "allow_private_network": True})]
     )
     result = _doctor("--network")
     assert result.exit_code == 0, result.output

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from dagster import DagsterEventType, build_run_status_sensor_context, instance_for_test
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from compliance_reports.config import store as config_store
 from compliance_reports.config.models import ReportConfig, parse_destination
-from compliance_reports.db.schema import retention_log
+from compliance_reports.db.schema import retention_log, stored_files
 from compliance_reports.delivery import ledger
 from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 from compliance_reports.orchestration.manual_run import run_report_now
@@ -20,6 +20,7 @@ from compliance_reports.orchestration.report_failure_alert_sensor import report_
 from compliance_reports_tests.orchestration.helpers import location_for_tests
 
 FAST = {"max_attempts": 3, "initial_delay_s": 0.01, "multiplier": 2, "max_delay_s": 0.02}
+LOCAL = {"allow_private_network": True}  # the HTTP peers listen on 127.0.0.1
 
 
 @pytest.fixture
@@ -32,8 +33,8 @@ def setup(engine, tmp_path, monkeypatch, http_factory):
     config_store.apply_destinations(
         engine,
         [
-            parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST}),
-            parse_destination({"name": "alerts", "type": "webhook", "url": alerts.url, "retry": FAST}),
+            parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST, **LOCAL}),
+            parse_destination({"name": "alerts", "type": "webhook", "url": alerts.url, "retry": FAST, **LOCAL}),
         ],
     )
     config_store.apply_reports(
@@ -115,26 +116,44 @@ def test_failed_delivery_is_swept_from_stored_files_and_failure_alerted_once(set
         assert delivered_files == earlier_files
 
 
-def test_retention_removes_old_artifacts_records_them_and_keeps_the_ledger(setup, sqlite_url, monkeypatch):
+def test_retention_removes_only_recorded_old_files_records_them_and_keeps_the_ledger(setup, sqlite_url, monkeypatch):
     engine, hook, _, tmp_path = setup
+    data = tmp_path / "data"
+    config_store.apply_destinations(engine, [parse_destination(
+        {"name": "archive", "type": "storage", "provider": "local", "base_path": "archive", "retention_days": 2})])
+    report = config_store.get_report(engine, "daily-general")
+    config_store.apply_reports(engine, [report.model_copy(update={"destinations": ["hook", "archive"]})])
     defs = location_for_tests(sqlite_url)
     period = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
     with instance_for_test() as instance:
         assert _publish(defs, instance, sqlite_url, engine, period).success
         rows_before = ledger.list_rows(engine)
-        artifacts = tmp_path / "data" / "artifacts"
-        files = [p for p in artifacts.rglob("*") if p.is_file()]
-        assert files
-        old = time.time() - 3 * 86400
-        for path in files:
+        ours = [p for p in (data / "artifacts").rglob("*") if p.is_file()]
+        delivered = [p for p in (data / "archive").rglob("*") if p.is_file()]
+        assert ours and delivered
+        # Files the project did not write, next to the ones it did: they must survive.
+        run_folder = ours[0].parent
+        foreign = [run_folder / "id_rsa", data / "artifacts" / "org-stmarys" / "notes.py",
+                   delivered[0].parent / "id_ed25519", data / "archive" / "source.c"]
+        for path in foreign:
+            path.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot ours\n")
+        old = time.time() - 30 * 86400
+        for path in ours + delivered + foreign:
             os.utime(path, (old, old))
+        with engine.begin() as conn:  # the index says when each file was written
+            conn.execute(update(stored_files).values(stored_at=datetime.now(timezone.utc) - timedelta(days=3)))
         monkeypatch.setenv("COMPLIANCE_ARTIFACT_RETENTION_DAYS", "2")
         result = defs.get_job_def("artifact_retention_job").execute_in_process(instance=instance)
         assert result.success
-        assert not [p for p in artifacts.rglob("*") if p.is_file()]
+        assert not any(p.exists() for p in ours + delivered)
+        assert all(p.read_text().endswith("not ours\n") for p in foreign)
         with engine.connect() as conn:
             logged = conn.execute(select(retention_log.c.kind, retention_log.c.location)).all()
-        assert len([k for k, _ in logged if k == "artifact"]) == len(files)
+            left = conn.execute(select(stored_files)).all()
+        assert sorted(loc for k, loc in logged if k == "artifact") == sorted(str(p) for p in ours)
+        assert sorted(loc for k, loc in logged if k == "destination_object") == sorted(
+            f"archive:{p}" for p in delivered)
+        assert left == []
         assert ledger.list_rows(engine) == rows_before
 
 
@@ -150,7 +169,7 @@ def test_no_secret_in_run_config_tags_event_logs_or_database(setup, sqlite_url, 
     monkeypatch.setenv("COMPLIANCE_MANIFEST_KEY", manifest_key)
     config_store.apply_destinations(
         engine,
-        [parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST,
+        [parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST, **LOCAL,
                             "signing_secret_env": "HOOK_SIGNING_SECRET"})],
     )
     defs = location_for_tests(sqlite_url)

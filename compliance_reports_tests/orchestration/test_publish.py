@@ -23,10 +23,10 @@ def published_setup(engine, tmp_path, monkeypatch):
     monkeypatch.setenv("COMPLIANCE_MANIFEST_KEY", "k" * 32)
     end = datetime.now(timezone.utc).date() - timedelta(days=1)
     seed_audit_log(engine, SeedOptions(orgs=1, days=4, events_per_day=200, seed=3, end_date=end))
-    archive = tmp_path / "archive"
+    archive = tmp_path / "data" / "archive"  # under the storage root (the data folder)
     config_store.apply_destinations(
         engine,
-        [parse_destination({"name": "archive", "type": "storage", "provider": "local", "base_path": str(archive)})],
+        [parse_destination({"name": "archive", "type": "storage", "provider": "local", "base_path": "archive"})],
     )
     report = ReportConfig.model_validate(
         {
