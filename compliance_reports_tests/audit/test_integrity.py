@@ -13,6 +13,7 @@ from compliance_reports.audit.hashing import row_hash
 from compliance_reports.audit.integrity import (
     BROKEN,
     INCOMPLETE,
+    NO_DATA,
     VERIFIED,
     Checkpoint,
     key_id,
@@ -209,10 +210,14 @@ def test_consistent_checkpoint_verifies_and_is_not_duplicated(db):
     assert result.verdict == VERIFIED
     assert result.previous_checkpoint["status"] == "consistent"
     assert result.checkpoint_written is None
-    # the next day: the checkpoint of the first day is still consistent
+    # the next day has no rows: the checkpoint of the first day is still consistent, but an
+    # empty window is NO_DATA and signs no checkpoint (it would vouch for nothing)
     nxt = verify(db, write=True, start=END, end=END + timedelta(days=1))
-    assert nxt.verdict == VERIFIED and nxt.rows == 0
-    assert nxt.checkpoint_written["last_event_id"] == "7"
+    assert nxt.verdict == NO_DATA and nxt.rows == 0
+    assert nxt.previous_checkpoint["status"] == "consistent"
+    assert nxt.checkpoint_written is None
+    with db.connect() as conn:
+        assert conn.execute(select(integrity_checkpoints.c.id)).scalars().all() == [1]
 
 
 def test_postgresql_detects_alteration_and_tail_deletion(pg_engine):
