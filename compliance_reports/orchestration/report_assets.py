@@ -56,7 +56,11 @@ CHECKS = {
 }
 
 
-def build_report_asset(frequency: str) -> AssetsDefinition:
+RETRY_POLICY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+def build_report_asset(frequency: str, retry_policy: RetryPolicy | None = RETRY_POLICY) -> AssetsDefinition:
+    """The report asset of one frequency (tests pass ``retry_policy=None`` to fail fast)."""
     name = f"{frequency}_compliance_report"
 
     @asset(
@@ -71,9 +75,7 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
             f"The {frequency} compliance report of one report configuration for one period "
             "(HIPAA, GDPR, general, integrity or custom), computed in the audit database."
         ),
-        retry_policy=RetryPolicy(
-            max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-        ),
+        retry_policy=retry_policy,
     )
     def _report(
         context: AssetExecutionContext,
