@@ -9,10 +9,11 @@ gap in the log is a property of the log, not of a filtered view of it), with SQL
   its end (its log goes on);
 - the units without events: the hours of a window of up to two days, otherwise its local
   calendar days (DST days are 23 or 25 hours long), one EXISTS probe per unit;
-- the silences: the gap between each pair of consecutive events (LAG over (timestamp, id), in
-  whole microseconds on both backends, so SQLite and PostgreSQL pick the same gap), plus the
-  silence from the window's start to the first event and from the last event to the window's
-  end. Only the longest gaps come back to Python, with the number longer than the limit.
+- the silences: the gap between each pair of consecutive events (LAG over the timestamp, in
+  index order; exact on both backends, an interval on PostgreSQL and whole microseconds on
+  SQLite, so both pick the same gap), plus the silence from the window's start to the first
+  event and from the last event to the window's end. Only the longest gaps come back to
+  Python, with the number longer than the limit.
 
 Status: ``no_data`` (no row in the window), ``partial`` (the log begins inside the window: no
 row of the organization before it; or it ends inside the window: no row at or after the end
@@ -32,7 +33,7 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, and_, case, func, literal, select
+from sqlalchemy import Connection, and_, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -48,26 +49,48 @@ HOUR_UNIT_MAX = timedelta(days=2)
 _MICROS_PER_HOUR = 3_600_000_000
 
 
-class epoch_micros(FunctionElement):
-    """Whole microseconds since 1970 of a UTC timestamp column, exact on both backends."""
+class elapsed(FunctionElement):
+    """``later - earlier`` for two UTC timestamp expressions, exact and orderable on both
+    backends: an interval on PostgreSQL, whole microseconds on SQLite."""
 
-    type = BigInteger()
     inherit_cache = True
-    name = "epoch_micros"
+    name = "elapsed"
 
 
-@compiles(epoch_micros)
-def _epoch_micros_sqlite(element, compiler, **kw):
+@compiles(elapsed)
+def _elapsed_sqlite(element, compiler, **kw):
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({_sqlite_micros(later)} - {_sqlite_micros(earlier)})"
+
+
+@compiles(elapsed, "postgresql")
+def _elapsed_pg(element, compiler, **kw):
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({later} - {earlier})"
+
+
+def _sqlite_micros(ts: str) -> str:
     # SQLite keeps `YYYY-MM-DD HH:MM:SS.ffffff` UTC text (db/types.py); padding makes a missing
     # or short fraction read as zeros.
-    ts = compiler.process(element.clauses, **kw)
     return (f"(CAST(strftime('%s', substr({ts}, 1, 19)) AS INTEGER) * 1000000"
             f" + CAST(substr({ts} || '000000', 21, 6) AS INTEGER))")
 
 
-@compiles(epoch_micros, "postgresql")
-def _epoch_micros_pg(element, compiler, **kw):
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) * 1000000 AS BIGINT)"
+class hours_span(FunctionElement):
+    """A whole number of hours in the unit ``elapsed`` compares with."""
+
+    inherit_cache = True
+    name = "hours_span"
+
+
+@compiles(hours_span)
+def _hours_span_sqlite(element, compiler, **kw):
+    return f"({compiler.process(element.clauses, **kw)} * 3600000000)"
+
+
+@compiles(hours_span, "postgresql")
+def _hours_span_pg(element, compiler, **kw):
+    return f"make_interval(hours => {compiler.process(element.clauses, **kw)})"
 
 
 def _micros(delta: timedelta) -> int:
@@ -267,32 +290,42 @@ def _empty_units(conn: Connection, org: str, units: list[tuple[datetime, datetim
     return empty
 
 
-def _longest_gaps(conn: Connection, org: str, start: datetime, end: datetime, limit_us: int):
+def _longest_gaps(conn: Connection, org: str, start: datetime, end: datetime, limit_hours: int):
     """The longest gaps between consecutive events (longest first, then earliest) and the number
-    of gaps longer than ``limit_us``."""
+    of gaps longer than ``limit_hours``.
+
+    The window is ordered by timestamp alone (index order, no sort); a gap's bounding events are
+    then looked up by their instants: the last event at its start, the first at its end, in
+    (timestamp, id) order."""
     c = audit_log.c
-    order = (c.timestamp, c.id)
-    micros = epoch_micros(c.timestamp)
     inner = (
-        select(
-            c.id, c.timestamp,
-            func.lag(c.id).over(order_by=order).label("prev_id"),
-            func.lag(c.timestamp, type_=c.timestamp.type).over(order_by=order).label("prev_ts"),
-            (micros - func.lag(micros).over(order_by=order)).label("gap_us"),
-        )
+        select(c.timestamp,
+               func.lag(c.timestamp, type_=c.timestamp.type).over(order_by=c.timestamp).label("prev_ts"))
         .where(c.organization_id == org, c.timestamp >= start, c.timestamp < end)
         .subquery()
     )
-    over_limit = func.sum(case((inner.c.gap_us > limit_us, 1), else_=0)).over()
+    gap = elapsed(inner.c.timestamp, inner.c.prev_ts)
     rows = conn.execute(
-        select(inner.c.prev_id, inner.c.prev_ts, inner.c.id, inner.c.timestamp, inner.c.gap_us,
-               over_limit.label("over_limit"))
-        .where(inner.c.gap_us.is_not(None))
-        .order_by(inner.c.gap_us.desc(), inner.c.timestamp, inner.c.id)
+        select(inner.c.prev_ts, inner.c.timestamp)
+        .where(inner.c.prev_ts.is_not(None))
+        .order_by(gap.desc(), inner.c.timestamp)
         .limit(LISTED_SILENCES + 1)
     ).all()
-    gaps = [Silence(r.prev_ts, r.timestamp, "gap", r.prev_id, r.id) for r in rows]
-    return gaps, int(rows[0].over_limit or 0) if rows else 0
+    limit_us = limit_hours * _MICROS_PER_HOUR
+    over = sum(1 for r in rows if _micros(r.timestamp - r.prev_ts) > limit_us)
+    if over == len(rows) == LISTED_SILENCES + 1:   # more may follow: count them all
+        over = conn.execute(
+            select(func.count()).select_from(inner)
+            .where(inner.c.prev_ts.is_not(None), gap > hours_span(literal(limit_hours)))
+        ).scalar_one()
+    gaps = []
+    for row in rows:
+        before = conn.execute(select(func.max(c.id)).where(
+            c.organization_id == org, c.timestamp == row.prev_ts)).scalar_one()
+        after = conn.execute(select(func.min(c.id)).where(
+            c.organization_id == org, c.timestamp == row.timestamp)).scalar_one()
+        gaps.append(Silence(row.prev_ts, row.timestamp, "gap", before, after))
+    return gaps, over
 
 
 def measure_coverage(
@@ -329,14 +362,15 @@ def measure_coverage(
 
     cov.first_event, cov.last_event = (first.id, first.timestamp), (last.id, last.timestamp)
     cov.empty_units = _empty_units(conn, organization_id, cov.units)
-    gaps, internal_over = _longest_gaps(conn, organization_id, start_utc, measured_end, limit_us)
+    gaps, internal_over = _longest_gaps(conn, organization_id, start_utc, measured_end,
+                                        max_silence_hours)
     head = Silence(start_utc, first.timestamp, "head", None, first.id)
     tail = Silence(last.timestamp, measured_end, "tail", last.id, None)
     cov.begins_inside = not cov.log_starts_before
     cov.ends_inside = not cov.log_continues_after and tail.micros > limit_us
     # Ties go to the earliest silence: head, then gaps in time order, then tail.
     candidates = [head, *gaps[:1], tail]
-    cov.longest_silence = max(candidates, key=lambda s: (s.micros, -s.start_utc.timestamp()))
+    cov.longest_silence = max(enumerate(candidates), key=lambda item: (item[1].micros, -item[0]))[1]
 
     # Head and tail silences that partial coverage explains are reported as such, not twice.
     edges = [s for s, explained in ((head, cov.begins_inside), (tail, cov.ends_inside))
@@ -356,7 +390,8 @@ def measure_coverage(
         cov.findings.append(_finding(
             "coverage_partial", "Audit log ends inside the window",
             f"The organization's last audit event is at {cov.local(last.timestamp)}, "
-            f"{tail.hours} hours before the window ends ({cov.local(measured_end)}), and it has "
+            f"{tail.hours} hours before "
+            f"{'the window ends' if measured_end == end_utc else 'now'} ({cov.local(measured_end)}), and it has "
             f"no later event: the window is covered only up to then (limit "
             f"{max_silence_hours} hours).", [last.id]))
     for silence in cov.long_silences:

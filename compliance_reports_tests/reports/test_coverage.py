@@ -276,3 +276,21 @@ def test_golden_day_hours_without_events(golden_db):
     # org-b's events at 21:00Z do not fill org-a's empty hour 21
     assert facts(doc, "coverage")["Without events (local)"].endswith(
         "2026-03-10 22:00 to 2026-03-10 23:00 (1 hour)")
+
+
+def test_more_long_silences_than_listed_are_counted(coverage_db):
+    # An event every 30 hours from 2026-06-30T00:00Z: Q3 (UTC) holds k = 1..74, so 73 gaps of
+    # 30 hours, a 6-hour head (to 07-01T06:00Z) and a 12-hour tail (from 09-30T12:00Z).
+    load(coverage_db, _every(30, "2026-06-30T00:00:00Z", "2026-10-05T00:00:00Z", 1))
+    doc = build(coverage_db, "general_compliance", "2026-07-01", "quarterly", tz="UTC").document
+    coverage = doc["data"]["coverage"]
+    assert coverage["events"] == 74 and coverage["status"] == "complete"
+    assert coverage["silences_over_limit"] == 73
+    assert len(coverage["long_silences"]) == 10
+    silence = coverage["longest_silence"]
+    assert (silence["start_utc"], silence["end_utc"], silence["hours"]) == (
+        "2026-07-01T06:00:00.000Z", "2026-07-02T12:00:00.000Z", 30)
+    assert (silence["after_event_id"], silence["before_event_id"]) == (2, 3)
+    found = section(doc, "coverage_findings")["findings"]
+    assert [f["code"] for f in found] == ["coverage_silence"] * 11
+    assert found[-1]["title"] == "63 more silence(s) longer than 24 hours"
