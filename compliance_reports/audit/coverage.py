@@ -244,7 +244,9 @@ def unit_for(start_utc: datetime, end_utc: datetime) -> str:
     return "hour" if end_utc - start_utc <= HOUR_UNIT_MAX else "day"
 
 
-def window_units(start_utc: datetime, end_utc: datetime, unit: str, tz: str) -> list[tuple[datetime, datetime]]:
+def window_units(
+    start_utc: datetime, end_utc: datetime, unit: str, tz: str
+) -> list[tuple[datetime, datetime]]:
     """[start, end) cut into hours from the start, or into local days (first and last may be partial)."""
     units = []
     cursor = start_utc
@@ -390,8 +392,8 @@ def measure_coverage(
         cov.findings.append(_finding(
             "coverage_partial", "Audit log ends inside the window",
             f"The organization's last audit event is at {cov.local(last.timestamp)}, "
-            f"{tail.hours} hours before "
-            f"{'the window ends' if measured_end == end_utc else 'now'} ({cov.local(measured_end)}), and it has "
+            f"{tail.hours} hours before {'the window ends' if measured_end == end_utc else 'now'} "
+            f"({cov.local(measured_end)}), and it has "
             f"no later event: the window is covered only up to then (limit "
             f"{max_silence_hours} hours).", [last.id]))
     for silence in cov.long_silences:

@@ -332,7 +332,8 @@ def test_cli_coverage_uses_max_silence_hours(cli_env):
     strict = runner.invoke(integrity_cli, [*args[:-2], "--no-checkpoint", "--max-silence-hours", "12"])
     assert strict.exit_code == 0, strict.output  # coverage findings do not change the verdict
     assert strict.output.startswith("VERIFIED:")
-    assert "coverage: partial: covered from 2026-04-01T00:00:00+00:00 to 2026-04-01T06:00:00+00:00" in strict.output
+    assert ("coverage: partial: covered from 2026-04-01T00:00:00+00:00 to "
+            "2026-04-01T06:00:00+00:00") in strict.output
     assert "coverage finding: Audit log ends inside the window" in strict.output
     bad = runner.invoke(integrity_cli, [*args, "--max-silence-hours", "0"])
     assert bad.exit_code == 2
