@@ -14,17 +14,23 @@ What a verification of one organization's window [start, end) does:
    ``window_end``. Deleting the newest rows leaves a chain that is intact but shorter; only a
    record of where the chain ended catches that. A checkpoint whose signature does not verify
    is not trusted (the verdict is BROKEN: someone altered the application database).
-3. When the window verified and ``write_checkpoint`` is set, writes a new checkpoint for
+3. When the window verified and ``sign_checkpoint`` is set, prepares a new checkpoint for
    ``end``, signed with HMAC-SHA256 over its canonical fields (``Checkpoint.canonical_bytes``)
    using the key in ``COMPLIANCE_CHECKPOINT_KEY``; its key id is the first 8 hex digits of
-   SHA-256(key). A checkpoint is never written for a window that is BROKEN, INCOMPLETE or
-   not yet over (it would bless that state).
+   SHA-256(key). It is only stored by ``commit_checkpoint``, which the caller runs as its last
+   step (a report run after its document is stored), so a run that fails writes none. A
+   checkpoint is never prepared for a window that is BROKEN, INCOMPLETE, NO_DATA or not yet
+   over (it would bless that state).
 
 Verdicts: VERIFIED; BROKEN (content changed, a row missing or reordered, tail rows deleted or
 altered since a checkpoint, rows inserted into a checkpointed range, a forged checkpoint);
 INCOMPLETE (rows without a hash, the window has not ended, a checkpoint that cannot be checked
 without the key or was signed with another key, or a checkpoint was asked for but there is no
-key). BROKEN wins over INCOMPLETE.
+key); NO_DATA (the organization has no row in the window: there is nothing to verify, which is
+not the same as verified). BROKEN wins over INCOMPLETE, INCOMPLETE over NO_DATA.
+
+The result carries the window's coverage (``coverage.measure_coverage``) when the caller
+measured it: partial coverage and long silences are findings, not verdicts.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select
 
+from compliance_reports.audit.coverage import Coverage, measure_coverage
 from compliance_reports.audit.event_stream import (
     StreamOutcome,
     iso_micros,
@@ -48,8 +55,8 @@ from compliance_reports.audit.event_stream import (
 from compliance_reports.db.schema import audit_log, integrity_checkpoints
 
 KEY_ENV = "COMPLIANCE_CHECKPOINT_KEY"
-VERIFIED, BROKEN, INCOMPLETE = "VERIFIED", "BROKEN", "INCOMPLETE"
-VERDICTS = (VERIFIED, BROKEN, INCOMPLETE)
+VERIFIED, BROKEN, INCOMPLETE, NO_DATA = "VERIFIED", "BROKEN", "INCOMPLETE", "NO_DATA"
+VERDICTS = (VERIFIED, BROKEN, INCOMPLETE, NO_DATA)
 
 BREAK_KINDS = {
     "content_changed": "content changed",
@@ -204,9 +211,12 @@ class IntegrityResult:
     first_break: Break | None = None
     breaks: list[Break] = field(default_factory=list)          # first 100, chain order
     previous_checkpoint: dict[str, Any] | None = None           # summary + "status"
+    # The checkpoint this result signs; its "id" is set once commit_checkpoint stored it.
     checkpoint_written: dict[str, Any] | None = None
     problems: list[dict[str, str]] = field(default_factory=list)  # {"level", "text"}
     notes: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None
+    pending_checkpoint: Checkpoint | None = None                # signed, not stored yet
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -226,6 +236,7 @@ class IntegrityResult:
             "checkpoint_written": self.checkpoint_written,
             "problems": list(self.problems),
             "notes": list(self.notes),
+            "coverage": self.coverage.to_dict() if self.coverage is not None else None,
         }
 
 
@@ -338,15 +349,17 @@ def evaluate(
     outcome: StreamOutcome,
     *,
     key: bytes | None,
-    write_checkpoint: bool,
+    sign_checkpoint: bool,
     now: datetime,
+    coverage: Coverage | None = None,
 ) -> IntegrityResult:
-    """Turn one streaming pass (``outcome``) into a verdict; optionally write a checkpoint."""
+    """Turn one streaming pass (``outcome``) into a verdict; optionally prepare a signed
+    checkpoint (``result.pending_checkpoint``, stored by ``commit_checkpoint``)."""
     chain = outcome.chain
     result = IntegrityResult(
         organization_id=organization_id, window_start=start_utc, window_end=end_utc,
         rows=chain.rows, verified=chain.verified, mismatched=chain.mismatched,
-        unhashed=chain.unhashed, chain_breaks=chain.chain_breaks,
+        unhashed=chain.unhashed, chain_breaks=chain.chain_breaks, coverage=coverage,
     )
     result.breaks = [Break(b.event_id, b.kind, b.detail) for b in chain.breaks]
 
@@ -363,6 +376,9 @@ def evaluate(
             f"the hash chain is broken in {result.chain_breaks} place(s): rows missing or reordered")})
     if result.unhashed:
         result.problems.append({"level": INCOMPLETE, "text": f"{result.unhashed} row(s) have no hash"})
+    if not outcome.rows_scanned:
+        result.problems.append({"level": NO_DATA, "text": (
+            "the organization has no audit rows in the window: there is nothing to verify")})
 
     previous = latest_checkpoint(app_engine, organization_id, end_utc)
     if previous is not None:
@@ -376,18 +392,20 @@ def evaluate(
             f"the window has not ended yet (it ends {_iso(end_utc)}): later rows may still arrive")})
 
     clean = all(p.get("rotated_key") for p in result.problems)
-    if write_checkpoint:
-        if not clean:
+    if sign_checkpoint:
+        if not outcome.rows_scanned:
+            result.notes.append("no checkpoint written: the window has no rows to vouch for")
+        elif not clean:
             result.notes.append("no checkpoint written: the window did not verify")
         elif key is None:
             result.problems.append({"level": INCOMPLETE, "text": (
                 f"no signing key ({KEY_ENV} is not set), so no checkpoint was written")})
         else:
-            _write_checkpoint(conn, app_engine, organization_id, start_utc, end_utc, seed, outcome,
-                              previous, key, now, result)
+            _prepare_checkpoint(conn, organization_id, start_utc, end_utc, seed, outcome,
+                                previous, key, now, result)
 
     levels = {p["level"] for p in result.problems}
-    result.verdict = BROKEN if BROKEN in levels else INCOMPLETE if INCOMPLETE in levels else VERIFIED
+    result.verdict = next((v for v in (BROKEN, INCOMPLETE, NO_DATA) if v in levels), VERIFIED)
     if result.verdict == VERIFIED:
         parts = [f"all {result.rows} row(s) in the window verified and the chain is intact"]
         if result.previous_checkpoint:
@@ -400,8 +418,8 @@ def evaluate(
     return result
 
 
-def _write_checkpoint(conn, app_engine, organization_id, start_utc, end_utc, seed, outcome,
-                      previous, key, now, result) -> None:
+def _prepare_checkpoint(conn, organization_id, start_utc, end_utc, seed, outcome,
+                        previous, key, now, result) -> None:
     chain = outcome.chain
     if outcome.rows_scanned:
         last = (str(chain.last_event_id), outcome.last_row_timestamp, chain.last_hash)
@@ -428,8 +446,18 @@ def _write_checkpoint(conn, app_engine, organization_id, start_utc, end_utc, see
         last_hash=last[2], key_id=key_id(key), created_at=now.astimezone(timezone.utc),
     )
     checkpoint.signature = checkpoint.sign(key)
-    store_checkpoint(app_engine, checkpoint)
+    result.pending_checkpoint = checkpoint
     result.checkpoint_written = checkpoint.summary()
+
+
+def commit_checkpoint(app_engine: Engine, result: IntegrityResult | None) -> int | None:
+    """Store the checkpoint ``result`` signed, if any: the last step of a successful run."""
+    if result is None or result.pending_checkpoint is None:
+        return None
+    checkpoint_id = store_checkpoint(app_engine, result.pending_checkpoint)
+    result.checkpoint_written = result.pending_checkpoint.summary()
+    result.pending_checkpoint = None
+    return checkpoint_id
 
 
 def run_pass(
@@ -459,8 +487,12 @@ def verify_window(
     key: bytes | None,
     write_checkpoint: bool,
     now: datetime | None = None,
+    timezone_name: str = "UTC",
+    max_silence_hours: int = 24,
 ) -> IntegrityResult:
-    """Verify one organization's audit rows in [start_utc, end_utc) (see module docstring)."""
+    """Verify one organization's audit rows in [start_utc, end_utc) (see module docstring),
+    measure the window's coverage (days and silences read in ``timezone_name``) and, when
+    ``write_checkpoint`` is set and the window verified, store a signed checkpoint."""
     for name, value in (("start_utc", start_utc), ("end_utc", end_utc)):
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise ValueError(f"{name} must be a timezone-aware datetime")
@@ -469,12 +501,26 @@ def verify_window(
     now = now or datetime.now(timezone.utc)
     with snapshot_connection(audit_engine) as conn:
         seed, outcome = run_pass(conn, organization_id, start_utc, end_utc)
-        return evaluate(conn, app_engine, organization_id, start_utc, end_utc, seed, outcome,
-                        key=key, write_checkpoint=write_checkpoint, now=now)
+        coverage = measure_coverage(conn, organization_id, start_utc, end_utc,
+                                    timezone_name=timezone_name,
+                                    max_silence_hours=max_silence_hours, now=now)
+        result = evaluate(conn, app_engine, organization_id, start_utc, end_utc, seed, outcome,
+                          key=key, sign_checkpoint=write_checkpoint, now=now, coverage=coverage)
+    commit_checkpoint(app_engine, result)
+    return result
+
+
+def organization_has_rows(audit_engine: Engine, organization_id: str) -> bool:
+    """Whether the organization has any audit row at all (an unknown --org is bad input)."""
+    c = audit_log.c
+    with audit_engine.connect() as conn:
+        return conn.execute(
+            select(c.id).where(c.organization_id == organization_id).limit(1)
+        ).first() is not None
 
 
 __all__ = [
-    "BROKEN", "INCOMPLETE", "VERIFIED", "KEY_ENV", "Break", "Checkpoint", "IntegrityResult",
-    "chain_seed", "evaluate", "key_id", "latest_checkpoint", "load_key", "run_pass",
-    "verify_window",
+    "BROKEN", "INCOMPLETE", "NO_DATA", "VERIFIED", "KEY_ENV", "Break", "Checkpoint",
+    "IntegrityResult", "chain_seed", "commit_checkpoint", "evaluate", "key_id",
+    "latest_checkpoint", "load_key", "organization_has_rows", "run_pass", "verify_window",
 ]

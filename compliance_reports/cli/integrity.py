@@ -1,6 +1,8 @@
 """`compliance-reports integrity verify`: check one organization's audit log over a time range.
 
-Exit status: 0 VERIFIED, 1 BROKEN or INCOMPLETE (or the check could not run), 2 bad input.
+Exit status: 0 VERIFIED, 1 BROKEN or INCOMPLETE (or the check could not run), 2 bad input
+(including an organization with no audit rows at all, most likely a mistyped --org), 3 NO_DATA
+(the organization has rows, but none in the window: nothing was verified).
 Registered in `cli/main.py`.
 """
 
@@ -15,6 +17,7 @@ import click
 from compliance_reports.config.models import ORG_RE
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
+EXIT_CODES = {"VERIFIED": 0, "BROKEN": 1, "INCOMPLETE": 1, "NO_DATA": 3}
 
 
 def _bad(message: str) -> None:
@@ -49,12 +52,17 @@ def integrity() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-checkpoint", is_flag=True,
               help="Do not write a signed checkpoint (verification only).")
+@click.option("--max-silence-hours", default=24, show_default=True, type=click.IntRange(1, 8784),
+              help="A silence in the log longer than this is a coverage finding.")
 def verify(organization_id: str, start: str, end: str, tz: str, as_json: bool,
-           no_checkpoint: bool) -> None:
+           no_checkpoint: bool, max_silence_hours: int) -> None:
     """Recompute every row hash in [--from, --to), walk the chain, compare with the last signed
-    checkpoint, and (unless --no-checkpoint) write a new checkpoint signed with the key in
-    COMPLIANCE_CHECKPOINT_KEY."""
-    from compliance_reports.audit.integrity import VERIFIED, load_key, verify_window
+    checkpoint, measure the log's coverage of the range, and (unless --no-checkpoint) write a
+    new checkpoint signed with the key in COMPLIANCE_CHECKPOINT_KEY.
+
+    Exit status: 0 VERIFIED, 1 BROKEN or INCOMPLETE, 2 bad input or an organization without
+    any audit row, 3 NO_DATA (no row in the range)."""
+    from compliance_reports.audit.integrity import load_key, organization_has_rows, verify_window
 
     if not ORG_RE.match(organization_id):
         _bad(f"--org {organization_id!r} may hold letters, digits, '.', '_', ':' and '-' only")
@@ -74,11 +82,17 @@ def verify(organization_id: str, start: str, end: str, tz: str, as_json: bool,
         app_engine = make_engine(settings.compliance_db_url)
         audit_engine = (app_engine if settings.audit_db_url == settings.compliance_db_url
                         else make_engine(settings.audit_db_url))
-        result = verify_window(audit_engine, app_engine, organization_id, start_utc, end_utc,
-                               key=load_key(), write_checkpoint=not no_checkpoint)
+        known = organization_has_rows(audit_engine, organization_id)
+        result = None if not known else verify_window(
+            audit_engine, app_engine, organization_id, start_utc, end_utc, key=load_key(),
+            write_checkpoint=not no_checkpoint, timezone_name=tz,
+            max_silence_hours=max_silence_hours)
     except Exception as exc:  # noqa: BLE001 - report any operational failure, exit 1
         click.echo(f"integrity verify: could not verify: {exc}", err=True)
         sys.exit(1)
+    if result is None:
+        _bad(f"--org {organization_id!r}: the audit log has no rows of this organization at all "
+             "(check the organization id and AUDIT_DB_URL)")
 
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
@@ -91,11 +105,15 @@ def verify(organization_id: str, start: str, end: str, tz: str, as_json: bool,
         if result.first_break is not None:
             fb = result.first_break.to_dict()
             click.echo(f"first break: event {fb['event_id']} ({fb['kind_title']}): {fb['detail']}")
+        if result.coverage is not None:
+            click.echo(f"coverage: {result.coverage.describe()}")
+            for finding in result.coverage.findings:
+                click.echo(f"coverage finding: {finding['title']}: {finding['detail']}")
         if result.checkpoint_written:
             click.echo(f"checkpoint written for window ending {result.checkpoint_written['window_end']}")
         for note in result.notes:
             click.echo(f"note: {note}")
-    sys.exit(0 if result.verdict == VERIFIED else 1)
+    sys.exit(EXIT_CODES.get(result.verdict, 1))
 
 
 __all__ = ["integrity", "verify", "parse_instant"]

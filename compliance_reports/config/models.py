@@ -201,6 +201,8 @@ class ReportOptions(StrictModel):
     dsr_deadline_days: int = Field(default=30, ge=1)
     breach_notification_hours: int = Field(default=72, ge=1)
     pdf_event_limit: int = Field(default=200, ge=0)
+    # A silence in the organization's audit log longer than this is a coverage finding.
+    max_silence_hours: int = Field(default=24, ge=1, le=8784)
     action_categories: dict[str, list[str]] = Field(
         default_factory=dict,
         description="category -> action patterns (fnmatch, e.g. 'fhir.*.read'); overrides the defaults",

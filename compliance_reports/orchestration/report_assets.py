@@ -25,8 +25,18 @@ from compliance_reports.orchestration.audit_log_asset import audit_log
 from compliance_reports.orchestration.dagster_runs import REFUSED_TAG
 from compliance_reports.orchestration.report_partitions import FREQUENCIES, report_partitions
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
-from compliance_reports.reports.checks import check_integrity, check_totals, check_window
-from compliance_reports.reports.run import build_and_store, markdown_summary, report_metadata
+from compliance_reports.reports.checks import (
+    check_coverage,
+    check_integrity,
+    check_totals,
+    check_window,
+)
+from compliance_reports.reports.run import (
+    build_and_store,
+    commit_checkpoint,
+    markdown_summary,
+    report_metadata,
+)
 from compliance_reports.scheduling import PeriodRefused, check_requested_period, run_tags
 
 
@@ -39,11 +49,18 @@ def _trigger(tags: dict[str, str]) -> str:
 CHECKS = {
     "window_matches_partition": "The document's window is the partition's period in the report's timezone.",
     "totals_reconcile": "Per-status counts recounted independently sum to the document's event count.",
-    "integrity_verdict": "The audit log's hash chain verifies for the window (BROKEN is an error).",
+    "integrity_verdict": ("The audit log's hash chain verifies for the window (BROKEN is an error; "
+                          "INCOMPLETE and NO_DATA, no rows in the window, are warnings)."),
+    "log_coverage": ("The organization's audit log covers the whole window without a silence longer "
+                     "than options.max_silence_hours (a warning otherwise)."),
 }
 
 
-def build_report_asset(frequency: str) -> AssetsDefinition:
+RETRY_POLICY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+def build_report_asset(frequency: str, retry_policy: RetryPolicy | None = RETRY_POLICY) -> AssetsDefinition:
+    """The report asset of one frequency (tests pass ``retry_policy=None`` to fail fast)."""
     name = f"{frequency}_compliance_report"
 
     @asset(
@@ -58,9 +75,7 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
             f"The {frequency} compliance report of one report configuration for one period "
             "(HIPAA, GDPR, general, integrity or custom), computed in the audit database."
         ),
-        retry_policy=RetryPolicy(
-            max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-        ),
+        retry_policy=retry_policy,
     )
     def _report(
         context: AssetExecutionContext,
@@ -110,7 +125,9 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
             outcomes = [
                 check_window(stored.document, report, period),
                 check_totals(compliance_db.audit_engine(), report, period, stored.document, stored.build.events_path),
-                check_integrity(stored.build.integrity_verdict, integrity.reason if integrity else None),
+                check_integrity(stored.build.integrity_verdict, integrity.reason if integrity else None,
+                                stored.document["data"].get("coverage")),
+                check_coverage(stored.document),
             ]
         context.log.info(
             f"{report_id} {period}: {stored.build.event_count} events, "
@@ -129,6 +146,11 @@ def build_report_asset(frequency: str) -> AssetsDefinition:
             )
             for o in outcomes
         ]
+        # Last step: the signed checkpoint blesses this run's result, so it is stored only once
+        # the document and events are stored and checked; a run failing before leaves none.
+        checkpoint_id = commit_checkpoint(compliance_db.app_engine(), stored)
+        if checkpoint_id is not None:
+            metadata["integrity_checkpoint_id"] = checkpoint_id
         return MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _report

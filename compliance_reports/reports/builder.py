@@ -4,10 +4,15 @@ Order of work, all on one audit connection (one REPEATABLE READ snapshot on Post
 1. one streaming pass over every row of the organization in the window (``event_stream``):
    hash chain check for the integrity result, and for the rows matching the criteria the
    event count, ``events_sha256`` and, when asked, the Parquet export;
-2. the integrity verdict (``integrity.evaluate``): checkpoint comparison, optional new
-   signed checkpoint;
-3. the type-specific sections, aggregated in SQL;
-4. the document: header (``report_document.HEADER_FIELDS``), summary, sections, data,
+2. the window's coverage by the organization's log (``coverage.measure_coverage``, in SQL):
+   first and last event, hours (daily) or days without events, the longest silence, partial
+   coverage; added to every report type as the ``coverage`` sections, ``data.coverage`` and
+   two summary figures;
+3. the integrity verdict (``integrity.evaluate``): checkpoint comparison and, with
+   ``sign_checkpoint``, a new signed checkpoint that the caller stores only once the report
+   has been stored (``integrity.commit_checkpoint``): nothing here writes to the database;
+4. the type-specific sections, aggregated in SQL;
+5. the document: header (``report_document.HEADER_FIELDS``), summary, sections, data,
    checked with ``report_document.validate_document``.
 """
 
@@ -22,6 +27,7 @@ from typing import Any, Callable
 from sqlalchemy import Engine
 
 from compliance_reports.audit.action_categories import resolve_categories
+from compliance_reports.audit.coverage import measure_coverage
 from compliance_reports.audit.event_stream import Redactor, snapshot_connection
 from compliance_reports.audit.integrity import IntegrityResult, evaluate, run_pass
 from compliance_reports.config.models import ReportConfig
@@ -37,6 +43,7 @@ from compliance_reports.reports.common import (
     number,
     window_note,
 )
+from compliance_reports.reports.coverage_sections import coverage_sections, coverage_summary
 from compliance_reports.reports.types import Body
 
 GENERATOR_VERSION = "compliance_reports 0.1.0"
@@ -56,7 +63,7 @@ class BuildResult:
     event_count: int
     events_sha256: str
     events_path: Path | None         # Parquet file written when requested
-    integrity_verdict: str | None    # VERIFIED | BROKEN | INCOMPLETE
+    integrity_verdict: str | None    # VERIFIED | BROKEN | INCOMPLETE | NO_DATA
     duration_s: float
     integrity: IntegrityResult | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
@@ -72,13 +79,17 @@ def build_report(
     generated_at: datetime,
     events_path: Path | None = None,
     checkpoint_key: bytes | None = None,
-    write_checkpoint: bool = False,
+    sign_checkpoint: bool = False,
 ) -> BuildResult:
-    """The report of ``report`` for the period ``period_key`` (its local start date)."""
+    """The report of ``report`` for the period ``period_key`` (its local start date).
+
+    With ``sign_checkpoint`` the result's ``integrity.pending_checkpoint`` holds the signed
+    checkpoint of a verified window; the caller stores it with ``commit_checkpoint`` as the
+    last step of a successful run."""
     window = period_window(period_key, report.frequency, report.schedule.timezone)
     return build_report_for_window(
         audit_engine, app_engine, report, window, run_id=run_id, generated_at=generated_at,
-        events_path=events_path, checkpoint_key=checkpoint_key, write_checkpoint=write_checkpoint,
+        events_path=events_path, checkpoint_key=checkpoint_key, sign_checkpoint=sign_checkpoint,
     )
 
 
@@ -92,7 +103,7 @@ def build_report_for_window(
     generated_at: datetime,
     events_path: Path | None = None,
     checkpoint_key: bytes | None = None,
-    write_checkpoint: bool = False,
+    sign_checkpoint: bool = False,
 ) -> BuildResult:
     """Same as ``build_report`` with an explicit window (start_utc, end_utc, timezone)."""
     if not isinstance(generated_at, datetime) or generated_at.tzinfo is None:
@@ -119,9 +130,17 @@ def build_report_for_window(
         )
         timings["stream"] = time.perf_counter() - t
         t = time.perf_counter()
+        coverage = measure_coverage(
+            conn, report.organization_id, window.start_utc, window.end_utc,
+            timezone_name=window.timezone, max_silence_hours=report.options.max_silence_hours,
+            now=generated_at, unit="hour" if window.frequency == "daily" else "day",
+        )
+        timings["coverage"] = time.perf_counter() - t
+        t = time.perf_counter()
         integrity = evaluate(
             conn, app_engine, report.organization_id, window.start_utc, window.end_utc, seed,
-            stream, key=checkpoint_key, write_checkpoint=write_checkpoint, now=generated_at,
+            stream, key=checkpoint_key, sign_checkpoint=sign_checkpoint, now=generated_at,
+            coverage=coverage,
         )
         timings["integrity"] = time.perf_counter() - t
         ctx = ReportContext(conn=conn, app_engine=app_engine, report=report, window=window,
@@ -176,12 +195,18 @@ def build_report_for_window(
             "redacted": redactor is not None,
         },
         **body.data,
+        "coverage": coverage.to_dict(),
     }
+    # Coverage belongs to every report type: right after the scope, before the type's content.
+    sections = list(body.sections)
+    at = next((i + 1 for i, s in enumerate(sections) if s["id"] == "scope"), 0)
+    sections[at:at] = coverage_sections(coverage)
+    summary = [*body.summary, *coverage_summary(coverage)]
     document = {
         "schema_version": rd.SCHEMA_VERSION,
         "header": header,
-        "summary": [{"label": label, "value": value} for label, value in body.summary],
-        "sections": body.sections,
+        "summary": [{"label": label, "value": value} for label, value in summary],
+        "sections": sections,
         "data": data,
     }
     rd.validate_document(document)

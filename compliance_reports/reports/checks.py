@@ -3,7 +3,10 @@
 - window: the document's window is the partition's period in the report's own timezone;
 - totals: per-status counts, recounted in the audit database (or in the stored event file
   when `verified_only` filters rows in Python), sum to the document's event count;
-- integrity: the hash-chain verdict (BROKEN is an error, INCOMPLETE a warning).
+- integrity: the hash-chain verdict (BROKEN is an error; INCOMPLETE and NO_DATA, a window
+  with no audit rows where nothing was verified, are warnings: neither passes);
+- coverage: the organization's log covers the window without a silence longer than
+  options.max_silence_hours (a warning otherwise, naming each coverage finding).
 """
 
 from __future__ import annotations
@@ -101,10 +104,44 @@ def check_totals(
     )
 
 
-def check_integrity(verdict: str | None, reason: str | None = None) -> CheckOutcome:
+def check_integrity(
+    verdict: str | None, reason: str | None = None, coverage: dict[str, Any] | None = None
+) -> CheckOutcome:
     verdict = verdict or "INCOMPLETE"
+    metadata: dict[str, Any] = {"verdict": verdict}
+    if coverage:
+        metadata["coverage"] = coverage["status"]
+        metadata["coverage_findings"] = len(coverage["findings"])
     if verdict == "VERIFIED":
-        return CheckOutcome("integrity_verdict", True, "error", "hash chain verified")
+        note = "" if not coverage or not coverage["findings"] else (
+            f"; coverage {coverage['status']} with {len(coverage['findings'])} finding(s), "
+            "see log_coverage")
+        return CheckOutcome("integrity_verdict", True, "error", "hash chain verified" + note, metadata)
     severity = "error" if verdict == "BROKEN" else "warn"
     return CheckOutcome("integrity_verdict", False, severity, f"{verdict}: {reason or 'see the report'}",
-                        {"verdict": verdict})
+                        metadata)
+
+
+def check_coverage(document: dict[str, Any]) -> CheckOutcome:
+    coverage = document["data"].get("coverage")
+    if not coverage:
+        return CheckOutcome("log_coverage", False, "warn", "the document carries no coverage")
+    silence = coverage.get("longest_silence") or {}
+    metadata = {
+        "status": coverage["status"],
+        "events": coverage["events"],
+        "first_event_utc": (coverage.get("first_event") or {}).get("time_utc"),
+        "last_event_utc": (coverage.get("last_event") or {}).get("time_utc"),
+        f"{coverage['unit']}s_without_events": coverage["units_without_events"],
+        "longest_silence_hours": silence.get("hours"),
+        "max_silence_hours": coverage["max_silence_hours"],
+    }
+    metadata = {k: v for k, v in metadata.items() if v is not None}
+    findings = coverage["findings"]
+    if not findings:
+        return CheckOutcome(
+            "log_coverage", True, "warn",
+            f"the log covers the window; longest silence {silence.get('hours')} h "
+            f"(limit {coverage['max_silence_hours']} h)", metadata)
+    return CheckOutcome("log_coverage", False, "warn",
+                        "; ".join(f"{f['title']}: {f['detail']}" for f in findings), metadata)

@@ -1,5 +1,7 @@
 """Integrity verification report: every row of the window re-hashed, the chain walked, the
-organization's last checkpoint compared, a new signed checkpoint written (see ``integrity``)."""
+organization's last checkpoint compared, a new signed checkpoint written once the report is
+stored (see ``integrity``). A window without rows is NO_DATA, never VERIFIED; the window's
+coverage (partial, long silences) is added by the builder as for every report type."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from compliance_reports.audit.integrity import BREAK_KINDS, BROKEN, KEY_ENV
+from compliance_reports.audit.integrity import BREAK_KINDS, BROKEN, KEY_ENV, NO_DATA
 from compliance_reports.db.schema import audit_log
 from compliance_reports.reports import document as rd
 from compliance_reports.reports.common import (
@@ -81,11 +83,15 @@ def build(ctx: ReportContext) -> Body:
         _checkpoint_items("Previous checkpoint", result.previous_checkpoint)
         + _checkpoint_items("Checkpoint written", result.checkpoint_written),
         description=(f"Checkpoints are signed with HMAC-SHA256 using the key in {KEY_ENV}; a "
-                     "checkpoint whose signature does not verify is not trusted."),
+                     "checkpoint whose signature does not verify is not trusted. The checkpoint "
+                     "this report signs is stored as the last step of a successful run; none is "
+                     "signed for a window without rows (NO_DATA)."),
     ))
+    titles = {NO_DATA: "No data"}
     items = [
         rd.finding("critical" if p["level"] == BROKEN else "warning",
-                   "integrity_" + p["level"].lower(), p["level"].capitalize(), p["text"],
+                   "integrity_" + p["level"].lower(), titles.get(p["level"], p["level"].capitalize()),
+                   p["text"],
                    [first.event_id] if first is not None and first.event_id is not None
                    and p["level"] == result.verdict else [])
         for p in result.problems

@@ -1,7 +1,9 @@
 """One report run: build the document, store it with its event rows, describe it.
 
 Plain Python called by the report assets; the artifact store layout is
-organization / report id / period / run id / files.
+organization / report id / period / run id / files. The integrity checkpoint a verified window
+signs is stored by ``commit_checkpoint``, which the asset calls as its last step, so a run that
+fails anywhere before (storing, checking) leaves no checkpoint behind.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from compliance_reports.audit.integrity import commit_checkpoint as _commit
 from compliance_reports.config.models import ReportConfig
 from compliance_reports.reports.builder import BuildResult, build_report
 from compliance_reports.reports.document import canonical_json, document_sha256
@@ -58,7 +61,7 @@ def build_and_store(
         generated_at=generated_at,
         events_path=events_path,
         checkpoint_key=checkpoint_key,
-        write_checkpoint=True,
+        sign_checkpoint=True,
     )
     parts = (report.organization_id, report.id, period, run_id)
     document_file = scratch / DOCUMENT_FILENAME
@@ -78,9 +81,15 @@ def build_and_store(
     )
 
 
+def commit_checkpoint(app_engine: Engine, stored: StoredReport) -> int | None:
+    """Store the checkpoint the run signed (if any); returns its id."""
+    return _commit(app_engine, stored.build.integrity)
+
+
 def report_metadata(stored: StoredReport) -> dict[str, Any]:
     """Plain metadata values for the materialization (the asset wraps the Markdown and paths)."""
     header = stored.document["header"]
+    coverage = stored.document["data"].get("coverage") or {}
     meta: dict[str, Any] = {
         "report_id": stored.report.id,
         "organization_id": stored.report.organization_id,
@@ -94,6 +103,8 @@ def report_metadata(stored: StoredReport) -> dict[str, Any]:
         "events_sha256": stored.build.events_sha256,
         "document_sha256": stored.document_sha256,
         "integrity_verdict": stored.build.integrity_verdict or "n/a",
+        "coverage": coverage.get("status", "n/a"),
+        "coverage_findings": len(coverage.get("findings", [])),
         "duration_s": round(float(stored.build.duration_s), 3),
         "document_location": stored.document_location,
     }
@@ -116,6 +127,7 @@ def markdown_summary(stored: StoredReport) -> str:
         f"- Window (UTC): {header['window_start_utc']} to {header['window_end_utc']}"
         + (f" ({header['window_note']})" if header.get("window_note") else ""),
         f"- Events: {stored.build.event_count:,}; integrity: **{stored.build.integrity_verdict or 'n/a'}**",
+        f"- Coverage: {_coverage_line(stored.document['data'].get('coverage'))}",
         f"- Document sha256: `{stored.document_sha256}`",
     ]
     summary = stored.document.get("summary", [])
@@ -123,6 +135,19 @@ def markdown_summary(stored: StoredReport) -> str:
         lines += ["", "| Figure | Value |", "| --- | --- |"]
         lines += [f"| {_md(item['label'])} | {_md(item['value'])} |" for item in summary]
     return "\n".join(lines)
+
+
+def _coverage_line(coverage: dict[str, Any] | None) -> str:
+    if not coverage:
+        return "n/a"
+    silence = coverage.get("longest_silence") or {}
+    line = f"**{coverage['status']}**, longest silence {silence.get('hours')} h"
+    findings = coverage.get("findings") or []
+    if findings:
+        line += "; " + "; ".join(_md(f["title"]) for f in findings[:3])
+        if len(findings) > 3:
+            line += f" (and {len(findings) - 3} more)"
+    return line
 
 
 def _md(value: Any) -> str:

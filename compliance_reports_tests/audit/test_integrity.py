@@ -13,6 +13,7 @@ from compliance_reports.audit.hashing import row_hash
 from compliance_reports.audit.integrity import (
     BROKEN,
     INCOMPLETE,
+    NO_DATA,
     VERIFIED,
     Checkpoint,
     key_id,
@@ -209,10 +210,14 @@ def test_consistent_checkpoint_verifies_and_is_not_duplicated(db):
     assert result.verdict == VERIFIED
     assert result.previous_checkpoint["status"] == "consistent"
     assert result.checkpoint_written is None
-    # the next day: the checkpoint of the first day is still consistent
+    # the next day has no rows: the checkpoint of the first day is still consistent, but an
+    # empty window is NO_DATA and signs no checkpoint (it would vouch for nothing)
     nxt = verify(db, write=True, start=END, end=END + timedelta(days=1))
-    assert nxt.verdict == VERIFIED and nxt.rows == 0
-    assert nxt.checkpoint_written["last_event_id"] == "7"
+    assert nxt.verdict == NO_DATA and nxt.rows == 0
+    assert nxt.previous_checkpoint["status"] == "consistent"
+    assert nxt.checkpoint_written is None
+    with db.connect() as conn:
+        assert conn.execute(select(integrity_checkpoints.c.id)).scalars().all() == [1]
 
 
 def test_postgresql_detects_alteration_and_tail_deletion(pg_engine):
@@ -285,3 +290,60 @@ def test_key_rotation_starts_a_new_checkpoint_chain(db):
     after = verify(db, key=b"rotated-key-0123456789abcdef", write=True)
     assert after.verdict == VERIFIED
     assert after.previous_checkpoint["status"] == "consistent"
+
+
+def _checkpoints(engine) -> list:
+    with engine.connect() as conn:
+        return conn.execute(select(integrity_checkpoints.c.id)).scalars().all()
+
+
+def test_cli_unknown_organization_exits_2(cli_env):
+    result = CliRunner().invoke(integrity_cli, ["verify", "--org", "org-nobody", "--from",
+                                                "2026-04-01", "--to", "2026-04-02"])
+    assert result.exit_code == 2, result.output
+    assert "--org 'org-nobody': the audit log has no rows of this organization at all" in result.output
+    assert _checkpoints(cli_env) == []
+
+
+def test_cli_window_without_rows_is_no_data_exit_3(cli_env):
+    runner = CliRunner()
+    result = runner.invoke(integrity_cli, ["verify", "--org", "org-a", "--from", "2026-05-01",
+                                           "--to", "2026-05-02"])
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith("NO_DATA: the organization has no audit rows in the window")
+    assert "coverage: no events in the window" in result.output
+    assert _checkpoints(cli_env) == []
+    data = json.loads(runner.invoke(integrity_cli, [
+        "verify", "--org", "org-a", "--from", "2026-05-01", "--to", "2026-05-02", "--json"]).output)
+    assert data["verdict"] == "NO_DATA" and data["checkpoint_written"] is None
+    assert data["coverage"]["status"] == "no_data"
+    assert data["coverage"]["units_without_events"] == 24
+
+
+def test_cli_coverage_uses_max_silence_hours(cli_env):
+    # org-a's rows in the window are 01:00Z..06:00Z and it has none later: 18 silent hours to
+    # the end of the window, within 24 but longer than 12 (the log ends inside the window).
+    runner = CliRunner()
+    args = ["verify", "--org", "org-a", "--from", "2026-04-01", "--to", "2026-04-02", "--json",
+            "--no-checkpoint"]
+    default = json.loads(runner.invoke(integrity_cli, args).output)
+    assert default["coverage"]["status"] == "complete"
+    assert default["coverage"]["longest_silence"]["hours"] == 18
+    strict = runner.invoke(integrity_cli, [*args[:-2], "--no-checkpoint", "--max-silence-hours", "12"])
+    assert strict.exit_code == 0, strict.output  # coverage findings do not change the verdict
+    assert strict.output.startswith("VERIFIED:")
+    assert ("coverage: partial: covered from 2026-04-01T00:00:00+00:00 to "
+            "2026-04-01T06:00:00+00:00") in strict.output
+    assert "coverage finding: Audit log ends inside the window" in strict.output
+    bad = runner.invoke(integrity_cli, [*args, "--max-silence-hours", "0"])
+    assert bad.exit_code == 2
+
+
+def test_postgresql_empty_window_is_no_data_without_checkpoint(pg_engine):
+    load(pg_engine, ROWS)
+    result = verify(pg_engine, write=True, start=END, end=END + timedelta(days=1))
+    assert result.verdict == NO_DATA
+    assert result.coverage.status == "no_data"
+    assert _checkpoints(pg_engine) == []
+    assert verify(pg_engine, write=True).checkpoint_written["id"] == 1
+    assert _checkpoints(pg_engine) == [1]

@@ -73,7 +73,8 @@ def test_materialization_records_window_counts_and_summary(seeded, sqlite_url, r
             e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data
             for e in instance.all_logs(outcome["run_id"], of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
         }
-        assert set(checks) == {"window_matches_partition", "totals_reconcile", "integrity_verdict"}
+        assert set(checks) == {"window_matches_partition", "totals_reconcile", "integrity_verdict",
+                               "log_coverage"}
         assert checks["window_matches_partition"].passed
         assert checks["totals_reconcile"].passed
         recount = checks["totals_reconcile"].metadata["recounted_total"].value
@@ -141,3 +142,105 @@ def test_backfill_of_an_unended_period_fails_fast_and_does_not_poison_the_schedu
         ) as context:
             requests = schedule.evaluate_tick(context).run_requests
         assert f"daily-general:{today}" in {r.run_key for r in requests}
+
+
+# ------------------------------------------------------------------ checkpoints and NO_DATA
+
+CHECKPOINT_KEY = "asset-checkpoint-key-0123456789"
+
+
+@pytest.fixture
+def one_day(engine, tmp_path, monkeypatch):
+    """org-x has hourly events on 2026-03-10 (UTC) and none on 2026-03-12."""
+    from compliance_reports_tests.reports.dataset import load
+
+    monkeypatch.setenv("COMPLIANCE_DATA_DIR", str(tmp_path / "data"))
+    # the tests' artifact folders sit next to the data folder, inside this root
+    monkeypatch.setenv("COMPLIANCE_STORAGE_ROOT", str(tmp_path))
+    monkeypatch.setenv("COMPLIANCE_CHECKPOINT_KEY", CHECKPOINT_KEY)
+    load(engine, [(i, "org-x", f"2026-03-{9 + i // 24:02d}T{i % 24:02d}:30:00Z", "usr-1",
+                   "fhir.patient.read", "Patient", "Patient/p1", "success", "PHI", {})
+                  for i in range(20, 72)])
+    report = ReportConfig.model_validate({
+        "id": "x-integrity", "name": "X integrity", "organization_id": "org-x",
+        "report_type": "integrity_verification", "formats": ["json"],
+        "schedule": {"frequency": "daily", "timezone": "UTC"}})
+    config_store.apply_reports(engine, [report])
+    return engine
+
+
+def _materialize(instance, sqlite_url, period, artifact_dir):
+    from dagster import materialize
+
+    from compliance_reports.orchestration.report_assets import build_report_asset
+    from compliance_reports.orchestration.report_partitions import partition_key
+    from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
+
+    instance.add_dynamic_partitions("daily_reports", ["x-integrity"])
+    # The production asset without its retry policy: in-process execution always retries, and
+    # waiting out the backoff would only slow the test (every attempt fails the same way).
+    return materialize(
+        [build_report_asset("daily", retry_policy=None)],
+        partition_key=partition_key(period, "x-integrity"),
+        instance=instance, raise_on_error=False,
+        resources={"compliance_db": ComplianceDatabase(compliance_db_url=sqlite_url),
+                   "artifact_store": ArtifactStoreResource(provider="local", base_dir=str(artifact_dir))},
+    )
+
+
+def _checkpoint_rows(engine) -> list:
+    from sqlalchemy import select
+
+    from compliance_reports.db.schema import integrity_checkpoints
+
+    with engine.connect() as conn:
+        return conn.execute(select(integrity_checkpoints.c.id, integrity_checkpoints.c.window_end)).all()
+
+
+def _checks(instance, run_id) -> dict:
+    return {
+        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data
+        for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    }
+
+
+def test_failed_run_writes_no_checkpoint(one_day, sqlite_url, tmp_path):
+    not_a_folder = tmp_path / "artifacts-is-a-file"
+    not_a_folder.write_text("storing under here fails")
+    with instance_for_test() as instance:
+        failed = _materialize(instance, sqlite_url, "2026-03-10", not_a_folder)
+        assert not failed.success
+        # the window verified and the build signed a checkpoint, but storing failed after it
+        assert _checkpoint_rows(one_day) == []
+        ok = _materialize(instance, sqlite_url, "2026-03-10", tmp_path / "artifacts")
+        assert ok.success
+        rows = _checkpoint_rows(one_day)
+        assert [r.id for r in rows] == [1]
+        meta = {k: v.value for k, v in ok.asset_materializations_for_node("daily_compliance_report")[0]
+                .metadata.items()}
+        assert meta["integrity_verdict"] == "VERIFIED" and meta["integrity_checkpoint_id"] == 1
+        assert meta["coverage"] == "complete" and meta["coverage_findings"] == 0
+        checks = _checks(instance, ok.run_id)
+        assert checks["integrity_verdict"].passed and checks["log_coverage"].passed
+
+
+def test_no_data_window_warns_and_writes_no_checkpoint(one_day, sqlite_url, tmp_path):
+    from dagster import AssetCheckSeverity
+
+    with instance_for_test() as instance:
+        result = _materialize(instance, sqlite_url, "2026-03-12", tmp_path / "artifacts")
+        assert result.success
+        assert _checkpoint_rows(one_day) == []
+        checks = _checks(instance, result.run_id)
+        integrity = checks["integrity_verdict"]
+        assert not integrity.passed and integrity.severity == AssetCheckSeverity.WARN
+        assert integrity.description.startswith("NO_DATA: the organization has no audit rows")
+        coverage = checks["log_coverage"]
+        assert not coverage.passed and coverage.severity == AssetCheckSeverity.WARN
+        assert coverage.description.startswith("No audit events in the window")
+        assert coverage.metadata["status"].value == "no_data"
+        assert coverage.metadata["hours_without_events"].value == 24
+        meta = {k: v.value for k, v in result.asset_materializations_for_node(
+            "daily_compliance_report")[0].metadata.items()}
+        assert meta["integrity_verdict"] == "NO_DATA" and "integrity_checkpoint_id" not in meta
+        assert "Coverage: **no_data**" in meta["summary"]

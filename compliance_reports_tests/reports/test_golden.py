@@ -26,6 +26,8 @@ from compliance_reports_tests.reports.conftest import (
 from compliance_reports_tests.reports.dataset import GOLDEN, load, make_rows
 
 PERIOD = "2026-03-10"
+# org-a's window 2026-03-09T23:00Z..2026-03-10T23:00Z: the longest silence is 00:30Z-04:00Z.
+GOLDEN_COVERAGE_SUMMARY = {"Coverage": "complete", "Longest silence (hours)": 3.5}
 REPORT_TYPES = ["general_compliance", "hipaa_audit_trail", "gdpr_processing_activities",
                 "integrity_verification", "custom"]
 
@@ -130,7 +132,8 @@ def test_general_compliance(golden_db):
     ]
     assert top["total_rows"] == 16
     assert summary(doc) == {"Events": 28, "Distinct principals": 10, "Failure rate": 0.2143,
-                            "Change against previous period (%)": 833.33, "Integrity": "VERIFIED"}
+                            "Change against previous period (%)": 833.33, "Integrity": "VERIFIED",
+                            **GOLDEN_COVERAGE_SUMMARY}
     assert doc["data"]["previous_period"]["events"] == 3
 
 
@@ -214,7 +217,7 @@ def test_hipaa_audit_trail(golden_db):
     assert summary(doc) == {
         "PHI access events": 14, "Principals accessing PHI": 5, "Failed logins": 3,
         "Anomaly findings": 9, "Disclosures": 1, "Emergency access events": 1,
-        "Integrity": "VERIFIED",
+        "Integrity": "VERIFIED", **GOLDEN_COVERAGE_SUMMARY,
     }
 
 
@@ -277,6 +280,7 @@ def test_gdpr_processing_activities(golden_db):
         "Personal-data processing events": 21, "Without legal basis": 3,
         "Data-subject requests received": 1, "Requests open past deadline": 1,
         "Cross-border transfers": 2, "Breaches": 2, "Integrity": "VERIFIED",
+        **GOLDEN_COVERAGE_SUMMARY,
     }
 
 
@@ -345,4 +349,10 @@ def test_every_type_is_valid_on_an_empty_window(engine, report_type):
     validate_document(result.document)
     assert result.event_count == 0
     assert result.events_sha256 == hashlib.sha256(b"").hexdigest()
-    assert result.integrity_verdict == "VERIFIED"
+    # No row of the organization in the window: nothing was verified, which is not VERIFIED.
+    assert result.integrity_verdict == "NO_DATA"
+    coverage = result.document["data"]["coverage"]
+    assert coverage["status"] == "no_data" and coverage["units_without_events"] == 24
+    assert [f["code"] for f in section(result.document, "coverage_findings")["findings"]] == [
+        "coverage_no_data"]
+    assert summary(result.document)["Coverage"] == "no events"

@@ -17,7 +17,7 @@ from compliance_reports.db.schema import audit_log, integrity_checkpoints
 from compliance_reports.periods import period_window
 from compliance_reports.reports.builder import build_report
 from compliance_reports.reports.document import validate_document
-from compliance_reports_tests.reports.conftest import golden_config
+from compliance_reports_tests.reports.conftest import golden_config, section
 from compliance_reports_tests.reports.dataset import insert_rows, make_rows
 
 ORGS = ("org-a", "org-b", "org-c")
@@ -118,22 +118,23 @@ def test_reports_never_show_another_organization(engine, events):
                                schedule={"frequency": "daily", "timezone": TIMEZONE})
         result = build_report(engine, engine, report, PERIOD, run_id=None,
                               generated_at=datetime(2026, 6, 1, tzinfo=timezone.utc),
-                              checkpoint_key=b"k", write_checkpoint=True)
+                              checkpoint_key=b"k", sign_checkpoint=True)
         doc = result.document
         validate_document(doc)
         assert result.event_count == len(own)
         assert doc["data"]["events"]["rows_in_window"] == len(own)
+        assert doc["data"]["coverage"]["events"] == len(own)
         for path, value in _walk(doc):
             if isinstance(value, str):
                 assert "org-b" not in value and "org-c" not in value, (report_type, path, value)
             if isinstance(value, int) and not isinstance(value, bool) and any(k in path for k in ID_KEYS):
                 assert value not in foreign_ids, (report_type, path, value)
         if report_type == "general_compliance":
-            totals = {f["label"]: f["value"] for f in doc["sections"][1]["facts"]}
+            totals = {f["label"]: f["value"] for f in section(doc, "totals")["facts"]}
             assert totals["Events"] == len(own)
             assert totals["Failures"] == sum(r["status"] == "failure" for r in own)
         if report_type == "custom":
-            assert sorted(r["id"] for r in doc["sections"][2]["rows"]) == sorted(r["id"] for r in own)
+            assert sorted(r["id"] for r in section(doc, "events")["rows"]) == sorted(r["id"] for r in own)
         if report_type == "integrity_verification":
-            assert result.integrity_verdict == "VERIFIED"
+            assert result.integrity_verdict == ("VERIFIED" if own else "NO_DATA")
 
