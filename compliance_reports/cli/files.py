@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from compliance_reports.artifacts import file_crypto, manifest
+from compliance_reports.cli.output import ENV_NAME
 
 DEFAULT_ENCRYPTION_KEY_ENV = "COMPLIANCE_ENCRYPTION_KEY"
 
@@ -28,7 +29,7 @@ def _fail(message: str, status: int) -> None:
 
 @click.command("decrypt")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--key-env", default=DEFAULT_ENCRYPTION_KEY_ENV, show_default=True,
+@click.option("--key-env", default=DEFAULT_ENCRYPTION_KEY_ENV, show_default=True, type=ENV_NAME,
               help="Environment variable holding the 32-byte key (64 hex characters or base64).")
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
               help="Where to write the plaintext (default: FILE without .enc).")
@@ -58,7 +59,7 @@ def decrypt(file: Path, key_env: str, output: Path | None, original_name: str | 
 
 @click.command("verify-manifest")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--key-env", default=None,
+@click.option("--key-env", default=None, type=ENV_NAME,
               help=f"Environment variable holding the signing key (default {manifest.DEFAULT_KEY_ENV}; "
                    "when that is unset the signature is not checked).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verification report as JSON.")

@@ -12,7 +12,12 @@ from datetime import datetime
 
 import click
 
-from compliance_reports.config.models import ORG_RE
+from compliance_reports.config.validation import (
+    DATE_MAX,
+    DATE_MIN,
+    check_organization_id,
+    check_timezone,
+)
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
@@ -23,7 +28,8 @@ def _bad(message: str) -> None:
 
 
 def parse_instant(value: str, timezone: str, option: str) -> datetime:
-    """YYYY-MM-DD (local midnight) or YYYY-MM-DDTHH:MM[:SS] read in ``timezone``."""
+    """YYYY-MM-DD (local midnight) or YYYY-MM-DDTHH:MM[:SS] read in ``timezone``, in the years
+    the date arithmetic handles (DATE_MIN to DATE_MAX)."""
     from compliance_reports.periods import resolve_local
 
     for fmt in DATE_FORMATS:
@@ -31,6 +37,8 @@ def parse_instant(value: str, timezone: str, option: str) -> datetime:
             parsed = datetime.strptime(value, fmt)
         except ValueError:
             continue
+        if not DATE_MIN <= parsed.date() <= DATE_MAX:
+            raise ValueError(f"{option} {value!r} is outside {DATE_MIN} to {DATE_MAX}")
         return resolve_local(parsed, timezone)
     raise ValueError(f"{option} {value!r} must be YYYY-MM-DD or YYYY-MM-DDTHH:MM")
 
@@ -54,10 +62,20 @@ def verify(organization_id: str, start: str, end: str, tz: str, as_json: bool,
     """Recompute every row hash in [--from, --to), walk the chain, compare with the last signed
     checkpoint, and (unless --no-checkpoint) write a new checkpoint signed with the key in
     COMPLIANCE_CHECKPOINT_KEY."""
-    from compliance_reports.audit.integrity import VERIFIED, load_key, verify_window
+    from compliance_reports.audit.integrity import VERIFIED, KeyFormatError, load_key, verify_window
 
-    if not ORG_RE.match(organization_id):
-        _bad(f"--org {organization_id!r} may hold letters, digits, '.', '_', ':' and '-' only")
+    try:
+        check_organization_id(organization_id, "--org")
+    except ValueError as exc:
+        _bad(str(exc))
+    try:
+        check_timezone(tz)
+    except ValueError as exc:
+        _bad(f"--timezone: {exc}")
+    try:
+        key = load_key()
+    except KeyFormatError as exc:
+        _bad(str(exc))
     try:
         start_utc = parse_instant(start, tz, "--from")
         end_utc = parse_instant(end, tz, "--to")
@@ -75,7 +93,7 @@ def verify(organization_id: str, start: str, end: str, tz: str, as_json: bool,
         audit_engine = (app_engine if settings.audit_db_url == settings.compliance_db_url
                         else make_engine(settings.audit_db_url))
         result = verify_window(audit_engine, app_engine, organization_id, start_utc, end_utc,
-                               key=load_key(), write_checkpoint=not no_checkpoint)
+                               key=key, write_checkpoint=not no_checkpoint)
     except Exception as exc:  # noqa: BLE001 - report any operational failure, exit 1
         click.echo(f"integrity verify: could not verify: {exc}", err=True)
         sys.exit(1)

@@ -19,7 +19,9 @@ Headers (on every attempt):
         is the secret's UTF-8 bytes, except a secret of the Standard Webhooks form
         `whsec_<base64>`, whose key is the base64-decoded part (so standard verifiers work).
     plus the configured `headers`, and `headers_env` values read from the environment at send
-    time. Protocol headers above cannot be overridden by configuration.
+    time. Protocol headers above cannot be overridden by configuration (apply refuses them).
+Query parameters named in `query_env` are added to the URL at send time from the environment;
+a credential-looking parameter written into `url` is refused at apply.
 
 Outcome: 2xx sent; 408, 425, 429, 5xx, connection errors and timeouts retryable (Retry-After
 honoured); redirects and every other status not retryable.
@@ -139,6 +141,14 @@ def request_headers(destination, msg_id: str, timestamp: int, body: bytes) -> di
     return headers
 
 
+def request_params(destination) -> dict[str, str]:
+    """Query parameters whose values are secrets, read from the environment at send time."""
+    return {
+        name: read_env_secret(env, f"query parameter {name} of destination {destination.name}")
+        for name, env in (getattr(destination, "query_env", None) or {}).items()
+    }
+
+
 def _snippet(response: requests.Response) -> str:
     try:
         text = response.text or ""
@@ -160,10 +170,11 @@ def post_json(
     body = encode_body(payload)
     timestamp = int(now.timestamp())
     headers = request_headers(destination, msg_id, timestamp, body)
+    params = request_params(destination)
     http = session or requests
     try:
         response = http.request(
-            destination.method, destination.url, data=body, headers=headers,
+            destination.method, destination.url, params=params, data=body, headers=headers,
             timeout=destination.timeout_s, allow_redirects=False,
         )
     except (requests.ConnectionError, requests.Timeout) as exc:

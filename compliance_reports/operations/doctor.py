@@ -58,6 +58,8 @@ def _named_env(dest) -> list[tuple[str, str]]:
             names.append((field, value))
     for header, var in (getattr(dest, "headers_env", None) or {}).items():
         names.append((f"headers_env.{header}", var))
+    for parameter, var in (getattr(dest, "query_env", None) or {}).items():
+        names.append((f"query_env.{parameter}", var))
     return names
 
 

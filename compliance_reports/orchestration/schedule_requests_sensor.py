@@ -14,8 +14,10 @@ from dagster import (
     SensorResult,
     sensor,
 )
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from compliance_reports.config.models import ScheduleRequest
 from compliance_reports.config.store import set_enabled
 from compliance_reports.db.schema import report_configs, schedule_requests
 from compliance_reports.orchestration.dagster_runs import (
@@ -25,11 +27,12 @@ from compliance_reports.orchestration.dagster_runs import (
 )
 from compliance_reports.orchestration.report_partitions import (
     FREQUENCIES,
+    PERIOD_STARTS,
     partition_key,
     report_id_partitions,
 )
 from compliance_reports.orchestration.resources import ComplianceDatabase
-from compliance_reports.periods import latest_ended_period, validate_period_key
+from compliance_reports.periods import latest_ended_period, period_has_ended, validate_period_key
 from compliance_reports.scheduling import run_tags
 
 BATCH = 500
@@ -107,7 +110,39 @@ def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -
     return _sensor
 
 
+def request_problem(req) -> str | None:
+    """Why a row cannot be applied, by the model the CLI writes rows with (other systems
+    write them too, with anything in them)."""
+    try:
+        ScheduleRequest(report_id=req["report_id"], action=req["action"], period=req["period"],
+                        requested_by=req["requested_by"])
+    except ValidationError as exc:
+        return "; ".join(
+            f"field '{'.'.join(map(str, e['loc']))}': {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+    return None
+
+
+def _period_problem(period: str, report, now: datetime) -> str | None:
+    """A period the report asset can run now: a period key of the report's frequency that
+    the partitions offer and that has ended in the report's timezone."""
+    timezone_name = report.config["schedule"]["timezone"]
+    try:
+        validate_period_key(period, report.frequency)
+    except ValueError as exc:
+        return f"period: {exc}"
+    if period < PERIOD_STARTS[report.frequency]:
+        return (f"period: {period} is before the first {report.frequency} period the assets "
+                f"offer ({PERIOD_STARTS[report.frequency]})")
+    if not period_has_ended(period, report.frequency, timezone_name, now):
+        return f"period: {period} has not ended in {timezone_name}"
+    return None
+
+
 def _apply(req, report, instance, engine, wanted, run_requests, now) -> tuple[dict, str]:
+    if (problem := request_problem(req)) is not None:
+        return {"error": problem}, "failed"
     action, report_id = req["action"], req["report_id"]
     if action == "unschedule":
         cancelled = cancel_pending_runs(instance, report_id)
@@ -128,10 +163,8 @@ def _apply(req, report, instance, engine, wanted, run_requests, now) -> tuple[di
     if action == "run_now":
         timezone_name = report.config["schedule"]["timezone"]
         period = req["period"] or latest_ended_period(now, report.frequency, timezone_name)
-        try:
-            validate_period_key(period, report.frequency)
-        except ValueError as exc:
-            return {"error": f"period: {exc}"}, "failed"
+        if (problem := _period_problem(period, report, now)) is not None:
+            return {"error": problem}, "failed"
         wanted[report.frequency].add(report_id)
         run_requests.append(
             RunRequest(

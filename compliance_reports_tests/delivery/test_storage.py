@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from pydantic import ValidationError
 
 from compliance_reports.config.models import EmailDestination, StorageDestination
 from compliance_reports.delivery import ledger
@@ -146,7 +147,10 @@ def test_check_key_rejects(key):
 
 
 def test_template_that_merges_files_is_rejected(tmp_path, publication, deliver):
-    dest = local_dest(tmp_path / "s", key_template="{report_id}/{period}/report")
+    # Apply refuses a template without {filename}; one stored before that rule fails at send.
+    with pytest.raises(ValidationError, match="filename"):
+        local_dest(tmp_path / "s", key_template="{report_id}/{period}/report")
+    dest = local_dest(tmp_path / "s").model_copy(update={"key_template": "{report_id}/{period}/report"})
     (outcome,) = deliver(publication, [dest])
     assert outcome.status == "dead" and "same key" in outcome.error
 

@@ -8,6 +8,7 @@ import hmac
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from compliance_reports.config.models import WebhookDestination
 from compliance_reports.delivery import ledger
@@ -157,8 +158,12 @@ def test_connection_refused_leaves_row_failed_for_the_sweep(publication, deliver
 def test_configured_headers_and_env_headers(http_factory, publication, deliver, monkeypatch):
     monkeypatch.setenv("CR_TEST_HOOK_TOKEN", "Bearer tok-123456")
     peer = http_factory()
-    dest = hook(peer.url, method="PUT", headers={"X-Tenant": "org-1", "webhook-id": "forged"},
+    dest = hook(peer.url, method="PUT", headers={"X-Tenant": "org-1"},
                 headers_env={"Authorization": "CR_TEST_HOOK_TOKEN"})
+    # Apply refuses a protocol header; one stored before that rule is still not sent.
+    with pytest.raises(ValidationError, match="webhook-id"):
+        hook(peer.url, headers={"webhook-id": "forged"})
+    dest = dest.model_copy(update={"headers": {"X-Tenant": "org-1", "webhook-id": "forged"}})
     (outcome,) = deliver(publication, [dest])
     (req,) = peer.requests
     assert req.method == "PUT"
