@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from compliance_reports.config.validation import (
     MAX_CATEGORIES,
@@ -132,12 +132,22 @@ class Criteria(StrictModel):
         return data
 
 
+def _day_of_month(value: Any) -> Any:
+    if value is None or value == "last":
+        return value
+    if type(value) is not int:  # not a boolean, a float or another word
+        raise ValueError(f"day_of_month {value!r} must be a day 1 to 31, or 'last'")
+    if not 1 <= value <= 31:
+        raise ValueError(f"day_of_month {value} must be between 1 and 31, or 'last'")
+    return value
+
+
 class Schedule(StrictModel):
     frequency: Frequency
     time: Hhmm = "06:00"
     timezone: StrictStr = "UTC"
     day_of_week: Weekday | None = None
-    day_of_month: Annotated[int, Field(strict=True)] | Literal["last"] | None = None
+    day_of_month: Annotated[int | Literal["last"] | None, BeforeValidator(_day_of_month)] = None
     start_date: ConfigDate | None = None
     end_date: ConfigDate | None = None
     max_catch_up: int = bounded_int(1, 366, 3)
@@ -146,13 +156,6 @@ class Schedule(StrictModel):
     @classmethod
     def _timezone(cls, value: str) -> str:
         return check_timezone(value)
-
-    @field_validator("day_of_month")
-    @classmethod
-    def _day_of_month(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and not 1 <= value <= 31:
-            raise ValueError(f"day_of_month {value} must be between 1 and 31, or 'last'")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Schedule:

@@ -30,8 +30,6 @@ from compliance_reports.db.schema import (
     schedule_requests,
 )
 
-REQUEST_ACTIONS = ("schedule", "unschedule", "run_now")
-
 
 class NotFoundError(LookupError):
     pass
@@ -347,16 +345,21 @@ def delete_report(engine: Engine, report_id: str, actor: str | None = None) -> N
 # ---------------------------------------------------------------- schedule requests
 
 
-def _insert_request(
-    conn: Connection, report_id: str, action: str, period: str | None, actor: str | None
-) -> int:
+def check_request(report_id: str, action: str, period: str | None, actor: str | None) -> None:
+    """Validate a schedule request by the model the sensor applies (ValueError naming the field)."""
     try:
         ScheduleRequest(report_id=report_id, action=action, period=period, requested_by=actor)
     except ValidationError as exc:
-        raise ValueError(" ".join(
+        raise ValueError("; ".join(
             f"schedule request field '{'.'.join(map(str, e['loc']))}': "
             f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
         )) from None
+
+
+def _insert_request(
+    conn: Connection, report_id: str, action: str, period: str | None, actor: str | None
+) -> int:
+    check_request(report_id, action, period, actor)
     result = conn.execute(
         insert(schedule_requests).values(
             report_id=report_id, action=action, period=period, requested_by=actor,
@@ -371,6 +374,7 @@ def request(
     actor: str | None = None,
 ) -> int:
     """Queue a schedule request for the schedule-requests sensor; returns its id."""
+    check_request(report_id, action, period, actor)
     with engine.begin() as conn:
         exists = conn.execute(
             select(report_configs.c.id).where(report_configs.c.id == report_id)

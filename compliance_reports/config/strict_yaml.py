@@ -80,7 +80,7 @@ def _expanded_size(node: Node, memo: dict[int, int], depth: int = 0) -> int:
     if size > MAX_NODES:
         raise ComposerError(
             None, None,
-            f"the document expands to more than {MAX_NODES} nodes (aliases expanding too far)",
+            f"the document has more than {MAX_NODES} values once its aliases are expanded",
             node.start_mark,
         )
     memo[key] = size
