@@ -45,14 +45,13 @@ def decode_utf8(data: bytes) -> str:
             raise EncodingProblem(
                 f"the file is {name} (byte order mark at byte offset 0); save it as UTF-8"
             )
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return data.decode("utf-8-sig")
+        return data[start:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        offset = exc.start
-        if data.startswith(b"\xef\xbb\xbf") and offset < 3:
-            offset += 3
+        offset = start + exc.start
         raise EncodingProblem(
-            f"not valid UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start}; "
+            f"not valid UTF-8: byte 0x{data[offset]:02x} at byte offset {offset}; "
             "save the file as UTF-8"
         ) from None
 

@@ -177,3 +177,21 @@ def test_standard_webhooks_secret_format():
     body = b'{"a":1}'
     expected = base64.b64encode(hmac.new(key, b"msg_1.1700000000." + body, hashlib.sha256).digest()).decode()
     assert sign(secret, "msg_1", 1700000000, body) == "v1," + expected
+
+
+def test_query_secrets_come_from_the_environment_and_stay_out_of_the_ledger(
+    http_factory, publication, deliver, engine, monkeypatch
+):
+    monkeypatch.setenv("CR_TEST_HOOK_QUERY_TOKEN", "qtok-5ecret-value")
+    with pytest.raises(ValidationError, match="query_env"):
+        hook("http://127.0.0.1:1/hook?token=qtok-5ecret-value")
+    peer = http_factory(script=[(500, {}, b"upstream saw token=qtok-5ecret-value")])
+    dest = hook(peer.url + "?tenant=org-1", query_env={"token": "CR_TEST_HOOK_QUERY_TOKEN"},
+                retry=fast_retry(max_attempts=1).model_dump())
+    (outcome,) = deliver(publication, [dest], in_run_retries=False)
+    (req,) = peer.requests
+    assert req.path.endswith("/hook?tenant=org-1&token=qtok-5ecret-value")
+    (row,) = ledger.list_rows(engine)
+    stored = json.dumps(row, default=str)
+    assert "qtok-5ecret-value" not in stored and "[redacted]" in stored
+    assert outcome.status in {"failed", "dead"}

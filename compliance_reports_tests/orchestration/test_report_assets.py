@@ -92,3 +92,17 @@ def test_period_that_has_not_ended_fails_with_a_clear_message(seeded, sqlite_url
         assert outcome["status"] == "FAILURE"
         assert any("has not ended in America/New_York" in m for m in outcome["messages"])
         assert instance.get_latest_materialization_event(AssetKey("daily_compliance_report")) is None
+
+
+def test_redaction_without_the_checkpoint_key_fails_once_without_retries(seeded, sqlite_url, monkeypatch):
+    redacting = _report("daily-redacted", "custom").model_copy(
+        update={"export": _report("x", "custom").export.model_copy(update={"redact_identifiers": True})})
+    config_store.apply_reports(seeded, [redacting], environ={"COMPLIANCE_CHECKPOINT_KEY": "key-at-apply"})
+    monkeypatch.delenv("COMPLIANCE_CHECKPOINT_KEY", raising=False)  # gone where the run happens
+    report = config_store.get_report(seeded, "daily-redacted")
+    with instance_for_test() as instance:
+        outcome = run_report_now(report, _yesterday_ny(), app_db_url=sqlite_url, instance=instance)
+        assert outcome["status"] == "FAILURE"
+        assert any("COMPLIANCE_CHECKPOINT_KEY" in m for m in outcome["messages"]), outcome["messages"]
+        assert not instance.all_logs(outcome["run_id"], of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+        assert instance.get_latest_materialization_event(AssetKey("daily_compliance_report")) is None
