@@ -14,13 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from compliance_reports.config import strict_yaml
-from compliance_reports.config.models import (
-    ReportConfig,
-    ReportTemplate,
-    deep_merge,
-    parse_destination,
-    template_probe,
-)
+from compliance_reports.config.models import ReportConfig, ReportTemplate, parse_destination
 from compliance_reports.config.validation import check_storable
 
 
@@ -238,3 +232,38 @@ def parse_templates(documents: list[Document]) -> list[ReportTemplate]:
     if problems:
         raise ConfigError(problems)
     return templates
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Override wins; nested mappings merge, lists are replaced whole."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def template_probe(defaults: dict[str, Any]) -> dict[str, Any]:
+    """A report made of a template's defaults plus neutral values for what it leaves open.
+
+    Validating it with ReportConfig checks the defaults with the same rules as the reports
+    they feed. The frequency filled in agrees with the schedule fields the template sets.
+    """
+    schedule = defaults.get("schedule")
+    schedule = dict(schedule) if isinstance(schedule, dict) else schedule
+    if isinstance(schedule, dict) and "frequency" not in schedule:
+        schedule["frequency"] = (
+            "weekly" if "day_of_week" in schedule
+            else "monthly" if "day_of_month" in schedule else "daily"
+        )
+    probe = {
+        "id": "template-probe",
+        "name": "template probe",
+        "organization_id": "template-probe",
+        "report_type": "custom",
+        **defaults,
+        "schedule": schedule if schedule is not None else {"frequency": "daily"},
+    }
+    return probe

@@ -15,11 +15,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from compliance_reports.config.validation import (
     MAX_CATEGORIES,
     MAX_LIST,
-    MAX_PATTERNS,
-    MAX_PATTERNS_PER_CATEGORY,
     MAX_RECIPIENTS,
     MAX_REFERENCES,
-    CATEGORY_RE,
     ConfigDate,
     CriterionValue,
     EmailAddress,
@@ -31,9 +28,11 @@ from compliance_reports.config.validation import (
     Text,
     bounded_float,
     bounded_int,
+    check_action_categories,
     check_actor,
     check_bucket,
     check_date,
+    check_day_of_month,
     check_env_mapping,
     check_header_name,
     check_host,
@@ -46,6 +45,7 @@ from compliance_reports.config.validation import (
     check_slug,
     check_subject_template,
     check_timezone,
+    check_unique,
 )
 
 Frequency = Literal["daily", "weekly", "monthly", "quarterly"]
@@ -73,15 +73,6 @@ PLAINTEXT_SECRET_FIELDS = {
     "secret_access_key": "secret_access_key_env",
     "encryption_key": "encryption_key_env",
 }
-
-
-def _unique(values: list[str], what: str) -> list[str]:
-    seen = set()
-    for value in values:
-        if value in seen:
-            raise ValueError(f"{what} lists {value!r} twice")
-        seen.add(value)
-    return values
 
 
 class StrictModel(BaseModel):
@@ -132,22 +123,12 @@ class Criteria(StrictModel):
         return data
 
 
-def _day_of_month(value: Any) -> Any:
-    if value is None or value == "last":
-        return value
-    if type(value) is not int:  # not a boolean, a float or another word
-        raise ValueError(f"day_of_month {value!r} must be a day 1 to 31, or 'last'")
-    if not 1 <= value <= 31:
-        raise ValueError(f"day_of_month {value} must be between 1 and 31, or 'last'")
-    return value
-
-
 class Schedule(StrictModel):
     frequency: Frequency
     time: Hhmm = "06:00"
     timezone: StrictStr = "UTC"
     day_of_week: Weekday | None = None
-    day_of_month: Annotated[int | Literal["last"] | None, BeforeValidator(_day_of_month)] = None
+    day_of_month: Annotated[int | Literal["last"] | None, BeforeValidator(check_day_of_month)] = None
     start_date: ConfigDate | None = None
     end_date: ConfigDate | None = None
     max_catch_up: int = bounded_int(1, 366, 3)
@@ -225,35 +206,7 @@ class ReportOptions(StrictModel):
     @field_validator("action_categories")
     @classmethod
     def _categories(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        from compliance_reports.audit.action_categories import (
-            UNCATEGORISED,
-            resolve_categories,
-            validate_pattern,
-        )
-
-        total = 0
-        for name, patterns in value.items():
-            if len(name) > 64 or not CATEGORY_RE.fullmatch(name):
-                raise ValueError(
-                    f"category name {name!r} must be lowercase letters, digits and '_' "
-                    "(at most 64 characters)"
-                )
-            if name == UNCATEGORISED:
-                raise ValueError(f"category '{UNCATEGORISED}' is reserved for actions no category matches")
-            if len(patterns) > MAX_PATTERNS_PER_CATEGORY:
-                raise ValueError(
-                    f"category {name!r} has {len(patterns)} patterns; at most {MAX_PATTERNS_PER_CATEGORY}"
-                )
-            total += len(patterns)
-            for pattern in patterns:
-                try:
-                    validate_pattern(pattern)
-                except ValueError as exc:
-                    raise ValueError(f"category {name!r}: {exc}") from None
-        if total > MAX_PATTERNS:
-            raise ValueError(f"{total} action patterns in all; at most {MAX_PATTERNS}")
-        resolve_categories(value)  # what the run compiles, compiled once here
-        return value
+        return check_action_categories(value)
 
 
 ReferenceList = Annotated[list[StrictStr], Field(default_factory=list, max_length=MAX_REFERENCES)]
@@ -297,14 +250,14 @@ class ReportConfig(StrictModel):
     @field_validator("formats")
     @classmethod
     def _unique_formats(cls, value: list[str]) -> list[str]:
-        return _unique(value, "formats")
+        return check_unique(value, "formats")
 
     @field_validator("destinations", "notify_on_failure")
     @classmethod
     def _destination_names(cls, value: list[str]) -> list[str]:
         for name in value:
             check_slug(name, "destination name")
-        return _unique(value, "the list")
+        return check_unique(value, "the list")
 
     @property
     def frequency(self) -> str:
@@ -522,38 +475,3 @@ class ReportTemplate(StrictModel):
                 f"allowed: {sorted(TEMPLATE_FIELDS)}"
             )
         return value
-
-
-def template_probe(defaults: dict[str, Any]) -> dict[str, Any]:
-    """A report made of a template's defaults plus neutral values for what it leaves open.
-
-    Validating it with ReportConfig checks the defaults with the same rules as the reports
-    they feed. The frequency filled in agrees with the schedule fields the template sets.
-    """
-    schedule = defaults.get("schedule")
-    schedule = dict(schedule) if isinstance(schedule, dict) else schedule
-    if isinstance(schedule, dict) and "frequency" not in schedule:
-        schedule["frequency"] = (
-            "weekly" if "day_of_week" in schedule
-            else "monthly" if "day_of_month" in schedule else "daily"
-        )
-    probe = {
-        "id": "template-probe",
-        "name": "template probe",
-        "organization_id": "template-probe",
-        "report_type": "custom",
-        **defaults,
-        "schedule": schedule if schedule is not None else {"frequency": "daily"},
-    }
-    return probe
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Override wins; nested mappings merge, lists are replaced whole."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -192,6 +192,59 @@ def check_actor(value: str, what: str = "created_by") -> str:
     return check_name(value, what, MAX_NAME)
 
 
+def check_unique(values: list[str], what: str) -> list[str]:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} lists {value!r} twice")
+        seen.add(value)
+    return values
+
+
+def check_day_of_month(value: Any) -> Any:
+    """1-31 or 'last'; a boolean, a float or another word is refused before pydantic reads it."""
+    if value is None or value == "last":
+        return value
+    if type(value) is not int:
+        raise ValueError(f"day_of_month {value!r} must be a day 1 to 31, or 'last'")
+    if not 1 <= value <= 31:
+        raise ValueError(f"day_of_month {value} must be between 1 and 31, or 'last'")
+    return value
+
+
+def check_action_categories(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Category overrides the run can compile: bounded, named, with `*`/`?` patterns only."""
+    from compliance_reports.audit.action_categories import (
+        UNCATEGORISED,
+        resolve_categories,
+        validate_pattern,
+    )
+
+    total = 0
+    for name, patterns in value.items():
+        if len(name) > 64 or not CATEGORY_RE.fullmatch(name):
+            raise ValueError(
+                f"category name {name!r} must be lowercase letters, digits and '_' "
+                "(at most 64 characters)"
+            )
+        if name == UNCATEGORISED:
+            raise ValueError(f"category '{UNCATEGORISED}' is reserved for actions no category matches")
+        if len(patterns) > MAX_PATTERNS_PER_CATEGORY:
+            raise ValueError(
+                f"category {name!r} has {len(patterns)} patterns; at most {MAX_PATTERNS_PER_CATEGORY}"
+            )
+        total += len(patterns)
+        for pattern in patterns:
+            try:
+                validate_pattern(pattern)
+            except ValueError as exc:
+                raise ValueError(f"category {name!r}: {exc}") from None
+    if total > MAX_PATTERNS:
+        raise ValueError(f"{total} action patterns in all; at most {MAX_PATTERNS}")
+    resolve_categories(value)  # what the run compiles, compiled once here
+    return value
+
+
 # ---------------------------------------------------------------- addresses and URLs
 
 

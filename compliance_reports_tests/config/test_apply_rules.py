@@ -165,3 +165,20 @@ def test_date_overflow_is_bad_input():
     with pytest.raises(OverflowError) as caught:
         date(9999, 12, 31) + timedelta(days=1)
     assert describe_failure(caught.value)[0] == 2
+
+
+def test_the_examples_apply_cleanly_and_again_unchanged(tmp_path, monkeypatch):
+    from compliance_reports.settings import PACKAGE_DIR
+
+    examples = PACKAGE_DIR.parent / "examples"
+    monkeypatch.setenv("COMPLIANCE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("COMPLIANCE_DB_URL", raising=False)
+    monkeypatch.delenv("AUDIT_DB_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], catch_exceptions=False).exit_code == 0
+    for _ in range(2):
+        for group, name in (("templates", "templates"), ("destinations", "destinations"), ("reports", "reports")):
+            result = runner.invoke(main, [group, "apply", "-f", str(examples / f"{name}.yaml")],
+                                   catch_exceptions=False)
+            assert result.exit_code == 0 and not result.stderr, result.output
+    assert result.output.count("unchanged") == 5
