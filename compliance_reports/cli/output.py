@@ -104,8 +104,16 @@ ORGANIZATION_ID = _Checked("organization_id", lambda v: validation.check_organiz
 ENV_NAME = _Checked("env_name", validation.check_env_name)
 ACTOR = _Checked("name", lambda v: validation.check_actor(v, "--as"))
 TIMEZONE = _Checked("timezone", validation.check_timezone)
+FILE = _Checked("file", lambda v: _no_nul(v, "file name"))
+PATH = _Checked("path", lambda v: Path(_no_nul(v, "path")))
 DELIVERY_ID = _Checked("delivery_id", lambda v: validation.check_hex_id(v, "delivery id"))
 DAY = _Checked("YYYY-MM-DD", lambda v: validation.check_date(v, "date"))
+
+
+def _no_nul(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{what} {value!r} holds a NUL byte")
+    return value
 
 
 def one_line(text: object, limit: int = 300) -> str:

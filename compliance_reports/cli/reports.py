@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import getpass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import click
 
 from compliance_reports.cli.output import (
     ACTOR,
+    FILE,
     REPORT_ID,
     Context,
     emit_json,
@@ -37,7 +38,7 @@ def reports() -> None:
 
 
 @reports.command("apply")
-@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE)
 @click.option("--as", "actor", type=ACTOR, default=None,
               help="Record this name as created_by of new reports (default: the login name).")
 @pass_ctx
@@ -134,7 +135,7 @@ def reports_unschedule(ctx: Context, report_id: str) -> None:
 @pass_ctx
 def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
     """Ask the daemon to run a report now (through the schedule-requests sensor, trigger `request`)."""
-    from compliance_reports.periods import validate_period_key
+    from compliance_reports.periods import period_has_ended, period_window, validate_period_key
 
     report = get_report(ctx, report_id)
     if period is not None:
@@ -142,6 +143,10 @@ def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
             validate_period_key(period, report.frequency)
         except ValueError as exc:
             fail(f"--period: {exc}")
+        zone = report.schedule.timezone
+        if not period_has_ended(period, report.frequency, zone, datetime.now(timezone.utc)):
+            end = period_window(period, report.frequency, zone).end_local.isoformat()
+            fail(f"--period: {period} has not ended in {zone} (it ends {end})")
     request_id = config_store.request(ctx.app_engine, report_id, "run_now", period=period, actor=_actor())
     click.echo(f"report {report_id}: run requested (request {request_id}"
                + (f", period {period})" if period else ", latest ended period)"))
@@ -171,14 +176,12 @@ def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
 @pass_ctx
 def reports_next_runs(ctx: Context, report_id: str, count: int, after, as_json: bool) -> None:
     """The next slots of a report, in its timezone and UTC, with the period each covers."""
-    from datetime import timezone as tz
-
     from compliance_reports.periods import describe_slots
 
     report = get_report(ctx, report_id)
     if after is not None and not DATE_MIN <= after.date() <= DATE_MAX:
         fail(f"--after {after.date()} is outside {DATE_MIN} to {DATE_MAX}")
-    start = after.replace(tzinfo=tz.utc) if after else datetime.now(tz.utc)
+    start = after.replace(tzinfo=timezone.utc) if after else datetime.now(timezone.utc)
     try:
         rows = describe_slots(report.schedule.to_spec(), start, count)
     except OverflowError:

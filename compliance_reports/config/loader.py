@@ -53,6 +53,8 @@ def read_documents(path: str | Path, kind: str) -> list[Document]:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise ConfigError([f"{str(path)!r}: cannot read: {exc}"]) from None
     try:
         raw = strict_yaml.load_all(strict_yaml.decode_utf8(data))
     except strict_yaml.EncodingProblem as exc:

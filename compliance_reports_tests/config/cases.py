@@ -292,6 +292,7 @@ REPORT_CASES = [
     report_text("integer-5000-digits", ["YAML error"], GOOD_REPORT_TEXT + "version: " + "9" * 5000 + "\n"),
     report_text("empty-file", ["no report documents"], ""),
     Case("report-file-missing", ("reports", "apply", "-f", "{tmp}/missing.yaml"), ("cannot read",)),
+    Case("report-file-name-nul", ("reports", "apply", "-f", "{tmp}/a\x00b.yaml"), ("--file", "NUL")),
 ]
 
 DESTINATION_CASES = [
@@ -481,6 +482,7 @@ CLI_CASES = [
     cli("run-now-month-13", ["--period"], "reports", "run-now", "r-good", "--period", "2026-13-01"),
     cli("run-now-year-9999", ["--period"], "reports", "run-now", "r-good", "--period", "9999-12-27"),
     cli("run-now-period-newline", ["--period"], "reports", "run-now", "r-good", "--period", "2026-11-27\n"),
+    cli("run-now-period-not-ended", ["--period", "has not ended"], "reports", "run-now", "r-good", "--period", "2999-01-01"),
     cli("apply-as-too-long", ["--as", "at most 255"], "reports", "apply", "-f", "{tmp}/none.yaml", "--as", LONG),
     cli("apply-as-newline", ["--as"], "reports", "apply", "-f", "{tmp}/none.yaml", "--as", "alice\nbob"),
     cli("apply-without-file", ["--file"], "templates", "apply"),
@@ -512,6 +514,8 @@ CLI_CASES = [
         env={"CR_TEST_KEY": "!!!!" + 43 * "A" + "$$$"}),
     cli("decrypt-key-33-bytes", ["CR_TEST_KEY", "32-byte"], "decrypt", "{tmp}/f.enc", "--key-env", "CR_TEST_KEY",
         env={"CR_TEST_KEY": "AAAA" * 11}),
+    cli("decrypt-output-nul", ["--output", "NUL"], "decrypt", "{tmp}/f.enc", "-o", "{tmp}/o\x00ut"),
+    cli("verify-manifest-folder-nul", ["FOLDER", "NUL"], "verify-manifest", "{tmp}/x\x00"),
     cli("verify-manifest-key-env-nul", ["--key-env"], "verify-manifest", "{tmp}", "--key-env", "X\x00"),
     cli("verify-manifest-key-not-utf8", ["CR_TEST_MKEY", "UTF-8"], "verify-manifest", "{tmp}", "--key-env", "CR_TEST_MKEY",
         env={"CR_TEST_MKEY": "0123456789abcdef\udcff"}),
