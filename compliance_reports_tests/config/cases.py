@@ -79,17 +79,17 @@ def _mutate(base: dict, changes: dict) -> dict:
     return doc
 
 
-def _dump(doc: dict) -> str:
+def dump_yaml(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=10_000)
 
 
 def _file(first: dict, bad: str) -> str:
     """A valid document first: a bad second document must keep it from being written too."""
-    return _dump(first) + "---\n" + bad
+    return dump_yaml(first) + "---\n" + bad
 
 
 def report(case_id: str, needles, changes: dict, env=None) -> Case:
-    bad = _dump(_mutate({**BASE_REPORT, "id": "r-bad"}, changes))
+    bad = dump_yaml(_mutate({**BASE_REPORT, "id": "r-bad"}, changes))
     return Case(f"report-{case_id}", ("reports", "apply", "-f", "{file}"), tuple(needles),
                 _file({**BASE_REPORT, "id": "r-new"}, bad), env=env or {})
 
@@ -99,13 +99,13 @@ def report_text(case_id: str, needles, text: str | bytes) -> Case:
 
 
 def destination(case_id: str, base: dict, needles, changes: dict) -> Case:
-    bad = _dump(_mutate(base, changes))
+    bad = dump_yaml(_mutate(base, changes))
     return Case(f"destination-{case_id}", ("destinations", "apply", "-f", "{file}"), tuple(needles),
                 _file({**GOOD_STORAGE, "name": "first-store"}, bad))
 
 
 def template(case_id: str, needles, changes: dict) -> Case:
-    bad = _dump(_mutate(GOOD_TEMPLATE, changes))
+    bad = dump_yaml(_mutate(GOOD_TEMPLATE, changes))
     return Case(f"template-{case_id}", ("templates", "apply", "-f", "{file}"), tuple(needles),
                 _file({**GOOD_TEMPLATE, "name": "first-template"}, bad))
 
@@ -129,7 +129,7 @@ ALIAS_BOMB = _dedent("""\
     h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
     i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
     """)
-GOOD_REPORT_TEXT = _dump({**BASE_REPORT, "id": "r-new"})
+GOOD_REPORT_TEXT = dump_yaml({**BASE_REPORT, "id": "r-new"})
 
 REPORT_CASES = [
     # identifiers and names
@@ -434,9 +434,9 @@ DESTINATION_CASES = [
     destination("description-nul", GOOD_STORAGE, ["'description'", "U+0000"], {"description": "a\x00b"}),
     destination("description-too-long", GOOD_STORAGE, ["'description'", "at most 2000"], {"description": "d" * 3000}),
     Case("destination-name-twice-in-file", ("destinations", "apply", "-f", "{file}"), ("'name'", "twice"),
-         _dump(GOOD_STORAGE) + "---\n" + _dump(GOOD_STORAGE)),
+         dump_yaml(GOOD_STORAGE) + "---\n" + dump_yaml(GOOD_STORAGE)),
     Case("destination-duplicate-yaml-key", ("destinations", "apply", "-f", "{file}"), ("duplicate key 'url'",),
-         _dump(GOOD_WEBHOOK) + "url: https://other.example.org/in\n"),
+         dump_yaml(GOOD_WEBHOOK) + "url: https://other.example.org/in\n"),
 ]
 
 TEMPLATE_CASES = [
@@ -463,7 +463,7 @@ TEMPLATE_CASES = [
     template("pattern-character-class", ["'defaults.options.action_categories'"],
              {"defaults.options": {"action_categories": {"phi_read": ["[x]"]}}}),
     Case("template-name-twice-in-file", ("templates", "apply", "-f", "{file}"), ("'name'", "twice"),
-         _dump(GOOD_TEMPLATE) + "---\n" + _dump(GOOD_TEMPLATE)),
+         dump_yaml(GOOD_TEMPLATE) + "---\n" + dump_yaml(GOOD_TEMPLATE)),
     Case("template-alias-bomb", ("templates", "apply", "-f", "{file}"), ("more than 20000 values",), ALIAS_BOMB),
 ]
 

@@ -27,7 +27,6 @@ from compliance_reports.db.schema import (
     report_templates,
     schedule_requests,
 )
-from compliance_reports_tests.conftest import PG_URL_BASE, _pg_admin, require_postgres
 from compliance_reports_tests.config.cases import (
     ALL_CASES,
     BASE_DESTINATIONS,
@@ -36,8 +35,9 @@ from compliance_reports_tests.config.cases import (
     REQUEST_CASES,
     SENSOR_ROWS,
     Case,
-    _dump,
+    dump_yaml,
 )
+from compliance_reports_tests.conftest import PG_URL_BASE, _pg_admin, require_postgres
 
 CHECKPOINT_KEY = "bad-input-suite-checkpoint-key"
 WRITTEN = (report_configs, destinations, report_templates, schedule_requests)
@@ -91,7 +91,7 @@ def database(request, tmp_path_factory):
                 (["db", "upgrade"], None),
                 (["destinations", "apply", "-f"], BASE_DESTINATIONS),
                 (["templates", "apply", "-f"], BASE_TEMPLATES),
-                (["reports", "apply", "-f"], _dump(BASE_REPORT)),
+                (["reports", "apply", "-f"], dump_yaml(BASE_REPORT)),
             ):
                 if text is not None:
                     path = folder / f"base-{argv[0]}.yaml"
