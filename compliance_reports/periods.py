@@ -44,8 +44,10 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 
 UTC = _dt_timezone.utc
 _MIDNIGHT = time(0, 0)
-_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_KEY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+_KEY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Period keys the date arithmetic handles (the period after 9999-12-01 would not exist).
+KEY_YEARS = (1900, 2999)
 
 
 # --------------------------------------------------------------------------- validation
@@ -92,7 +94,7 @@ class ScheduleSpec:
 
     def __post_init__(self) -> None:
         _check_frequency(self.frequency)
-        if not isinstance(self.time, str) or not _TIME_RE.match(self.time):
+        if not isinstance(self.time, str) or not _TIME_RE.fullmatch(self.time):
             raise ValueError(f"time must be 'HH:MM' (24-hour, 00:00-23:59), got {self.time!r}")
         _zone(self.timezone)
         self._validate_day_of_week()
@@ -201,12 +203,16 @@ def _previous_start(start: date, frequency: str) -> date:
 def validate_period_key(key: str, frequency: str) -> date:
     """Parse a period key, refusing anything that is not the first day of a period."""
     _check_frequency(frequency)
-    if not isinstance(key, str) or not _KEY_RE.match(key):
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
         raise ValueError(f"{frequency} period key must be 'YYYY-MM-DD', got {key!r}")
     try:
         day = date.fromisoformat(key)
     except ValueError as exc:
         raise ValueError(f"{frequency} period key {key!r} is not a valid date") from exc
+    if not KEY_YEARS[0] <= day.year <= KEY_YEARS[1]:
+        raise ValueError(
+            f"{frequency} period key {key!r} is outside the years {KEY_YEARS[0]} to {KEY_YEARS[1]}"
+        )
     if period_start_for(day, frequency) != day:
         reason = {
             "weekly": f"is a {WEEKDAYS[day.weekday()].title()}; weekly periods start on Monday",

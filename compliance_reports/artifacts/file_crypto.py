@@ -50,7 +50,9 @@ HEADER_BYTES = len(MAGIC) + KEY_ID_BYTES + NONCE_BYTES
 SUFFIX = ".enc"
 STREAM_THRESHOLD = 64 * 1024 * 1024
 _CHUNK = 1024 * 1024
-_HEX_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEX_RE = re.compile(r"[0-9a-fA-F]{64}")
+_B64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
 class EncryptionKeyError(ValueError):
@@ -62,22 +64,41 @@ class DecryptionError(ValueError):
 
 
 def parse_key(value: str, variable: str = "the key") -> bytes:
-    """32 key bytes from 64 hex characters or base64; errors name `variable`, not the value."""
+    """32 key bytes from 64 hex characters or base64; errors name `variable`, not the value.
+
+    Decoded strictly: base64 (standard or URL-safe alphabet, padding optional) must consist of
+    alphabet characters only and re-encode to itself, and must give exactly 32 bytes. A lenient
+    decoder would skip the characters it does not know, so `"!!!!" + 43*"A" + "$$$"` would become
+    an all-zero key.
+    """
     text = value.strip()
-    if _HEX_RE.match(text):
+    if _HEX_RE.fullmatch(text):
         return bytes.fromhex(text)
-    for decoder in (base64.b64decode, base64.urlsafe_b64decode):
-        try:
-            raw = decoder(text + "=" * (-len(text) % 4))
-        except (binascii.Error, ValueError):
-            continue
-        if len(raw) == 32 and text:
-            return raw
+    raw = _strict_base64(text)
+    if raw is not None and len(raw) == 32:
+        return raw
     raise EncryptionKeyError(
         f"environment variable {variable} must hold a 32-byte AES-256 key written as 64 "
         f"hexadecimal characters or as base64 of 32 bytes (it holds {len(text)} characters "
         "that are neither); generate one with `openssl rand -hex 32`"
     )
+
+
+def _strict_base64(text: str) -> bytes | None:
+    for alphabet, encode, decode in (
+        (_B64_RE, base64.b64encode, base64.b64decode),
+        (_B64URL_RE, base64.urlsafe_b64encode, base64.urlsafe_b64decode),
+    ):
+        if not alphabet.fullmatch(text):
+            continue
+        padded = text + "=" * (-len(text) % 4)
+        try:
+            raw = decode(padded.encode("ascii"))
+        except (binascii.Error, ValueError):
+            continue
+        if encode(raw).decode("ascii") == padded:  # canonical: no stray bits
+            return raw
+    return None
 
 
 def key_id_for(key: bytes) -> str:

@@ -93,7 +93,12 @@ def load_manifest_key(
         if required:
             raise ManifestKeyError(f"environment variable {variable} (the manifest signing key) is not set")
         return None
-    key = value.encode("utf-8")
+    try:
+        key = value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ManifestKeyError(
+            f"environment variable {variable} is not valid UTF-8 (at character {exc.start})"
+        ) from None
     if len(key) < MIN_KEY_BYTES:
         raise ManifestKeyError(
             f"environment variable {variable} holds a manifest signing key shorter than "

@@ -29,6 +29,7 @@ translation ``*`` -> ``%``, ``?`` -> ``_``, and a literal ``%``, ``_`` or ``\\``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
@@ -108,14 +109,31 @@ def ascii_lower(value: str) -> str:
     return value.translate(_ASCII_LOWER)
 
 
+MAX_PATTERN_LENGTH = 255  # audit_log.action is VARCHAR(255): a longer pattern matches nothing
+MAX_WILDCARDS = 16
+_PATTERN_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def validate_pattern(pattern: str) -> str:
+    """A pattern both matchers understand: non-empty, `*` and `?` the only wildcards."""
     if not isinstance(pattern, str) or not pattern:
         raise ValueError(f"action pattern must be a non-empty string, got {pattern!r}")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ValueError(
+            f"action pattern is {len(pattern)} characters long; at most {MAX_PATTERN_LENGTH}"
+        )
     if "[" in pattern or "]" in pattern:
         raise ValueError(
             f"action pattern {pattern!r} uses a character class ('[...]'), which is not supported; "
             "use '*' and '?' only"
         )
+    if (bad := _PATTERN_FORBIDDEN.search(pattern)) is not None:
+        raise ValueError(
+            f"action pattern {pattern!r} holds U+{ord(bad.group()):04X}, a control character "
+            "or a lone surrogate"
+        )
+    if pattern.count("*") + pattern.count("?") > MAX_WILDCARDS:
+        raise ValueError(f"action pattern {pattern!r} has more than {MAX_WILDCARDS} wildcards")
     return pattern
 
 

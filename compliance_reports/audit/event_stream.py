@@ -40,8 +40,8 @@ Redaction (``export.redact_identifiers``)
 principal_id and target_resource_id are replaced by ``anon:<16 hex>``: the first 16 hex digits
 of HMAC-SHA256(key, value) with the checkpoint signing key (COMPLIANCE_CHECKPOINT_KEY), so the
 same value always gets the same pseudonym and nobody without the key can reverse it by trying
-candidate ids; without a key the prefix of SHA-256(value) is used, which is stable but can be
-reversed by guessing. ``details`` is dropped (null) because it may hold any identifier
+candidate ids. There is no unkeyed fallback: without the key redaction is refused (at apply, and
+by ``Redactor`` at run time). ``details`` is dropped (null) because it may hold any identifier
 (patient ids, IP addresses, data-subject ids) that cannot be pseudonymised reliably. The digest
 is computed over the records as exported (redacted when redaction is on), so a recipient can
 recompute it from the file. The report builders show the same pseudonyms for principal,
@@ -116,16 +116,23 @@ def canonical_details(details: Any) -> str | None:
     return _DETAILS_ENCODER.encode(details)
 
 
+class RedactionKeyError(ValueError):
+    """Redaction was asked for without a key; an unkeyed hash of an id can be reversed."""
+
+
 class Redactor:
     """Stable keyed pseudonyms for identifiers in exported rows (see module docstring)."""
 
+    method = "HMAC-SHA256 (keyed)"
+
     def __init__(self, key: bytes | None) -> None:
+        if not key:
+            raise RedactionKeyError(
+                "export.redact_identifiers needs the checkpoint key (COMPLIANCE_CHECKPOINT_KEY): "
+                "pseudonyms are HMAC-SHA256 of the identifier with that key"
+            )
         self.key = key
         self._cache: dict[str, str] = {}
-
-    @property
-    def method(self) -> str:
-        return "HMAC-SHA256 (keyed)" if self.key else "SHA-256 prefix (unkeyed)"
 
     def pseudonym(self, value: object) -> str | None:
         if value is None:
@@ -134,11 +141,7 @@ class Redactor:
             value = str(value)
         cached = self._cache.get(value)
         if cached is None:
-            data = value.encode("utf-8")
-            if self.key:
-                digest = hmac.new(self.key, data, hashlib.sha256).hexdigest()
-            else:
-                digest = hashlib.sha256(data).hexdigest()
+            digest = hmac.new(self.key, value.encode("utf-8"), hashlib.sha256).hexdigest()
             cached = "anon:" + digest[:16]
             if len(self._cache) < 100_000:
                 self._cache[value] = cached

@@ -41,7 +41,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select
 
@@ -69,10 +69,25 @@ BREAK_KINDS = {
 }
 
 
-def load_key(environ: dict[str, str] | None = None) -> bytes | None:
-    """The checkpoint signing key from COMPLIANCE_CHECKPOINT_KEY (None when unset or empty)."""
-    value = (os.environ if environ is None else environ).get(KEY_ENV)
-    return value.encode("utf-8") if value else None
+class KeyFormatError(ValueError):
+    """The key variable is set but cannot be used (not valid UTF-8)."""
+
+
+def load_key(environ: Mapping[str, str] | None = None, variable: str = KEY_ENV) -> bytes | None:
+    """The checkpoint signing key: the UTF-8 bytes of the variable (None when unset or empty).
+
+    Decoded strictly: a value that is not valid UTF-8 (the environment can hold any bytes) is an
+    error, never a key made of replacement characters.
+    """
+    value = (os.environ if environ is None else environ).get(variable)
+    if not value:
+        return None
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise KeyFormatError(
+            f"environment variable {variable} is not valid UTF-8 (at character {exc.start})"
+        ) from None
 
 
 def key_id(key: bytes) -> str:
@@ -521,6 +536,6 @@ def organization_has_rows(audit_engine: Engine, organization_id: str) -> bool:
 
 __all__ = [
     "BROKEN", "INCOMPLETE", "NO_DATA", "VERIFIED", "KEY_ENV", "Break", "Checkpoint",
-    "IntegrityResult", "chain_seed", "commit_checkpoint", "evaluate", "key_id",
+    "IntegrityResult", "KeyFormatError", "chain_seed", "commit_checkpoint", "evaluate", "key_id",
     "latest_checkpoint", "load_key", "organization_has_rows", "run_pass", "verify_window",
 ]

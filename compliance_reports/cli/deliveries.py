@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from compliance_reports.cli.output import DELIVERY_ID, REPORT_ID
 from compliance_reports.delivery import ledger
 
 LIST_COLUMNS = [
@@ -70,7 +71,7 @@ def deliveries() -> None:
 
 @deliveries.command("list")
 @click.option("--status", type=click.Choice(ledger.STATUSES), default=None, help="only rows in this status")
-@click.option("--report", "report_id", default=None, help="only this report id")
+@click.option("--report", "report_id", default=None, type=REPORT_ID, help="only this report id")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def deliveries_list(status: str | None, report_id: str | None, as_json: bool) -> None:
     """List deliveries (oldest first)."""
@@ -82,7 +83,7 @@ def deliveries_list(status: str | None, report_id: str | None, as_json: bool) ->
 
 
 @deliveries.command("retry")
-@click.option("--id", "row_id", default=None, help="the delivery id (from `deliveries list`)")
+@click.option("--id", "row_id", default=None, type=DELIVERY_ID, help="the delivery id (from `deliveries list`)")
 @click.option("--include-dead", is_flag=True, help="without --id: dead rows too, not only failed ones")
 @click.option("--json", "as_json", is_flag=True)
 def deliveries_retry(row_id: str | None, include_dead: bool, as_json: bool) -> None:

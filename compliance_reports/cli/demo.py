@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from compliance_reports.cli.output import (
+    DAY,
     Context,
     emit_json,
     emit_table,
@@ -39,7 +40,7 @@ def demo() -> None:
 @click.option("--seed", "seed_value", default=42, show_default=True, type=int)
 @click.option("--tamper", default=0, show_default=True, type=click.IntRange(0, None),
               help="Alter this many rows afterwards without fixing their hash.")
-@click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+@click.option("--end-date", type=DAY, default=None,
               help="Last UTC day to seed (default: today). Same options and end date, same rows.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -51,7 +52,7 @@ def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_
     migrate.upgrade("audit", ctx.audit_engine)
     options = seeding.SeedOptions(
         orgs=orgs, days=days, events_per_day=events_per_day, seed=seed_value, tamper=tamper,
-        end_date=end_date.date() if end_date else None,
+        end_date=end_date,
     )
     total = orgs * days * events_per_day
     with click.progressbar(length=total, label="Seeding audit_log", file=sys.stderr) as bar:

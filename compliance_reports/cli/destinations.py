@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from compliance_reports.cli.output import Context, emit_json, emit_table, fail, pass_ctx
+from compliance_reports.cli.output import FILE, Context, emit_json, emit_table, fail, pass_ctx
 from compliance_reports.config import store as config_store
 from compliance_reports.config.loader import ConfigError, parse_destinations, read_documents
 
@@ -15,7 +15,7 @@ def destinations() -> None:
 
 
 @destinations.command("apply")
-@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE)
 @pass_ctx
 def destinations_apply(ctx: Context, files) -> None:
     """Insert or update destinations from YAML files (one transaction per file)."""

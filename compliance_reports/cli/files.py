@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from compliance_reports.artifacts import file_crypto, manifest
+from compliance_reports.cli.output import ENV_NAME, PATH
 
 DEFAULT_ENCRYPTION_KEY_ENV = "COMPLIANCE_ENCRYPTION_KEY"
 
@@ -28,10 +29,10 @@ def _fail(message: str, status: int) -> None:
 
 
 @click.command("decrypt")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--key-env", default=DEFAULT_ENCRYPTION_KEY_ENV, show_default=True,
+@click.argument("file", type=PATH)
+@click.option("--key-env", default=DEFAULT_ENCRYPTION_KEY_ENV, show_default=True, type=ENV_NAME,
               help="Environment variable holding the 32-byte key (64 hex characters or base64).")
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output", "output", type=PATH, default=None,
               help="Where to write the plaintext (default: FILE without .enc).")
 @click.option("--name", "original_name", default=None,
               help="The file's original name, when the .enc file was renamed.")
@@ -58,8 +59,8 @@ def decrypt(file: Path, key_env: str, output: Path | None, original_name: str | 
 
 
 @click.command("verify-manifest")
-@click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--key-env", default=None,
+@click.argument("folder", type=PATH)
+@click.option("--key-env", default=None, type=ENV_NAME,
               help=f"Environment variable holding the signing key (default {manifest.DEFAULT_KEY_ENV}).")
 @click.option("--allow-unsigned", is_flag=True,
               help="Accept a check of the hashes only when no key is given or the manifest is unsigned "

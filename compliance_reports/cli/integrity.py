@@ -14,7 +14,12 @@ from datetime import datetime
 
 import click
 
-from compliance_reports.config.models import ORG_RE
+from compliance_reports.config.validation import (
+    DATE_MAX,
+    DATE_MIN,
+    check_organization_id,
+    check_timezone,
+)
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 EXIT_CODES = {"VERIFIED": 0, "BROKEN": 1, "INCOMPLETE": 1, "NO_DATA": 3}
@@ -26,7 +31,8 @@ def _bad(message: str) -> None:
 
 
 def parse_instant(value: str, timezone: str, option: str) -> datetime:
-    """YYYY-MM-DD (local midnight) or YYYY-MM-DDTHH:MM[:SS] read in ``timezone``."""
+    """YYYY-MM-DD (local midnight) or YYYY-MM-DDTHH:MM[:SS] read in ``timezone``, in the years
+    the date arithmetic handles (DATE_MIN to DATE_MAX)."""
     from compliance_reports.periods import resolve_local
 
     for fmt in DATE_FORMATS:
@@ -34,6 +40,8 @@ def parse_instant(value: str, timezone: str, option: str) -> datetime:
             parsed = datetime.strptime(value, fmt)
         except ValueError:
             continue
+        if not DATE_MIN <= parsed.date() <= DATE_MAX:
+            raise ValueError(f"{option} {value!r} is outside {DATE_MIN} to {DATE_MAX}")
         return resolve_local(parsed, timezone)
     raise ValueError(f"{option} {value!r} must be YYYY-MM-DD or YYYY-MM-DDTHH:MM")
 
@@ -62,10 +70,25 @@ def verify(organization_id: str, start: str, end: str, tz: str, as_json: bool,
 
     Exit status: 0 VERIFIED, 1 BROKEN or INCOMPLETE, 2 bad input or an organization without
     any audit row, 3 NO_DATA (no row in the range)."""
-    from compliance_reports.audit.integrity import load_key, organization_has_rows, verify_window
+    from compliance_reports.audit.integrity import (
+        KeyFormatError,
+        load_key,
+        organization_has_rows,
+        verify_window,
+    )
 
-    if not ORG_RE.match(organization_id):
-        _bad(f"--org {organization_id!r} may hold letters, digits, '.', '_', ':' and '-' only")
+    try:
+        check_organization_id(organization_id, "--org")
+    except ValueError as exc:
+        _bad(str(exc))
+    try:
+        check_timezone(tz)
+    except ValueError as exc:
+        _bad(f"--timezone: {exc}")
+    try:
+        key = load_key()
+    except KeyFormatError as exc:
+        _bad(str(exc))
     try:
         start_utc = parse_instant(start, tz, "--from")
         end_utc = parse_instant(end, tz, "--to")
@@ -84,7 +107,7 @@ def verify(organization_id: str, start: str, end: str, tz: str, as_json: bool,
                         else make_engine(settings.audit_db_url))
         known = organization_has_rows(audit_engine, organization_id)
         result = None if not known else verify_window(
-            audit_engine, app_engine, organization_id, start_utc, end_utc, key=load_key(),
+            audit_engine, app_engine, organization_id, start_utc, end_utc, key=key,
             write_checkpoint=not no_checkpoint, timezone_name=tz,
             max_silence_hours=max_silence_hours)
     except Exception as exc:  # noqa: BLE001 - report any operational failure, exit 1

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from compliance_reports.config import store as config_store
+from compliance_reports.config import validation
 from compliance_reports.db.engine import make_engine
 from compliance_reports.settings import PACKAGE_DIR, Settings, load_settings
 
@@ -82,6 +83,65 @@ def _cell(value: Any) -> str:
 def fail(message: str, status: int = 2) -> None:
     click.echo(message, err=True)
     sys.exit(status)
+
+
+class _Checked(click.ParamType):
+    """A command-line value checked by a configuration rule, so that nothing the models would
+    refuse reaches a query (a NUL byte or an over-long id fails in PostgreSQL, not here)."""
+
+    def __init__(self, name: str, check) -> None:
+        self.name = name
+        self._check = check
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return self._check(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+REPORT_ID = _Checked("report_id", lambda v: validation.check_slug(v, "report id"))
+ORGANIZATION_ID = _Checked("organization_id", lambda v: validation.check_organization_id(v, "--org"))
+ENV_NAME = _Checked("env_name", validation.check_env_name)
+ACTOR = _Checked("name", lambda v: validation.check_actor(v, "--as"))
+TIMEZONE = _Checked("timezone", validation.check_timezone)
+FILE = _Checked("file", lambda v: _no_nul(v, "file name"))
+PATH = _Checked("path", lambda v: Path(_no_nul(v, "path")))
+DELIVERY_ID = _Checked("delivery_id", lambda v: validation.check_hex_id(v, "delivery id"))
+DAY = _Checked("YYYY-MM-DD", lambda v: validation.check_date(v, "date"))
+
+
+def _no_nul(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{what} {value!r} holds a NUL byte")
+    return value
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """(exit status, one line) for an exception no command handled: 2 when the input was at
+    fault (a value the database refused, a date out of range), 1 when something else failed."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.DataError):
+        return 2, f"error: the database refused a value: {one_line(exc.orig).split(' LINE ')[0]}"
+    if isinstance(exc, sa_exc.IntegrityError):
+        return 2, f"error: the database refused the change: {one_line(exc.orig).split(' DETAIL')[0]}"
+    if isinstance(exc, sa_exc.DBAPIError):
+        return 1, f"error: database failure: {one_line(exc.orig).split(' LINE ')[0]}"
+    if isinstance(exc, sa_exc.StatementError):  # the driver refused a parameter (NUL, encoding)
+        return 2, f"error: the database refused a value: {one_line(exc.orig)}"
+    if isinstance(exc, OverflowError):
+        return 2, f"error: a date or number is out of range: {one_line(exc)}"
+    if isinstance(exc, (UnicodeError, ValueError)):
+        return 2, f"error: {one_line(exc)}"
+    return 1, f"error: {type(exc).__name__}: {one_line(exc)}"
 
 
 def get_report(ctx: Context, report_id: str):

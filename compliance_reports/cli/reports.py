@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import getpass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import click
 
-from compliance_reports.cli.output import Context, emit_json, emit_table, fail, get_report, pass_ctx
+from compliance_reports.cli.output import (
+    ACTOR,
+    FILE,
+    REPORT_ID,
+    Context,
+    emit_json,
+    emit_table,
+    fail,
+    get_report,
+    pass_ctx,
+)
 from compliance_reports.config import store as config_store
 from compliance_reports.config.loader import ConfigError, parse_reports, read_documents
+from compliance_reports.config.validation import DATE_MAX, DATE_MIN, check_actor
 
 
 def _actor() -> str:
+    """The login name, or 'unknown' when there is none usable (some containers)."""
     try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
+        name = getpass.getuser()
+        return check_actor(name)
+    except Exception:  # noqa: BLE001 - no login name, or one that is not a storable name
         return "unknown"
 
 
@@ -25,19 +38,28 @@ def reports() -> None:
 
 
 @reports.command("apply")
-@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE)
+@click.option("--as", "actor", type=ACTOR, default=None,
+              help="Record this name as created_by of new reports (default: the login name).")
 @pass_ctx
-def reports_apply(ctx: Context, files) -> None:
-    """Insert or update reports from YAML; an update must give the current version."""
+def reports_apply(ctx: Context, files, actor: str | None) -> None:
+    """Insert or update reports from YAML; an update must give the current version.
+
+    created_by is the applying user (or --as), never a field of the file: a created_by in a
+    document is ignored with a warning.
+    """
     for file in files:
+        warnings: list[str] = []
         try:
             docs = read_documents(file, "report")
-            parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine))
+            parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine), warnings)
             outcomes = config_store.apply_reports(
-                ctx.app_engine, parsed, [d.label for d in docs], _actor()
+                ctx.app_engine, parsed, [d.label for d in docs], actor or _actor()
             )
         except (ConfigError, config_store.ConflictError) as exc:
             fail(str(exc))
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
         for o in outcomes:
             click.echo(f"report {o.key}: {o.action} (version {o.version})")
 
@@ -56,7 +78,7 @@ def reports_list(ctx: Context, as_json: bool) -> None:
 
 
 @reports.command("show")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def reports_show(ctx: Context, report_id: str, as_json: bool) -> None:
@@ -71,7 +93,7 @@ def reports_show(ctx: Context, report_id: str, as_json: bool) -> None:
 
 
 @reports.command("enable")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @pass_ctx
 def reports_enable(ctx: Context, report_id: str) -> None:
     """Let the schedules request this report again."""
@@ -84,7 +106,7 @@ def reports_enable(ctx: Context, report_id: str) -> None:
 
 
 @reports.command("disable")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @pass_ctx
 def reports_disable(ctx: Context, report_id: str) -> None:
     """Stop requesting new runs; runs already queued still run (see unschedule)."""
@@ -96,7 +118,7 @@ def reports_disable(ctx: Context, report_id: str) -> None:
 
 
 @reports.command("unschedule")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @pass_ctx
 def reports_unschedule(ctx: Context, report_id: str) -> None:
     """Disable the report and cancel its queued runs (through the schedule-requests sensor)."""
@@ -108,7 +130,7 @@ def reports_unschedule(ctx: Context, report_id: str) -> None:
 
 
 @reports.command("run-now")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @click.option("--period", default=None, help="Period key; default: the latest ended when the request is applied.")
 @pass_ctx
 def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
@@ -133,7 +155,7 @@ def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
 
 
 @reports.command("delete")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
@@ -148,7 +170,7 @@ def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
 
 
 @reports.command("next-runs")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--after", type=click.DateTime(), default=None,
               help="Start from this UTC instant instead of now (YYYY-MM-DDTHH:MM:SS).")
@@ -156,13 +178,17 @@ def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
 @pass_ctx
 def reports_next_runs(ctx: Context, report_id: str, count: int, after, as_json: bool) -> None:
     """The next slots of a report, in its timezone and UTC, with the period each covers."""
-    from datetime import timezone as tz
-
     from compliance_reports.periods import describe_slots
 
     report = get_report(ctx, report_id)
-    start = after.replace(tzinfo=tz.utc) if after else datetime.now(tz.utc)
-    rows = describe_slots(report.schedule.to_spec(), start, count)
+    if after is not None and not DATE_MIN <= after.date() <= DATE_MAX:
+        fail(f"--after {after.date()} is outside {DATE_MIN} to {DATE_MAX}")
+    start = after.replace(tzinfo=timezone.utc) if after else datetime.now(timezone.utc)
+    try:
+        rows = describe_slots(report.schedule.to_spec(), start, count)
+    except OverflowError:
+        fail(f"--after: the next {count} slots after {start.date()} run past the last date "
+             "this tool handles")
     if as_json:
         emit_json(rows)
         return

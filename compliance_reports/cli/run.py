@@ -8,6 +8,7 @@ from datetime import datetime
 import click
 
 from compliance_reports.cli.output import (
+    REPORT_ID,
     Context,
     emit_json,
     emit_table,
@@ -19,7 +20,7 @@ from compliance_reports.cli.output import (
 
 
 @click.command("run")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @click.option("--period", default=None, help="Period key (its local start date); default: the latest ended.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -50,7 +51,7 @@ def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) 
 
 
 @click.command("history")
-@click.argument("report_id")
+@click.argument("report_id", type=REPORT_ID)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from compliance_reports.cli.output import Context, emit_json, emit_table, fail, pass_ctx
+from compliance_reports.cli.output import FILE, Context, emit_json, emit_table, fail, pass_ctx
 from compliance_reports.config import store as config_store
 from compliance_reports.config.loader import ConfigError, parse_templates, read_documents
 
@@ -15,7 +15,7 @@ def templates() -> None:
 
 
 @templates.command("apply")
-@click.option("-f", "--file", "files", multiple=True, required=True, type=click.Path())
+@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE)
 @pass_ctx
 def templates_apply(ctx: Context, files) -> None:
     for file in files:

@@ -1,25 +1,60 @@
 """Validated configuration: reports, destinations and templates (DESIGN section 3).
 
 YAML files, the CLI and the database all go through these models, so a configuration that is
-stored is one that validated. Secrets are never fields: a destination names the environment
-variable that holds each secret.
+stored is one that validated, and one that validated can run: the checks behind the fields
+(config/validation.py) cover what the run and the delivery will need. Secrets are never fields:
+a destination names the environment variable that holds each secret.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from typing import Annotated, Any, Literal, Union
-from urllib.parse import urlparse
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-ORG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+from compliance_reports.config.validation import (
+    MAX_CATEGORIES,
+    MAX_LIST,
+    MAX_RECIPIENTS,
+    MAX_REFERENCES,
+    ConfigDate,
+    CriterionValue,
+    EmailAddress,
+    EnvName,
+    Hhmm,
+    Name,
+    StrictBool,
+    StrictStr,
+    Text,
+    bounded_float,
+    bounded_int,
+    check_action_categories,
+    check_actor,
+    check_bucket,
+    check_date,
+    check_day_of_month,
+    check_env_mapping,
+    check_header_name,
+    check_host,
+    check_http_url,
+    check_key_template,
+    check_literal_headers,
+    check_organization_id,
+    check_query_name,
+    check_region,
+    check_slug,
+    check_subject_template,
+    check_timezone,
+    check_unique,
+)
 
 Frequency = Literal["daily", "weekly", "monthly", "quarterly"]
 ReportType = Literal[
@@ -30,6 +65,7 @@ ExportFormat = Literal["pdf", "csv", "json", "xml", "parquet"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 DataClassification = Literal["PUBLIC", "INTERNAL", "CONFIDENTIAL", "PHI"]
 EventStatus = Literal["attempt", "success", "failure"]
+RequestAction = Literal["schedule", "unschedule", "run_now"]
 
 REPORT_TYPES: tuple[str, ...] = ReportType.__args__  # type: ignore[attr-defined]
 FORMATS: tuple[str, ...] = ExportFormat.__args__  # type: ignore[attr-defined]
@@ -45,23 +81,6 @@ PLAINTEXT_SECRET_FIELDS = {
     "secret_access_key": "secret_access_key_env",
     "encryption_key": "encryption_key_env",
 }
-# Headers that carry credentials: their values must come from the environment.
-CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"}
-
-
-def _slug(value: str, what: str) -> str:
-    if not SLUG_RE.match(value):
-        raise ValueError(
-            f"{what} {value!r} must be a slug: lowercase letters, digits, '-' and '_' "
-            "(no spaces, no '|')"
-        )
-    return value
-
-
-def _env_name(value: str | None) -> str | None:
-    if value is not None and not ENV_NAME_RE.match(value):
-        raise ValueError(f"{value!r} is not an environment variable name")
-    return value
 
 
 class StrictModel(BaseModel):
@@ -84,22 +103,26 @@ class StrictModel(BaseModel):
 
 # ---------------------------------------------------------------- reports
 
+CriteriaList = Annotated[list[CriterionValue], Field(default_factory=list, max_length=MAX_LIST)]
+
 
 class Criteria(StrictModel):
     """Event filters. The report's own organization always applies and cannot be filtered."""
 
-    principal_ids: list[str] = Field(default_factory=list)
-    actions: list[str] = Field(default_factory=list)
-    data_classifications: list[DataClassification] = Field(default_factory=list)
-    statuses: list[EventStatus] = Field(default_factory=list)
-    resource_types: list[str] = Field(default_factory=list)
-    verified_only: bool = False
+    principal_ids: CriteriaList
+    actions: CriteriaList
+    data_classifications: list[DataClassification] = Field(default_factory=list, max_length=4)
+    statuses: list[EventStatus] = Field(default_factory=list, max_length=3)
+    resource_types: CriteriaList
+    verified_only: StrictBool = False
 
     @model_validator(mode="before")
     @classmethod
     def _no_organization_filter(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for key in data:
+                if not isinstance(key, str):
+                    continue
                 if "organization" in key.lower() or key.lower() in {"org", "org_id", "orgs"}:
                     raise ValueError(
                         f"criteria cannot filter on organization ('{key}'): every report is "
@@ -110,36 +133,18 @@ class Criteria(StrictModel):
 
 class Schedule(StrictModel):
     frequency: Frequency
-    time: str = "06:00"
-    timezone: str = "UTC"
+    time: Hhmm = "06:00"
+    timezone: StrictStr = "UTC"
     day_of_week: Weekday | None = None
-    day_of_month: int | Literal["last"] | None = None
-    start_date: date | None = None
-    end_date: date | None = None
-    max_catch_up: int = Field(default=3, ge=1, le=366)
-
-    @field_validator("time")
-    @classmethod
-    def _time(cls, value: str) -> str:
-        if not TIME_RE.match(value):
-            raise ValueError(f"time {value!r} must be HH:MM on a 24-hour clock (00:00 to 23:59)")
-        return value
+    day_of_month: Annotated[int | Literal["last"] | None, BeforeValidator(check_day_of_month)] = None
+    start_date: ConfigDate | None = None
+    end_date: ConfigDate | None = None
+    max_catch_up: int = bounded_int(1, 366, 3)
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA timezone {value!r} (e.g. Europe/Berlin)") from None
-        return value
-
-    @field_validator("day_of_month")
-    @classmethod
-    def _day_of_month(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and not 1 <= value <= 31:
-            raise ValueError(f"day_of_month {value} must be between 1 and 31, or 'last'")
-        return value
+        return check_timezone(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Schedule:
@@ -173,12 +178,11 @@ class Schedule(StrictModel):
 
 class ExportSettings(StrictModel):
     compression: Literal["none", "gzip", "zip"] = "none"
-    encrypt: bool = False
-    encryption_key_env: str | None = None
-    include_events: bool = True
-    redact_identifiers: bool = False
-
-    _env = field_validator("encryption_key_env")(classmethod(lambda cls, v: _env_name(v)))
+    encrypt: StrictBool = False
+    encryption_key_env: EnvName | None = None
+    include_events: StrictBool = True
+    # Needs COMPLIANCE_CHECKPOINT_KEY: the pseudonyms are keyed (checked where it is applied).
+    redact_identifiers: StrictBool = False
 
     @model_validator(mode="after")
     def _key_when_encrypting(self) -> ExportSettings:
@@ -190,132 +194,161 @@ class ExportSettings(StrictModel):
 class ReportOptions(StrictModel):
     """Thresholds and presentation knobs of the report content; defaults suit most tenants."""
 
-    top_n: int = Field(default=10, ge=1, le=1000)
-    after_hours_start: str = "20:00"
-    after_hours_end: str = "06:00"
-    weekend_is_after_hours: bool = True
-    failed_login_threshold: int = Field(default=5, ge=1)
-    denied_access_threshold: int = Field(default=5, ge=1)
-    bulk_access_threshold: int = Field(default=100, ge=1)
-    distinct_patients_threshold: int = Field(default=50, ge=1)
-    dsr_deadline_days: int = Field(default=30, ge=1)
-    breach_notification_hours: int = Field(default=72, ge=1)
-    pdf_event_limit: int = Field(default=200, ge=0)
+    top_n: int = bounded_int(1, 1000, 10)
+    after_hours_start: Hhmm = "20:00"
+    after_hours_end: Hhmm = "06:00"
+    weekend_is_after_hours: StrictBool = True
+    failed_login_threshold: int = bounded_int(1, 1_000_000, 5)
+    denied_access_threshold: int = bounded_int(1, 1_000_000, 5)
+    bulk_access_threshold: int = bounded_int(1, 100_000_000, 100)
+    distinct_patients_threshold: int = bounded_int(1, 100_000_000, 50)
+    dsr_deadline_days: int = bounded_int(1, 3660, 30)
+    breach_notification_hours: int = bounded_int(1, 8784, 72)
+    pdf_event_limit: int = bounded_int(0, 5000, 200)
     # A silence in the organization's audit log longer than this is a coverage finding.
-    max_silence_hours: int = Field(default=24, ge=1, le=8784)
-    action_categories: dict[str, list[str]] = Field(
+    max_silence_hours: int = bounded_int(1, 8784, 24)
+    action_categories: dict[StrictStr, list[StrictStr]] = Field(
         default_factory=dict,
-        description="category -> action patterns (fnmatch, e.g. 'fhir.*.read'); overrides the defaults",
+        max_length=MAX_CATEGORIES,
+        description="category -> action patterns ('*' and '?', e.g. 'fhir.*.read'); overrides the defaults",
     )
 
-    @field_validator("after_hours_start", "after_hours_end")
+    @field_validator("action_categories")
     @classmethod
-    def _hhmm(cls, value: str) -> str:
-        if not TIME_RE.match(value):
-            raise ValueError(f"{value!r} must be HH:MM on a 24-hour clock")
-        return value
+    def _categories(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return check_action_categories(value)
+
+
+ReferenceList = Annotated[list[StrictStr], Field(default_factory=list, max_length=MAX_REFERENCES)]
 
 
 class ReportConfig(StrictModel):
-    id: str
-    name: str = Field(min_length=1, max_length=255)
-    organization_id: str
+    id: StrictStr
+    name: Name
+    organization_id: StrictStr
     report_type: ReportType
     criteria: Criteria = Field(default_factory=Criteria)
     schedule: Schedule
-    formats: list[ExportFormat] = Field(default_factory=lambda: ["pdf", "csv"], min_length=1)
+    formats: list[ExportFormat] = Field(
+        default_factory=lambda: ["pdf", "csv"], min_length=1, max_length=5
+    )
     export: ExportSettings = Field(default_factory=ExportSettings)
     options: ReportOptions = Field(default_factory=ReportOptions)
-    destinations: list[str] = Field(default_factory=list)
-    notify_on_failure: list[str] = Field(default_factory=list)
-    enabled: bool = True
-    created_by: str | None = None
-    version: int | None = Field(default=None, ge=1)
+    destinations: ReferenceList
+    notify_on_failure: ReferenceList
+    enabled: StrictBool = True
+    # Set from the applying user (or `reports apply --as`), never from a file: the loader
+    # drops it from documents with a warning; the database column is the record.
+    created_by: StrictStr | None = None
+    version: int | None = bounded_int(1, 2**31 - 1, None)
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if len(value) > 128:
-            raise ValueError("id is longer than 128 characters")
-        return _slug(value, "id")
+        return check_slug(value, "id")
 
     @field_validator("organization_id")
     @classmethod
     def _org(cls, value: str) -> str:
-        if not ORG_RE.match(value):
-            raise ValueError(
-                f"organization_id {value!r} may hold letters, digits, '.', '_', ':' and '-' only"
-            )
-        return value
+        return check_organization_id(value)
+
+    @field_validator("created_by")
+    @classmethod
+    def _created_by(cls, value: str | None) -> str | None:
+        return None if value is None else check_actor(value)
 
     @field_validator("formats")
     @classmethod
     def _unique_formats(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("formats lists a format twice")
-        return value
+        return check_unique(value, "formats")
 
     @field_validator("destinations", "notify_on_failure")
     @classmethod
     def _destination_names(cls, value: list[str]) -> list[str]:
         for name in value:
-            _slug(name, "destination name")
-        return value
+            check_slug(name, "destination name")
+        return check_unique(value, "the list")
 
     @property
     def frequency(self) -> str:
         return self.schedule.frequency
 
     def stored(self) -> dict[str, Any]:
-        """The JSON stored in the database (version lives in its own column)."""
-        return self.model_dump(mode="json", exclude={"version"}, by_alias=True)
+        """The JSON stored in the database (version and created_by live in their own columns)."""
+        return self.model_dump(mode="json", exclude={"version", "created_by"}, by_alias=True)
+
+
+class ScheduleRequest(StrictModel):
+    """A row of `schedule_requests`, written by the CLI or by any other system."""
+
+    report_id: StrictStr
+    action: RequestAction
+    period: StrictStr | None = None
+    requested_by: StrictStr | None = None
+
+    @field_validator("report_id")
+    @classmethod
+    def _report_id(cls, value: str) -> str:
+        return check_slug(value, "report_id")
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_date(value, "period")
+        return value
+
+    @field_validator("requested_by")
+    @classmethod
+    def _requested_by(cls, value: str | None) -> str | None:
+        return None if value is None else check_actor(value, "requested_by")
 
 
 # ---------------------------------------------------------------- destinations
 
 
 class RetryPolicy(StrictModel):
-    max_attempts: int = Field(default=5, ge=1, le=50)
-    initial_delay_s: float = Field(default=2.0, gt=0)
-    multiplier: float = Field(default=2.0, ge=1)
-    max_delay_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = bounded_int(1, 50, 5)
+    initial_delay_s: float = bounded_float(0, 3600, 2.0)
+    multiplier: float = bounded_float(0, 10, 2.0, ge=1)
+    max_delay_s: float = bounded_float(0, 86400, 300.0)
 
 
 class _DestinationBase(StrictModel):
-    name: str
-    description: str | None = None
+    name: StrictStr
+    description: Text | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return _slug(value, "name")
+        return check_slug(value, "name")
 
 
 class EmailDestination(_DestinationBase):
     type: Literal["email"]
-    host: str = Field(min_length=1)
-    port: int = Field(default=587, ge=1, le=65535)
+    host: StrictStr
+    port: int = bounded_int(1, 65535, 587)
     security: Literal["starttls", "ssl", "none"] = "starttls"
-    username: str | None = None
-    password_env: str | None = None
-    from_address: str = Field(alias="from")
-    to: list[str] = Field(min_length=1)
-    cc: list[str] = Field(default_factory=list)
-    bcc: list[str] = Field(default_factory=list)
-    subject: str = "Compliance report {report_name} ({period})"
-    max_message_mb: float = Field(default=10.0, gt=0)
+    username: Name | None = None
+    password_env: EnvName | None = None
+    from_address: EmailAddress = Field(alias="from")
+    to: list[EmailAddress] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    cc: list[EmailAddress] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
+    bcc: list[EmailAddress] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
+    subject: StrictStr = "Compliance report {report_name} ({period})"
+    max_message_mb: float = bounded_float(0, 1024, 10.0)
     oversize: Literal["link", "fail"] = "link"
 
-    _env = field_validator("password_env")(classmethod(lambda cls, v: _env_name(v)))
-
-    @field_validator("from_address", "to", "cc", "bcc")
+    @field_validator("host")
     @classmethod
-    def _addresses(cls, value: str | list[str]) -> str | list[str]:
-        for address in [value] if isinstance(value, str) else value:
-            if not EMAIL_RE.match(address):
-                raise ValueError(f"{address!r} is not an email address")
-        return value
+    def _host(cls, value: str) -> str:
+        return check_host(value)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        return check_subject_template(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> EmailDestination:
@@ -326,88 +359,82 @@ class EmailDestination(_DestinationBase):
 
 class WebhookDestination(_DestinationBase):
     type: Literal["webhook"]
-    url: str
+    url: StrictStr
     method: Literal["POST", "PUT"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
-    headers_env: dict[str, str] = Field(
+    headers: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    headers_env: dict[StrictStr, StrictStr] = Field(
         default_factory=dict, description="header name -> environment variable holding its value"
     )
-    signing_secret_env: str | None = None
-    timeout_s: float = Field(default=10.0, gt=0, le=300)
-    inline_max_kb: int = Field(default=256, ge=0)
-    allow_private_network: bool = Field(
+    query_env: dict[StrictStr, StrictStr] = Field(
+        default_factory=dict,
+        description="query parameter -> environment variable holding its value (added at send time)",
+    )
+    signing_secret_env: EnvName | None = None
+    timeout_s: float = bounded_float(0, 300, 10.0)
+    inline_max_kb: int = bounded_int(0, 10240, 256)
+    allow_private_network: StrictBool = Field(
         default=False,
         description="allow a url resolving to a loopback, private, link-local or other internal address",
     )
 
-    _env = field_validator("signing_secret_env")(classmethod(lambda cls, v: _env_name(v)))
-
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"url {value!r} must be an http:// or https:// URL")
-        if parsed.username or parsed.password:
-            raise ValueError("url must not carry credentials; use headers_env")
-        return value
+        return check_http_url(value)
 
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if name.lower() in CREDENTIAL_HEADERS:
-                raise ValueError(
-                    f"header '{name}' carries a credential; set it through headers_env "
-                    f"({name}: ENV_VAR_NAME)"
-                )
-        return value
+        return dict(check_literal_headers(value))
 
     @field_validator("headers_env")
     @classmethod
     def _headers_env(cls, value: dict[str, str]) -> dict[str, str]:
-        for env in value.values():
-            _env_name(env)
-        return value
+        return dict(check_env_mapping(value, "header", check_header_name))
 
+    @field_validator("query_env")
+    @classmethod
+    def _query_env(cls, value: dict[str, str]) -> dict[str, str]:
+        return dict(check_env_mapping(value, "query parameter", check_query_name))
 
-KEY_PLACEHOLDERS = {"organization_id", "report_id", "period", "format", "filename", "run_id"}
+    @model_validator(mode="after")
+    def _no_header_twice(self) -> WebhookDestination:
+        both = {h.lower() for h in self.headers} & {h.lower() for h in self.headers_env}
+        if both:
+            raise ValueError(f"header(s) {sorted(both)} are given in both headers and headers_env")
+        return self
 
 
 class StorageDestination(_DestinationBase):
     type: Literal["storage"]
     provider: Literal["local", "s3"] = "local"
     base_path: str = ""
-    bucket: str | None = None
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key_id_env: str | None = None
-    secret_access_key_env: str | None = None
-    key_template: str = "{organization_id}/{report_id}/{period}/{filename}"
-    retention_days: int | None = Field(default=None, ge=1)
-    allow_private_network: bool = Field(
+    bucket: StrictStr | None = None
+    endpoint_url: StrictStr | None = None
+    region: StrictStr | None = None
+    access_key_id_env: EnvName | None = None
+    secret_access_key_env: EnvName | None = None
+    key_template: StrictStr = "{organization_id}/{report_id}/{period}/{filename}"
+    retention_days: int | None = bounded_int(1, 36600, None)
+    allow_private_network: StrictBool = Field(
         default=False,
         description="allow an endpoint_url resolving to a loopback, private, link-local or other internal address",
     )
 
-    @field_validator("access_key_id_env", "secret_access_key_env")
-    @classmethod
-    def _envs(cls, value: str | None) -> str | None:
-        return _env_name(value)
-
     @field_validator("key_template")
     @classmethod
     def _template(cls, value: str) -> str:
-        names = set(re.findall(r"{([^{}]*)}", value))
-        unknown = names - KEY_PLACEHOLDERS
-        if unknown:
-            raise ValueError(
-                f"key_template uses unknown placeholder(s) {sorted(unknown)}; "
-                f"allowed: {sorted(KEY_PLACEHOLDERS)}"
-            )
-        if value.startswith("/") or ".." in value.split("/"):
-            raise ValueError("key_template must be relative and must not contain '..'")
-        return value
+        return check_key_template(value)
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        return None if value is None else check_bucket(value)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else check_region(value)
 
     @field_validator("base_path")
     @classmethod
@@ -425,9 +452,7 @@ class StorageDestination(_DestinationBase):
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None and urlparse(value).scheme not in ("http", "https"):
-            raise ValueError(f"endpoint_url {value!r} must be an http:// or https:// URL")
-        return value
+        return None if value is None else check_http_url(value, "endpoint_url")
 
     @model_validator(mode="after")
     def _provider_fields(self) -> StorageDestination:
@@ -458,20 +483,20 @@ def parse_destination(data: dict[str, Any]) -> EmailDestination | WebhookDestina
 
 # ---------------------------------------------------------------- templates
 
-TEMPLATE_FIELDS = set(ReportConfig.model_fields) - {"id", "version", "organization_id"}
+TEMPLATE_FIELDS = set(ReportConfig.model_fields) - {"id", "version", "organization_id", "created_by"}
 
 
 class ReportTemplate(StrictModel):
     """Defaults for new report configurations; a report names it with `template:`."""
 
-    name: str
-    description: str | None = None
-    defaults: dict[str, Any]
+    name: StrictStr
+    description: Text | None = None
+    defaults: dict[StrictStr, Any]
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return _slug(value, "name")
+        return check_slug(value, "name")
 
     @field_validator("defaults")
     @classmethod
@@ -483,14 +508,3 @@ class ReportTemplate(StrictModel):
                 f"allowed: {sorted(TEMPLATE_FIELDS)}"
             )
         return value
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Override wins; nested mappings merge, lists are replaced whole."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

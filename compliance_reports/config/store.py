@@ -6,27 +6,30 @@ database (unknown destination, stale version), nothing of the file is written.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from compliance_reports.config.loader import ConfigError
 from compliance_reports.config.models import (
     ReportConfig,
     ReportTemplate,
+    ScheduleRequest,
     parse_destination,
 )
+from compliance_reports.config.validation import check_actor
 from compliance_reports.db.schema import (
     destinations,
     report_configs,
     report_templates,
     schedule_requests,
 )
-
-REQUEST_ACTIONS = ("schedule", "unschedule", "run_now")
 
 
 class NotFoundError(LookupError):
@@ -208,7 +211,38 @@ def _report_from_row(row: Any) -> ReportConfig:
     data = dict(row.config)
     data["enabled"] = row.enabled
     data["version"] = row.version
+    data["created_by"] = row.created_by  # the column is the record, not the document
     return ReportConfig.model_validate(data)
+
+
+def _without_created_by(config: dict[str, Any]) -> dict[str, Any]:
+    """Rows written before created_by left the document still carry it there."""
+    return {k: v for k, v in config.items() if k != "created_by"}
+
+
+def redaction_problems(
+    reports: list[ReportConfig], labels: list[str], environ: Mapping[str, str]
+) -> list[str]:
+    """Pseudonyms are keyed with the checkpoint key: without a usable key, redaction is refused
+    (an unkeyed hash of an identifier can be reversed by trying candidate ids)."""
+    from compliance_reports.audit.integrity import KEY_ENV, KeyFormatError, load_key
+
+    wanting = [(r, label) for r, label in zip(reports, labels) if r.export.redact_identifiers]
+    if not wanting:
+        return []
+    try:
+        key = load_key(environ)
+        reason = None if key else f"{KEY_ENV} is not set"
+    except KeyFormatError as exc:
+        reason = str(exc)
+    if reason is None:
+        return []
+    return [
+        f"{label + ': ' if label else ''}report {r.id!r} field 'export.redact_identifiers': "
+        f"pseudonyms are keyed with {KEY_ENV}, but {reason}; set it where reports are applied "
+        "and run"
+        for r, label in wanting
+    ]
 
 
 def apply_reports(
@@ -216,15 +250,24 @@ def apply_reports(
     reports: list[ReportConfig],
     labels: list[str] | None = None,
     actor: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[ApplyOutcome]:
     """Insert new reports; update existing ones only from their current version.
 
     `labels` (one per report, e.g. "file document 2") prefix every problem. A document
-    identical to what is stored is left alone, so re-applying a file is harmless.
+    identical to what is stored is left alone, so re-applying a file is harmless. `actor`
+    becomes created_by of new reports (a file never sets it); `environ` (default os.environ)
+    is where redacting reports find their key.
     """
-    outcomes, problems = [], []
+    outcomes = []
     now = utcnow()
     labels = labels or [""] * len(reports)
+    if actor is not None:
+        try:
+            check_actor(actor)
+        except ValueError as exc:
+            raise ConfigError([f"applying user: {exc}"]) from None
+    problems = redaction_problems(reports, labels, os.environ if environ is None else environ)
     with engine.begin() as conn:
         named = {n for r in reports for n in (*r.destinations, *r.notify_on_failure)}
         # FOR SHARE (PostgreSQL): a concurrent `destinations delete` waits until this commits.
@@ -244,8 +287,6 @@ def apply_reports(
             raise ConfigError(problems)
         for report, label in zip(reports, labels):
             prefix = f"{label}: " if label else ""
-            if report.created_by is None and actor:
-                report = report.model_copy(update={"created_by": actor})
             stored = report.stored()
             row = conn.execute(
                 select(report_configs).where(report_configs.c.id == report.id)
@@ -256,12 +297,12 @@ def apply_reports(
                         id=report.id, organization_id=report.organization_id, name=report.name,
                         report_type=report.report_type, frequency=report.frequency,
                         enabled=report.enabled, config=stored, version=1,
-                        created_by=report.created_by, created_at=now, updated_at=now,
+                        created_by=actor, created_at=now, updated_at=now,
                     )
                 )
                 outcomes.append(ApplyOutcome(report.id, "created", 1))
                 continue
-            current = dict(row.config)
+            current = _without_created_by(dict(row.config))
             if current == stored and row.enabled == report.enabled:
                 outcomes.append(ApplyOutcome(report.id, "unchanged", row.version))
                 continue
@@ -366,11 +407,21 @@ def delete_report(engine: Engine, report_id: str, actor: str | None = None) -> N
 # ---------------------------------------------------------------- schedule requests
 
 
+def check_request(report_id: str, action: str, period: str | None, actor: str | None) -> None:
+    """Validate a schedule request by the model the sensor applies (ValueError naming the field)."""
+    try:
+        ScheduleRequest(report_id=report_id, action=action, period=period, requested_by=actor)
+    except ValidationError as exc:
+        raise ValueError("; ".join(
+            f"schedule request field '{'.'.join(map(str, e['loc']))}': "
+            f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )) from None
+
+
 def _insert_request(
     conn: Connection, report_id: str, action: str, period: str | None, actor: str | None
 ) -> int:
-    if action not in REQUEST_ACTIONS:
-        raise ValueError(f"action must be one of {REQUEST_ACTIONS}, not {action!r}")
+    check_request(report_id, action, period, actor)
     result = conn.execute(
         insert(schedule_requests).values(
             report_id=report_id, action=action, period=period, requested_by=actor,
@@ -385,6 +436,7 @@ def request(
     actor: str | None = None,
 ) -> int:
     """Queue a schedule request for the schedule-requests sensor; returns its id."""
+    check_request(report_id, action, period, actor)
     with engine.begin() as conn:
         exists = conn.execute(
             select(report_configs.c.id).where(report_configs.c.id == report_id)

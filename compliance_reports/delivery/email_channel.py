@@ -25,7 +25,6 @@ import html
 import smtplib
 import socket
 import ssl
-import string
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -33,6 +32,7 @@ from email.utils import format_datetime
 from typing import Mapping
 
 from compliance_reports.artifacts.publication import Publication
+from compliance_reports.config.validation import SUBJECT_PLACEHOLDERS, render_template
 from compliance_reports.delivery.errors import (
     ConfigurationError,
     DeliveryError,
@@ -43,7 +43,6 @@ from compliance_reports.delivery.errors import (
 # RFC 5322 allows 998-character lines; folding at 78 makes Python's folder start some
 # subjects on a continuation line (a leading space shown by clients).
 SMTP_POLICY = SMTP.clone(max_line_length=998)
-SUBJECT_PLACEHOLDERS = ("report_name", "report_id", "period", "organization_id")
 DEFAULT_TIMEOUT_S = 60.0
 # Per-attachment MIME headers and boundaries, for the pre-build estimate.
 _PART_OVERHEAD = 512
@@ -65,27 +64,12 @@ def email_recipients(destination) -> list[str]:
 
 
 def render_placeholders(template: str, fields: Mapping[str, object], allowed, what: str) -> str:
-    """Fill `{name}` placeholders from `allowed` only (no attribute or index access)."""
-    out = []
+    """Fill `{name}` placeholders from `allowed` only, by the rules checked at apply
+    (config/validation.render_template: no attribute or index access, bounded widths)."""
     try:
-        parsed = list(string.Formatter().parse(template))
+        return render_template(template, fields, allowed, what)
     except ValueError as exc:
-        raise ConfigurationError(f"{what} {template!r} is malformed: {exc}") from None
-    for literal, name, spec, _conversion in parsed:
-        out.append(literal)
-        if name is None:
-            continue
-        if name not in allowed:
-            raise ConfigurationError(
-                f"{what} uses unknown placeholder {{{name}}}; allowed: "
-                + ", ".join("{" + a + "}" for a in allowed)
-            )
-        value = "" if fields.get(name) is None else str(fields[name])
-        try:
-            out.append(format(value, spec) if spec else value)
-        except ValueError as exc:
-            raise ConfigurationError(f"{what}: bad format for {{{name}}}: {exc}") from None
-    return "".join(out)
+        raise ConfigurationError(str(exc)) from None
 
 
 def render_subject(template: str, publication: Publication) -> str:

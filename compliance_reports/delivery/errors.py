@@ -89,6 +89,7 @@ def secret_values(destination) -> list[str]:
         if name:
             names.append(name)
     names.extend((getattr(destination, "headers_env", None) or {}).values())
+    names.extend((getattr(destination, "query_env", None) or {}).values())
     values = []
     for name in names:
         value = os.environ.get(name)

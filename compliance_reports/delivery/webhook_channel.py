@@ -19,7 +19,9 @@ Headers (on every attempt):
         is the secret's UTF-8 bytes, except a secret of the Standard Webhooks form
         `whsec_<base64>`, whose key is the base64-decoded part (so standard verifiers work).
     plus the configured `headers`, and `headers_env` values read from the environment at send
-    time. Protocol headers above cannot be overridden by configuration.
+    time. Protocol headers above cannot be overridden by configuration (apply refuses them).
+Query parameters named in `query_env` are added to the URL at send time from the environment;
+a credential-looking parameter written into `url` is refused at apply.
 
 Outcome: 2xx sent; 408, 425, 429, 5xx, connection errors and timeouts retryable (Retry-After
 honoured); redirects (never followed) and every other status not retryable.
@@ -146,6 +148,14 @@ def request_headers(destination, msg_id: str, timestamp: int, body: bytes) -> di
     return headers
 
 
+def request_params(destination) -> dict[str, str]:
+    """Query parameters whose values are secrets, read from the environment at send time."""
+    return {
+        name: read_env_secret(env, f"query parameter {name} of destination {destination.name}")
+        for name, env in (getattr(destination, "query_env", None) or {}).items()
+    }
+
+
 def _snippet(response: requests.Response) -> str:
     """The kept part of the body: read at most 8 KiB, redact credentials, keep 200 characters."""
     try:
@@ -171,9 +181,10 @@ def post_json(
     body = encode_body(payload)
     timestamp = int(now.timestamp())
     headers = request_headers(destination, msg_id, timestamp, body)
+    params = request_params(destination)
     http = session or http_session(getattr(destination, "allow_private_network", False))
     try:
-        response = _request(http, destination, body, headers)
+        response = _request(http, destination, body, headers, params)
         status = response.status_code
         retry_after_header = response.headers.get("Retry-After")
         snippet = _snippet(response)
@@ -191,10 +202,11 @@ def post_json(
     raise DeliveryError(detail, retryable=retryable, retry_after_s=retry_after, status_code=status)
 
 
-def _request(http, destination, body: bytes, headers: dict[str, str]) -> requests.Response:
+def _request(http, destination, body: bytes, headers: dict[str, str],
+             params: dict[str, str]) -> requests.Response:
     try:
         return http.request(
-            destination.method, destination.url, data=body, headers=headers,
+            destination.method, destination.url, params=params, data=body, headers=headers,
             timeout=destination.timeout_s, allow_redirects=False, stream=True,
         )
     except BlockedAddressError as exc:

@@ -23,7 +23,7 @@ FORMAT_MEDIA_TYPES = {
 ENCRYPTED_MEDIA_TYPE = "application/octet-stream"
 
 # A name segment that is safe as a file name and a storage key part.
-_SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def base_name(header: dict[str, Any]) -> str:
     report_id = str(header.get("report_id") or "")
     period = str(header.get("period") or "")
     for label, value in (("report_id", report_id), ("period", period)):
-        if not _SAFE_NAME_RE.match(value) or ".." in value or len(value) > 128:
+        if not _SAFE_NAME_RE.fullmatch(value) or ".." in value or len(value) > 128:
             raise ValueError(
                 f"header.{label} {value!r} cannot be used in a file name "
                 "(letters, digits, '.', '_' and '-' only)"

@@ -80,7 +80,7 @@ from compliance_reports.exporters.events import event_count, iter_formatted_batc
 from compliance_reports.reports.document import HEADER_FIELDS
 
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
 _TEXT_ENTITIES = {"\r": "&#13;"}
 _EVENT_TYPES = {
     "integer": "integer", "number": "number", "boolean": "boolean", "timestamp": "timestamp",
@@ -101,7 +101,7 @@ def _attrs(attrs: list[tuple[str, Any]]) -> str:
 
 
 def _is_name(tag: str) -> bool:
-    return bool(_NAME_RE.match(tag)) and not tag.lower().startswith("xml")
+    return bool(_NAME_RE.fullmatch(tag)) and not tag.lower().startswith("xml")
 
 
 class _Writer:

@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 
 from sqlalchemy import Engine, text
 
+from compliance_reports.artifacts.file_crypto import EncryptionKeyError, parse_key
+from compliance_reports.audit.integrity import KeyFormatError, load_key
 from compliance_reports.config import store as config_store
 from compliance_reports.db import migrate
 from compliance_reports.settings import Settings
@@ -58,6 +60,8 @@ def _named_env(dest) -> list[tuple[str, str]]:
             names.append((field, value))
     for header, var in (getattr(dest, "headers_env", None) or {}).items():
         names.append((f"headers_env.{header}", var))
+    for parameter, var in (getattr(dest, "query_env", None) or {}).items():
+        names.append((f"query_env.{parameter}", var))
     return names
 
 
@@ -70,18 +74,38 @@ def check_environment(app: Engine) -> Iterator[Check]:
             else:
                 yield Check(FAIL, f"destination {dest.name}", f"{field} names {var}, which is not set",
                             f"export {var}=... in the environment of the code server and the run workers")
+    checkpoint_key_ok = _key_usable("COMPLIANCE_CHECKPOINT_KEY")
     for report in config_store.list_reports(app):
         var = report.export.encryption_key_env
         if report.export.encrypt and var and not os.environ.get(var):
             yield Check(FAIL, f"report {report.id}", f"export.encryption_key_env names {var}, which is not set",
                         f"export {var}=<64 hex characters> (e.g. `openssl rand -hex 32`)")
+        elif report.export.encrypt and var:
+            try:
+                parse_key(os.environ[var], var)
+            except EncryptionKeyError as exc:
+                yield Check(FAIL, f"report {report.id}", str(exc), f"export {var}=$(openssl rand -hex 32)")
+        if report.export.redact_identifiers and not checkpoint_key_ok:
+            yield Check(FAIL, f"report {report.id}",
+                        "export.redact_identifiers needs a usable COMPLIANCE_CHECKPOINT_KEY (the pseudonym key)",
+                        "export COMPLIANCE_CHECKPOINT_KEY=$(openssl rand -hex 32)")
     for var, role in (("COMPLIANCE_MANIFEST_KEY", "export manifests are not signed"),
                       ("COMPLIANCE_CHECKPOINT_KEY", "integrity checkpoints are not written")):
-        if os.environ.get(var):
+        if _key_usable(var):
             yield Check(OK, "signing keys", f"{var} is set")
+        elif os.environ.get(var):
+            yield Check(FAIL, "signing keys", f"{var} is not valid UTF-8 text",
+                        f"export {var}=$(openssl rand -hex 32)")
         else:
             yield Check(WARN, "signing keys", f"{var} is not set: {role}",
                         f"export {var}=$(openssl rand -hex 32)")
+
+
+def _key_usable(variable: str) -> bool:
+    try:
+        return load_key(variable=variable) is not None
+    except KeyFormatError:
+        return False
 
 
 def _tcp(host: str, port: int, timeout: float = 3.0) -> str | None:

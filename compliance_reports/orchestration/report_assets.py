@@ -20,6 +20,7 @@ from dagster import (
     asset,
 )
 
+from compliance_reports.audit.event_stream import Redactor
 from compliance_reports.config import store as config_store
 from compliance_reports.orchestration.audit_log_asset import audit_log
 from compliance_reports.orchestration.dagster_runs import REFUSED_TAG
@@ -109,6 +110,13 @@ def build_report_asset(frequency: str, retry_policy: RetryPolicy | None = RETRY_
         if missing:
             context.instance.add_run_tags(context.run_id, missing)
 
+        try:
+            checkpoint_key = artifact_store.checkpoint_key()
+            if report.export.redact_identifiers:
+                Redactor(checkpoint_key)  # refuses a missing key: bad input, not retried
+        except ValueError as exc:
+            raise Failure(f"report {report_id}: {exc}", allow_retries=False) from None
+
         with tempfile.TemporaryDirectory(prefix="report-") as scratch:
             stored = build_and_store(
                 audit_engine=compliance_db.audit_engine(),
@@ -119,7 +127,7 @@ def build_report_asset(frequency: str, retry_policy: RetryPolicy | None = RETRY_
                 run_id=context.run_id,
                 generated_at=now,
                 scratch=Path(scratch),
-                checkpoint_key=artifact_store.checkpoint_key(),
+                checkpoint_key=checkpoint_key,
             )
             integrity = stored.build.integrity
             outcomes = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -90,15 +89,15 @@ class ArtifactStoreResource(ConfigurableResource):
         )
 
     def checkpoint_key(self) -> bytes | None:
-        return _env_bytes(self.checkpoint_key_env)
+        from compliance_reports.audit.integrity import load_key
+
+        return load_key(variable=self.checkpoint_key_env)
 
     def manifest_key(self) -> bytes | None:
-        return _env_bytes(self.manifest_key_env)
+        from compliance_reports.audit.integrity import load_key
 
-
-def _env_bytes(name: str) -> bytes | None:
-    value = os.environ.get(name)
-    return value.encode("utf-8") if value else None
+        # Same strict reading (UTF-8 bytes of the value); the length rule is the manifest's.
+        return load_key(variable=self.manifest_key_env)
 
 
 def default_resources(

@@ -20,8 +20,10 @@ from dagster import (
     SensorResult,
     sensor,
 )
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from compliance_reports.config.models import ScheduleRequest
 from compliance_reports.config.store import set_enabled
 from compliance_reports.db.schema import report_configs, schedule_requests
 from compliance_reports.orchestration.dagster_runs import (
@@ -142,7 +144,23 @@ def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -
     return _sensor
 
 
+def request_problem(req) -> str | None:
+    """Why a row cannot be applied, by the model the CLI writes rows with (other systems
+    write them too, with anything in them)."""
+    try:
+        ScheduleRequest(report_id=req["report_id"], action=req["action"], period=req["period"],
+                        requested_by=req["requested_by"])
+    except ValidationError as exc:
+        return "; ".join(
+            f"field '{'.'.join(map(str, e['loc']))}': {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+    return None
+
+
 def _apply(req, report, instance, engine, registered, now) -> Applied:
+    if (problem := request_problem(req)) is not None:
+        return _failed(problem)
     action, report_id = req["action"], req["report_id"]
     if action not in ("unschedule", "schedule", "run_now"):
         return _failed(f"unknown action {action!r}")

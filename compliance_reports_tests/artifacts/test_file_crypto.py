@@ -110,6 +110,18 @@ def test_key_parsing():
     assert key == KEY and key_id == file_crypto.key_id_for(KEY) and len(key_id) == 16
 
 
+@pytest.mark.parametrize("lenient", [
+    "!!!!" + 43 * "A" + "$$$",                       # a lenient decoder skips ! and $: 32 zero bytes
+    " ".join(base64.b64encode(KEY).decode()),        # spaces between the characters
+    base64.b64encode(KEY).decode()[:-2] + "B=",      # stray bits in the last character
+    base64.b64encode(KEY).decode() + "AAAA",         # 35 bytes
+    "+" + base64.b64encode(KEY).decode()[1:-2] + "_=",  # both alphabets at once
+])
+def test_base64_keys_are_decoded_strictly(lenient):
+    with pytest.raises(EncryptionKeyError, match="REPORT_KEY"):
+        file_crypto.parse_key(lenient, "REPORT_KEY")
+
+
 def test_cli_decrypt(plain_file, monkeypatch):
     enc = file_crypto.encrypt_file(plain_file, KEY)
     plain_file.unlink()

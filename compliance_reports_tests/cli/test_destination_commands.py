@@ -94,7 +94,7 @@ def test_apply_refuses_a_webhook_to_an_internal_address(cli, url):
 
 
 def test_apply_refuses_an_s3_endpoint_on_an_internal_address(cli):
-    text = "name: bucket\ntype: storage\nprovider: s3\nbucket: b\nendpoint_url: http://192.168.0.10:9000\n"
+    text = "name: bucket\ntype: storage\nprovider: s3\nbucket: evidence-b\nendpoint_url: http://192.168.0.10:9000\n"
     result = cli("destinations", "apply", "-f", cli.write("d.yaml", text), expect=2)
     assert "destination 'bucket' field 'endpoint_url'" in result.output and "private" in result.output
     cli("destinations", "apply", "-f", cli.write("ok.yaml", text + "allow_private_network: true\n"))

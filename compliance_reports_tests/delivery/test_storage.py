@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from pydantic import ValidationError
 from sqlalchemy import update
 
 from compliance_reports.config.models import EmailDestination, StorageDestination
@@ -154,8 +155,11 @@ def test_check_key_rejects(key):
         check_key(key)
 
 
-def test_template_that_merges_files_is_rejected(publication, deliver):
-    dest = local_dest("s", key_template="{report_id}/{period}/report")
+def test_template_that_merges_files_is_rejected(tmp_path, publication, deliver):
+    # Apply refuses a template without {filename}; one stored before that rule fails at send.
+    with pytest.raises(ValidationError, match="filename"):
+        local_dest("s", key_template="{report_id}/{period}/report")
+    dest = local_dest("s").model_copy(update={"key_template": "{report_id}/{period}/report"})
     (outcome,) = deliver(publication, [dest])
     assert outcome.status == "dead" and "same key" in outcome.error
 

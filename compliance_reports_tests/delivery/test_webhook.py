@@ -8,6 +8,7 @@ import hmac
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from compliance_reports.config.models import WebhookDestination
 from compliance_reports.delivery import ledger
@@ -157,8 +158,12 @@ def test_connection_refused_leaves_row_failed_for_the_sweep(publication, deliver
 def test_configured_headers_and_env_headers(http_factory, publication, deliver, monkeypatch):
     monkeypatch.setenv("CR_TEST_HOOK_TOKEN", "Bearer tok-123456")
     peer = http_factory()
-    dest = hook(peer.url, method="PUT", headers={"X-Tenant": "org-1", "webhook-id": "forged"},
+    dest = hook(peer.url, method="PUT", headers={"X-Tenant": "org-1"},
                 headers_env={"Authorization": "CR_TEST_HOOK_TOKEN"})
+    # Apply refuses a protocol header; one stored before that rule is still not sent.
+    with pytest.raises(ValidationError, match="webhook-id"):
+        hook(peer.url, headers={"webhook-id": "forged"})
+    dest = dest.model_copy(update={"headers": {"X-Tenant": "org-1", "webhook-id": "forged"}})
     (outcome,) = deliver(publication, [dest])
     (req,) = peer.requests
     assert req.method == "PUT"
@@ -172,3 +177,21 @@ def test_standard_webhooks_secret_format():
     body = b'{"a":1}'
     expected = base64.b64encode(hmac.new(key, b"msg_1.1700000000." + body, hashlib.sha256).digest()).decode()
     assert sign(secret, "msg_1", 1700000000, body) == "v1," + expected
+
+
+def test_query_secrets_come_from_the_environment_and_stay_out_of_the_ledger(
+    http_factory, publication, deliver, engine, monkeypatch
+):
+    monkeypatch.setenv("CR_TEST_HOOK_QUERY_TOKEN", "qtok-5ecret-value")
+    with pytest.raises(ValidationError, match="query_env"):
+        hook("http://127.0.0.1:1/hook?token=qtok-5ecret-value")
+    peer = http_factory(script=[(500, {}, b"upstream saw token=qtok-5ecret-value")])
+    dest = hook(peer.url + "?tenant=org-1", query_env={"token": "CR_TEST_HOOK_QUERY_TOKEN"},
+                retry=fast_retry(max_attempts=1).model_dump())
+    (outcome,) = deliver(publication, [dest], in_run_retries=False)
+    (req,) = peer.requests
+    assert req.path.endswith("/hook?tenant=org-1&token=qtok-5ecret-value")
+    (row,) = ledger.list_rows(engine)
+    stored = json.dumps(row, default=str)
+    assert "qtok-5ecret-value" not in stored and "[redacted]" in stored
+    assert outcome.status in {"failed", "dead"}

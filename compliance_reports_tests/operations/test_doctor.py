@@ -67,3 +67,22 @@ def test_daemon_without_heartbeat_fails(env, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["doctor"], catch_exceptions=False)
     assert result.exit_code == 1
     assert "no daemon has sent a heartbeat" in result.output
+
+
+def test_malformed_keys_fail_and_name_the_variable(env, monkeypatch):
+    from compliance_reports.config.models import ReportConfig
+
+    report = ReportConfig.model_validate({
+        "id": "r-keys", "name": "keys", "organization_id": "org-1", "report_type": "custom",
+        "schedule": {"frequency": "daily"}, "formats": ["csv"],
+        "export": {"encrypt": True, "encryption_key_env": "CR_DOCTOR_KEY", "redact_identifiers": True},
+    })
+    config_store.apply_reports(env, [report])
+    monkeypatch.setenv("CR_DOCTOR_KEY", "!!!!" + 43 * "A" + "$$$")
+    monkeypatch.setenv("COMPLIANCE_CHECKPOINT_KEY", "c\udcff")
+    result = _doctor()
+    assert result.exit_code == 1
+    failed = [line for line in result.output.splitlines() if line.startswith("FAIL")]
+    assert any("report r-keys" in line and "CR_DOCTOR_KEY" in line and "32-byte" in line for line in failed)
+    assert any("report r-keys" in line and "redact_identifiers" in line for line in failed)
+    assert any("COMPLIANCE_CHECKPOINT_KEY is not valid UTF-8" in line for line in failed)

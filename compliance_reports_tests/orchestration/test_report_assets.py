@@ -244,3 +244,17 @@ def test_no_data_window_warns_and_writes_no_checkpoint(one_day, sqlite_url, tmp_
             "daily_compliance_report")[0].metadata.items()}
         assert meta["integrity_verdict"] == "NO_DATA" and "integrity_checkpoint_id" not in meta
         assert "Coverage: **no_data**" in meta["summary"]
+
+
+def test_redaction_without_the_checkpoint_key_fails_once_without_retries(seeded, sqlite_url, monkeypatch):
+    redacting = _report("daily-redacted", "custom").model_copy(
+        update={"export": _report("x", "custom").export.model_copy(update={"redact_identifiers": True})})
+    config_store.apply_reports(seeded, [redacting], environ={"COMPLIANCE_CHECKPOINT_KEY": "key-at-apply"})
+    monkeypatch.delenv("COMPLIANCE_CHECKPOINT_KEY", raising=False)  # gone where the run happens
+    report = config_store.get_report(seeded, "daily-redacted")
+    with instance_for_test() as instance:
+        outcome = run_report_now(report, _yesterday_ny(), app_db_url=sqlite_url, instance=instance)
+        assert outcome["status"] == "FAILURE"
+        assert any("COMPLIANCE_CHECKPOINT_KEY" in m for m in outcome["messages"]), outcome["messages"]
+        assert not instance.all_logs(outcome["run_id"], of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+        assert instance.get_latest_materialization_event(AssetKey("daily_compliance_report")) is None

@@ -7,9 +7,10 @@ import hmac
 import json
 
 import pyarrow.parquet as pq
+import pytest
 from sqlalchemy import update
 
-from compliance_reports.audit.event_stream import digest_parquet
+from compliance_reports.audit.event_stream import RedactionKeyError, digest_parquet
 from compliance_reports.db.schema import audit_log
 from compliance_reports.reports.builder import build_report
 from compliance_reports_tests.reports.conftest import (
@@ -99,11 +100,11 @@ def test_redacted_export_uses_keyed_pseudonyms(engine, tmp_path):
         b"secret", b"Observation/o2", hashlib.sha256).hexdigest()[:16]
     assert {r["principal_id"] for r in rows(result.document, "events")} == {pseudonym}
     assert digest_parquet(path) == result.events_sha256
-    # without a key the pseudonym is an unkeyed SHA-256 prefix
-    unkeyed = build_report(engine, engine, report, "2026-03-10", run_id=None,
-                           generated_at=GENERATED_AT)
-    assert {r["principal_id"] for r in rows(unkeyed.document, "events")} == {
-        "anon:" + hashlib.sha256(b"usr-2").hexdigest()[:16]}
+    # without a key there is no pseudonym at all: an unkeyed hash of an id can be reversed
+    with pytest.raises(RedactionKeyError, match="COMPLIANCE_CHECKPOINT_KEY"):
+        build_report(engine, engine, report, "2026-03-10", run_id=None, generated_at=GENERATED_AT,
+                     events_path=tmp_path / "unkeyed.parquet")
+    assert not (tmp_path / "unkeyed.parquet").exists()
 
 
 def test_action_category_override_moves_actions(engine):
