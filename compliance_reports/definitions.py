@@ -16,6 +16,11 @@ from compliance_reports.orchestration.report_failure_alert_sensor import report_
 from compliance_reports.orchestration.report_schedules import build_report_schedule
 from compliance_reports.orchestration.resources import default_resources
 from compliance_reports.orchestration.schedule_requests_sensor import build_schedule_requests_sensor
+from compliance_reports.settings import apply_environment
+
+# The code server and every run worker import this module: they read the same environment
+# file as the CLI (signing keys, the demo's mail port), the process environment winning.
+apply_environment(default_dagster_home=False)
 
 report_schedules = [build_report_schedule(f, a) for f, a in report_assets.items()]
 schedule_requests_sensor = build_schedule_requests_sensor(report_assets)
