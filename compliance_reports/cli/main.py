@@ -19,6 +19,7 @@ from compliance_reports.cli.integrity import integrity
 from compliance_reports.cli.output import fail
 from compliance_reports.cli.reports import reports
 from compliance_reports.cli.run import history, run_report
+from compliance_reports.cli.status import status
 from compliance_reports.cli.templates import templates
 
 
@@ -40,7 +41,7 @@ def main() -> None:
 
 
 for command in (db, demo, destinations, templates, reports, run_report, history, doctor,
-                deliveries, integrity, env, *FILE_COMMANDS):
+                deliveries, integrity, env, status, *FILE_COMMANDS):
     main.add_command(command)
 
 if __name__ == "__main__":
