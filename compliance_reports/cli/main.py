@@ -16,6 +16,7 @@ from compliance_reports.cli.doctor import doctor
 from compliance_reports.cli.environment import env
 from compliance_reports.cli.files import FILE_COMMANDS
 from compliance_reports.cli.integrity import integrity
+from compliance_reports.cli.metrics import serve_metrics
 from compliance_reports.cli.output import fail
 from compliance_reports.cli.reports import reports
 from compliance_reports.cli.run import history, run_report
@@ -41,7 +42,7 @@ def main() -> None:
 
 
 for command in (db, demo, destinations, templates, reports, run_report, history, doctor,
-                deliveries, integrity, env, status, *FILE_COMMANDS):
+                deliveries, integrity, env, status, serve_metrics, *FILE_COMMANDS):
     main.add_command(command)
 
 if __name__ == "__main__":
