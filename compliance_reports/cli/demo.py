@@ -70,15 +70,19 @@ def demo_mail_catcher(ctx: Context) -> None:
 
 
 @demo.command("seed")
-@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--days", default=35, show_default=True, type=click.IntRange(1, 3660))
-@click.option("--events-per-day", default=2000, show_default=True, type=click.IntRange(1, 10_000_000))
-@click.option("--seed", "seed_value", default=42, show_default=True, type=int)
+@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="Number of demo organizations.")
+@click.option("--days", default=35, show_default=True, type=click.IntRange(1, 3660),
+              help="Days of traffic, ending on --end-date.")
+@click.option("--events-per-day", default=2000, show_default=True, type=click.IntRange(1, 10_000_000),
+              help="Audit events per organization and day.")
+@click.option("--seed", "seed_value", default=42, show_default=True, type=int,
+              help="Random seed: the same seed and options give the same rows.")
 @click.option("--tamper", default=0, show_default=True, type=click.IntRange(0, None),
               help="Alter this many rows afterwards without fixing their hash.")
 @click.option("--end-date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Last UTC day to seed (default: today). Same options and end date, same rows.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
 def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_date, as_json) -> None:
     """Insert deterministic healthcare-SaaS audit traffic into audit_log."""
@@ -125,10 +129,14 @@ def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_
 
 @demo.command("run")
 @click.option("--examples", "examples_dir", default="examples", show_default=True,
-              type=click.Path(exists=True, file_okay=False))
-@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 50))
-@click.option("--days", default=100, show_default=True, type=click.IntRange(1, 3660))
-@click.option("--events-per-day", default=600, show_default=True, type=click.IntRange(1, 1_000_000))
+              type=click.Path(exists=True, file_okay=False),
+              help="Folder holding templates.yaml, destinations.yaml and reports.yaml.")
+@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 50),
+              help="Number of demo organizations (when seeding an empty audit_log).")
+@click.option("--days", default=100, show_default=True, type=click.IntRange(1, 3660),
+              help="Days of traffic up to today (when seeding).")
+@click.option("--events-per-day", default=600, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Audit events per organization and day (when seeding).")
 @pass_ctx
 def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_day: int) -> None:
     """The quick-start pipeline on the embedded default: databases, data, configuration."""

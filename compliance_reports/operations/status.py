@@ -15,7 +15,6 @@ from typing import Any
 
 from dagster import (
     AssetRecordsFilter,
-    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     RunsFilter,
@@ -27,13 +26,14 @@ from compliance_reports.db.schema import deliveries
 from compliance_reports.orchestration.dagster_runs import (
     IN_FLIGHT,
     PERIOD_TAG,
+    PUBLISH_JOB,
     REFUSED_TAG,
     REPORT_TAG,
     report_asset_key,
+    run_error,
 )
 from compliance_reports.periods import describe_slots, period_window
 
-PUBLISH_JOB = "publish_report_job"
 # How many recent materializations per frequency are read to find each report's latest.
 MATERIALIZATION_WINDOW = 2000
 OUTCOMES = ("success", "failure", "running", "never")
@@ -60,18 +60,6 @@ class ReportStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def run_error(instance: DagsterInstance, run_id: str) -> str | None:
-    """The first failure message of a run (the step error, else the run failure), one line."""
-    types = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
-    for record in instance.all_logs(run_id, of_type=types):
-        event = record.dagster_event
-        error = getattr(event.event_specific_data, "error", None) if event else None
-        message = (error.message if error is not None and error.message else None) or record.message
-        if message:
-            return " ".join(message.split())
-    return None
 
 
 def _latest_materializations(instance: DagsterInstance, frequencies: set[str]) -> dict[str, Any]:
