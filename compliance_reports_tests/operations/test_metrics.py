@@ -195,3 +195,19 @@ def test_serve_metrics_command_serves_until_stopped(tmp_path):
         taken = subprocess.run([*cli, "serve-metrics", "--port", str(busy.getsockname()[1])], env=env, capture_output=True,
                                text=True, timeout=120)
     assert taken.returncode == 1 and "--port: cannot listen on 127.0.0.1" in taken.stderr
+
+
+def test_sample_alert_rules_use_metrics_the_exporter_exposes(served):
+    import re
+
+    import yaml
+
+    base, _, _ = served
+    exposed = {family.name for family in text_string_to_metric_families(_get(base + "/metrics")[1])}
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    rules = yaml.safe_load((deploy / "alert-rules.yml").read_text())["groups"][0]["rules"]
+    used = {name for rule in rules for name in re.findall(r"\b(compliance_[a-z_]+)", rule["expr"])}
+    assert used and used <= exposed, used - exposed
+    scrape = yaml.safe_load((deploy / "prometheus.yml").read_text())
+    assert scrape["rule_files"] == ["alert-rules.yml"]
+    assert scrape["scrape_configs"][0]["metrics_path"] == "/metrics"
