@@ -58,3 +58,41 @@ def test_demo_then_publish_sensor_launches_no_redundant_publish_run(demo_env):
             tick = sensor.evaluate_tick(context)
     assert tick.run_requests == []
     assert tick.cursor  # it moved past the demo's materializations
+
+
+def test_mail_catcher_command_serves_the_recorded_port_until_terminated(tmp_path):
+    import os
+    import smtplib
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "COMPLIANCE_DATA_DIR": str(data), "PYTHONPATH": str(EXAMPLES.parent)}
+    env.pop("COMPLIANCE_ENV_FILE", None)
+    env.pop("COMPLIANCE_DEMO_SMTP_PORT", None)
+    cli = [sys.executable, "-m", "compliance_reports.cli.main", "demo", "mail-catcher"]
+    idle = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert idle.returncode == 0 and "no mail catcher started" in idle.stdout
+
+    (data / "compliance.env").write_text(f"COMPLIANCE_DEMO_SMTP_PORT={port}\n")
+    process = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                    smtp.sendmail("a@example.org", ["officer@example.org"], "Subject: t\r\n\r\nbody")
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read().decode()
+                assert time.monotonic() < deadline, "the mail catcher did not start"
+                time.sleep(0.3)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0  # SIGTERM stops it cleanly (make dev's trap)
+    assert [p.name for p in (data / "outbox").iterdir()] == ["0001-officer@example.org.eml"]
