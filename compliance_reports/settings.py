@@ -59,10 +59,6 @@ class Settings:
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
 
-    @property
-    def dagster_home(self) -> Path:
-        return Path(os.environ.get("DAGSTER_HOME") or self.data_dir / "dagster_home")
-
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
