@@ -138,15 +138,6 @@ def read_env_file(environ=None) -> tuple[Path, dict[str, str]]:
     return path, parse_env_file(path.read_text(), str(path))
 
 
-def effective_environment(environ=None) -> dict[str, str]:
-    """The environment file overlaid by the process environment (the process wins)."""
-    env = dict(os.environ if environ is None else environ)
-    _, values = read_env_file(env)
-    merged = {**values, **env}
-    merged.setdefault("DAGSTER_HOME", str(data_dir_of(merged) / "dagster_home"))
-    return merged
-
-
 def apply_environment(default_dagster_home: bool = True) -> dict[str, str]:
     """Load the environment file into this process (existing variables are kept).
 
