@@ -23,15 +23,15 @@ def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
     from compliance_reports.operations import doctor as checks
 
     ensure_dagster_home(ctx.settings)
-    groups = [checks.check_databases(ctx.settings, ctx.app_engine, ctx.audit_engine)]
-    results = list(groups[0])
-    if all(r.status != checks.FAIL for r in results):
+    results = list(checks.check_databases(ctx.settings, ctx.app_engine, ctx.audit_engine))
+    databases_ok = all(r.status != checks.FAIL for r in results)
+    if databases_ok:
         results += list(checks.check_environment(ctx.app_engine))
         if network:
             results += list(checks.check_reachability(ctx.app_engine))
     if not no_daemon:
         results += list(checks.check_daemon())
-    if all(r.status != checks.FAIL for r in groups[0]):
+    if databases_ok:
         results += list(checks.check_recent_failures(ctx.app_engine))
     for result in results:
         click.echo(result.line())
