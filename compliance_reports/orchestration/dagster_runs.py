@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 PERIOD_TAG = "dagster/partition/period"
 REPORT_TAG = "dagster/partition/report"
@@ -92,8 +92,34 @@ def cancel_scheduled_runs_of(instance: DagsterInstance, report_ids: set[str]) ->
     return cancelled
 
 
+PUBLISH_JOB = "publish_report_job"
+
+
+def job_label(job_name: str, tags) -> str:
+    """What a run did, in words: "daily report", "publish", not `__ASSET_JOB`."""
+    if job_name == PUBLISH_JOB:
+        return "publish"
+    # Report runs carry the report partition, whatever Dagster named their job (`__ASSET_JOB`
+    # from the UI and schedules, `__ephemeral_asset_job__` from `run`).
+    if REPORT_TAG in tags or job_name.startswith("__ASSET_JOB") or job_name.endswith("_reports_job"):
+        return f"{tags.get('frequency', '')} report".strip()
+    return job_name
+
+
+def run_error(instance: DagsterInstance, run_id: str) -> str | None:
+    """The first failure message of a run (the step error, else the run failure), one line."""
+    types = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
+    for record in instance.all_logs(run_id, of_type=types):
+        event = record.dagster_event
+        error = getattr(event.event_specific_data, "error", None) if event else None
+        message = (error.message if error is not None and error.message else None) or record.message
+        if message:
+            return " ".join(message.split())
+    return None
+
+
 def report_history(instance: DagsterInstance, report_id: str, limit: int = 200) -> list[dict[str, Any]]:
-    """Runs of one report (report runs and publish runs), newest first."""
+    """Runs of one report (report runs and publish runs), newest first; failed ones with their error."""
     seen: dict[str, Any] = {}
     for tags in ({REPORT_TAG: report_id}, {"report_id": report_id}):
         for record in instance.get_run_records(RunsFilter(tags=tags), limit=limit):
@@ -105,7 +131,8 @@ def report_history(instance: DagsterInstance, report_id: str, limit: int = 200) 
         rows.append(
             {
                 "run_id": run.run_id,
-                "job": run.job_name,
+                "job": job_label(run.job_name, run.tags),
+                "dagster_job": run.job_name,
                 "status": run.status.value,
                 "period": run.tags.get(PERIOD_TAG) or run.tags.get("period"),
                 "trigger": run.tags.get("trigger")
@@ -114,6 +141,7 @@ def report_history(instance: DagsterInstance, report_id: str, limit: int = 200) 
                 "start": datetime.fromtimestamp(start).astimezone() if start else None,
                 "end": datetime.fromtimestamp(end).astimezone() if end else None,
                 "duration_s": round(end - start, 3) if start and end else None,
+                "error": run_error(instance, run.run_id) if run.status == DagsterRunStatus.FAILURE else None,
             }
         )
     return rows
