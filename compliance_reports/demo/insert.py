@@ -90,22 +90,24 @@ def _insert_sqlite(engine, rows, batch_size, total, progress) -> int:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(rows) -> str:
+def _copy_text(rows: list[tuple]) -> str:
     """Rows as PostgreSQL COPY text format: tab-separated, \\N for NULL, specials escaped."""
-    lines = []
-    for row in rows:
-        fields = ["\\N" if v is None else v if type(v) is str else str(v) for v in row]
-        line = "\t".join(fields)
-        # A field holding a tab, newline, CR or backslash shifts or breaks the line: escape
-        # per field only then (rare: only backslashes in details JSON; cheap to check per line).
-        if "\\" in line or "\n" in line or "\r" in line or line.count("\t") != len(fields) - 1:
-            line = "\t".join(
-                "\\N" if v is None else (v if type(v) is str else str(v)).translate(_COPY_ESCAPES)
-                for v in row
-            )
-        lines.append(line)
-    lines.append("")
-    return "\n".join(lines)
+    width = len(INSERT_COLUMNS)
+    text = "\n".join(
+        ["\t".join(["\\N" if v is None else v if type(v) is str else str(v) for v in row]) for row in rows]
+    ) + "\n"
+    # A field holding a tab, newline, CR or backslash would shift or break its line: checked
+    # once over the whole batch (the only backslashes are the NULL markers, unless details
+    # JSON holds escapes), escaped per field then.
+    nulls = sum(row.count(None) for row in rows)
+    if (text.count("\\") != nulls or "\r" in text or text.count("\n") != len(rows)
+            or text.count("\t") != len(rows) * (width - 1)):
+        text = "".join(
+            "\t".join("\\N" if v is None else (v if type(v) is str else str(v)).translate(_COPY_ESCAPES)
+                      for v in row) + "\n"
+            for row in rows
+        )
+    return text
 
 
 def _insert_postgresql(engine, rows, batch_size, total, progress) -> int:
