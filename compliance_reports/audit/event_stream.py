@@ -316,21 +316,24 @@ _LINE_KEYS = (  # EXPORT_COLUMNS sorted, as canonical_line spells them
 assert _LINE_KEYS == _SORTED_COLUMNS
 
 
-def canonical_line_array(columns: Mapping[str, Any]):
+def canonical_line_array(columns: Mapping[str, Any], encoded: Mapping[str, Any] | None = None):
     """``canonical_line`` of every record held column-wise (Arrow arrays by EXPORT_COLUMNS name,
     "timestamp" as the ``iso_micros`` text), as one string array; its concatenated bytes are
-    what ``events_sha256`` hashes."""
+    what ``events_sha256`` hashes. ``encoded`` may hold columns already JSON-encoded."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    ready = encoded or {}
     parts: list[Any] = []
     for key in _LINE_KEYS:
         values = columns[key]
-        if key == "id":
-            encoded = pc.fill_null(pc.cast(values, pa.string()), "null")
+        if key in ready:
+            value = ready[key]
+        elif key == "id":
+            value = pc.fill_null(pc.cast(values, pa.string()), "null")
         else:
-            encoded = json_string_array(values)
-        parts += [("{" if not parts else ",") + f'"{key}":', encoded]
+            value = json_string_array(values)
+        parts += [("{" if not parts else ",") + f'"{key}":', value]
     parts.append("}\n")
     return pc.binary_join_element_wise(*parts, "")
 
@@ -344,11 +347,14 @@ def _string_data(array) -> memoryview:
     return memoryview(data)[offsets[array.offset]:offsets[array.offset + len(array)]]
 
 
-def _canonical_details_array(values):
+def _canonical_details_arrays(values):
+    """(canonical details, the same JSON-encoded as a string for the canonical line)."""
     import pyarrow as pa
 
-    loads, encode = json.loads, _DETAILS_ENCODER.encode
-    return pa.array([None if v is None else encode(loads(v)) for v in values.to_pylist()], pa.string())
+    loads, encode, quote = json.loads, _DETAILS_ENCODER.encode, encode_basestring
+    canonical = [None if v is None else encode(loads(v)) for v in values.to_pylist()]
+    return (pa.array(canonical, pa.string()),
+            pa.array(["null" if v is None else quote(v) for v in canonical], pa.string()))
 
 
 def _pseudonym_array(values, redactor: Redactor):
@@ -360,18 +366,20 @@ def _pseudonym_array(values, redactor: Redactor):
     return pc.take(names, encoded.indices)
 
 
-def _export_columns(selected, redactor: Redactor | None) -> dict[str, Any]:
-    """The exported records of a window batch (``extract.WINDOW_COLUMNS``), column-wise."""
+def _export_columns(selected, redactor: Redactor | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The exported records of a window batch (``extract.WINDOW_COLUMNS``), column-wise, and
+    the columns already JSON-encoded for ``canonical_line_array``."""
     import pyarrow as pa
 
     columns = {name: selected.column(name) for name in EXPORT_COLUMNS}
+    encoded: dict[str, Any] = {}
     if redactor is not None:
         for name in REDACTED_COLUMNS:
             columns[name] = _pseudonym_array(columns[name], redactor)
         columns["details"] = pa.nulls(selected.num_rows, pa.string())
     else:
-        columns["details"] = _canonical_details_array(columns["details"])
-    return columns
+        columns["details"], encoded["details"] = _canonical_details_arrays(columns["details"])
+    return columns, encoded
 
 
 def _records_batch(columns: Mapping[str, Any]):
@@ -494,8 +502,8 @@ def stream_window(
             selected = batch.filter(keep)
             if selected.num_rows == 0:
                 continue
-            columns = _export_columns(selected, redactor)
-            digest.update(_string_data(canonical_line_array(columns)))
+            columns, encoded = _export_columns(selected, redactor)
+            digest.update(_string_data(canonical_line_array(columns, encoded)))
             outcome.event_count += selected.num_rows
             records = None
             if writer is not None:

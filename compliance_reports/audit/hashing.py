@@ -160,7 +160,9 @@ def verify_chain(
 # holds the audit_log columns by name, with "timestamp" as UTC text "YYYY-MM-DDTHH:MM:SS.ffffffZ"
 # (``event_stream.iso_micros``). Property tests compare both paths on random rows.
 
-_NEEDS_PYTHON = r"[\x00-\x1f]"  # control characters: \uXXXX escapes, done by encode_basestring
+# Characters JSON escapes: quotes, backslashes, control characters. Values holding one are
+# encoded by encode_basestring (C); all others only need the quotes around them.
+_ESCAPED = r'["\\\x00-\x1f]'
 
 
 def json_string_array(values, null_when_empty: bool = False):
@@ -171,9 +173,8 @@ def json_string_array(values, null_when_empty: bool = False):
     values = values.cast(pa.string()) if values.type != pa.string() else values
     if null_when_empty:
         values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-    escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
-    quoted = pc.binary_join_element_wise('"', escaped, '"', "")
-    special = pc.fill_null(pc.match_substring_regex(values, _NEEDS_PYTHON), False)
+    quoted = pc.binary_join_element_wise('"', values, '"', "")
+    special = pc.fill_null(pc.match_substring_regex(values, _ESCAPED), False)
     if pc.any(special).as_py():
         rare = values.filter(special).to_pylist()
         quoted = pc.replace_with_mask(quoted, special, pa.array([encode_basestring(v) for v in rare],
