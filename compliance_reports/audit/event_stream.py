@@ -352,7 +352,16 @@ def _canonical_details_arrays(values):
     import pyarrow as pa
 
     loads, encode, quote = json.loads, _DETAILS_ENCODER.encode, encode_basestring
-    canonical = [None if v is None else encode(loads(v)) for v in values.to_pylist()]
+
+    def canonical_text(text: str | None) -> str | None:
+        if text is None:
+            return None
+        value = loads(text)
+        # JSON null (what SQLAlchemy's JSON type stores for None) reads back as None, as
+        # through the driver: the record's details are null, not the string "null".
+        return None if value is None else encode(value)
+
+    canonical = [canonical_text(v) for v in values.to_pylist()]
     return (pa.array(canonical, pa.string()),
             pa.array(["null" if v is None else quote(v) for v in canonical], pa.string()))
 
