@@ -1,8 +1,9 @@
 """One streaming pass over a window's audit rows: event digest, Parquet export, hash chain.
 
-Nothing here holds the period in memory. Rows are read in (timestamp, id) order in batches
-(``yield_per``; on PostgreSQL a server-side cursor via ``stream_results``), and each batch is
-hashed, checked and, when asked, appended to a Parquet file before the next one is fetched.
+Nothing here holds the period in memory. Rows arrive in (timestamp, id) order as Arrow record
+batches (``extract.window_batches``: COPY into Arrow on PostgreSQL, cursor chunks elsewhere), and
+each batch is hashed, checked, digested and, when asked, appended to a Parquet file before the
+next one is read, with Arrow string kernels rather than a Python object per row.
 
 The pass reads EVERY row of the organization in the window (the hash chain needs them all);
 whether a row matches the report's criteria is decided by SQL (a ``CASE`` column computed from
@@ -47,10 +48,12 @@ is computed over the records as exported (redacted when redaction is on), so a r
 recompute it from the file. The report builders show the same pseudonyms for principal,
 resource and patient identifiers in the report document (``ReportContext.pseudo``).
 
-Performance: ``canonical_line`` spells the sorted record out instead of calling a generic JSON
-encoder (a hypothesis test checks it against ``canonical_line_reference``); rows are turned into
-plain dicts before hashing. The per-row cost that remains is the source-compatible row hash
-(``hashing.row_hash``), JSON parsing of ``details`` by the driver, and the digest itself.
+Performance: ``canonical_line_array`` builds every canonical line of a batch with Arrow
+string kernels (property tests check it against ``canonical_line``, which spells the sorted
+record out, and that against ``canonical_line_reference``); the digest reads the lines' bytes
+straight from the Arrow buffer. The per-row Python work left is the SHA-256 of each row hash
+(``hashing.row_hash_array``), re-serialising ``details`` to its canonical JSON, and encoding the
+rare values that hold quotes, backslashes or control characters.
 """
 
 from __future__ import annotations
@@ -66,12 +69,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, literal, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from compliance_reports.audit.extract import WINDOW_COLUMNS, window_batches
 from compliance_reports.audit.hashing import ChainReport, ChainWalk, json_string_array, row_hash_array
-from compliance_reports.db.schema import audit_log
 
 DEFAULT_BATCH_SIZE = 5000
 
@@ -92,8 +94,7 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "details",
 )
 REDACTED_COLUMNS = ("principal_id", "target_resource_id")
-# Columns the pass reads: the export plus the hashed fields (all already in the export).
-_PASS_COLUMNS = EXPORT_COLUMNS
+# The pass reads the export columns (the hashed fields are among them) and the criteria flag.
 assert WINDOW_COLUMNS == (*EXPORT_COLUMNS, "in_criteria"), "extract reads the exported columns"
 
 
@@ -431,32 +432,6 @@ class StreamOutcome:
     unverified_ids: list[Any] = field(default_factory=list)
     unverified_ids_complete: bool = True
     sample: list[dict[str, Any]] = field(default_factory=list)  # first N matching records
-
-
-def window_rows_statement(
-    organization_id: str,
-    start_utc: datetime,
-    end_utc: datetime,
-    criteria_condition: ColumnElement | None = None,
-):
-    """SELECT every row of the organization in [start, end) in chain order, with a
-    ``in_criteria`` column (1/0) computed by the database from the criteria."""
-    flag = (
-        literal(1)
-        if criteria_condition is None
-        else case((criteria_condition, literal(1)), else_=literal(0))
-    )
-    return (
-        select(*(audit_log.c[name] for name in _PASS_COLUMNS), flag.label("in_criteria"))
-        .where(
-            and_(
-                audit_log.c.organization_id == organization_id,
-                audit_log.c.timestamp >= start_utc,
-                audit_log.c.timestamp < end_utc,
-            )
-        )
-        .order_by(audit_log.c.timestamp, audit_log.c.id)
-    )
 
 
 def stream_window(
