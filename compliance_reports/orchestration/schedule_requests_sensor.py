@@ -21,6 +21,7 @@ from compliance_reports.db.schema import report_configs, schedule_requests
 from compliance_reports.orchestration.dagster_runs import (
     cancel_pending_runs,
     cancel_scheduled_runs_of,
+    in_flight_run,
     report_asset_key,
 )
 from compliance_reports.orchestration.report_partitions import (
@@ -133,6 +134,12 @@ def _apply(req, report, instance, engine, wanted, run_requests, now) -> tuple[di
         except ValueError as exc:
             return {"error": f"period: {exc}"}, "failed"
         wanted[report.frequency].add(report_id)
+        # Coalesced: no second run of a (report, period) while one is queued or running, nor two
+        # from requests handled in the same tick.
+        requested = {(r.tags["report_id"], r.tags["period"]): r.run_key for r in run_requests}
+        running = requested.get((report_id, period)) or in_flight_run(instance, report_id, period)
+        if running:
+            return {"requested_period": period, "coalesced_with": running}, "done"
         run_requests.append(
             RunRequest(
                 run_key=f"request:{req['id']}",
