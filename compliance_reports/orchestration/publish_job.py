@@ -99,7 +99,7 @@ def deliver_report(
     artifact_store: ArtifactStoreResource,
 ) -> None:
     with retry_transient(context):
-        outcomes = _deliver(context, published, compliance_db, artifact_store)
+        report, outcomes = _deliver(context, published, compliance_db, artifact_store)
     dead = [o for o in outcomes if o.status == "dead"]
     deferred = [o for o in outcomes if o.status in ("failed", "in_progress")]
     if deferred:
@@ -112,18 +112,19 @@ def deliver_report(
     if dead:
         summary = "; ".join(f"{o.destination}/{o.recipient}: {o.error}" for o in dead)
         context.log.error(f"{len(dead)} of {len(outcomes)} deliveries are dead: {summary}")
-        # The run must say it failed; the ledger already alerted each distinct failure.
+        # The run must say it failed. With notify_on_failure the ledger already alerted each
+        # distinct failure; without, the failure sensor's run alert goes to the fallback.
         raise Failure(f"{len(dead)} of {len(outcomes)} deliveries did not go through: {summary}",
-                      allow_retries=False, metadata=HANDLED_BY_LEDGER)
+                      allow_retries=False, metadata=HANDLED_BY_LEDGER if report.notify_on_failure else None)
 
 
-def _deliver(context, published: dict, compliance_db, artifact_store) -> list:
+def _deliver(context, published: dict, compliance_db, artifact_store) -> tuple:
     stored = PublishedSet.from_dict(published)
     report = compliance_db.load_report(stored.report_id)
     engine = compliance_db.app_engine()
     if not report.destinations:
         context.log.info(f"{report.id} has no destinations: nothing to deliver")
-        return []
+        return report, []
     destinations = [get_destination(engine, name) for name in report.destinations]
     alerts = [get_destination(engine, name) for name in report.notify_on_failure]
     with tempfile.TemporaryDirectory(prefix="deliver-") as scratch:
@@ -142,7 +143,7 @@ def _deliver(context, published: dict, compliance_db, artifact_store) -> list:
         for o in outcomes
     ]
     context.add_output_metadata({"deliveries": table, "delivery_count": len(table)})
-    return outcomes
+    return report, outcomes
 
 
 @job(

@@ -123,3 +123,27 @@ def test_late_scheduled_run_of_a_disabled_report_is_cancelled_but_not_a_backfill
         _evaluate(defs, instance)
         assert instance.get_run_by_id(late).status == DagsterRunStatus.CANCELED
         assert instance.get_run_by_id(backfill).status == DagsterRunStatus.QUEUED
+
+
+def test_run_now_is_coalesced_with_a_queued_run_and_within_a_tick(configured, sqlite_url):
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        first = config_store.request(configured, "r-monthly", "run_now", period="2026-10-01", actor="t")
+        twice = config_store.request(configured, "r-monthly", "run_now", period="2026-10-01", actor="t")
+        other = config_store.request(configured, "r-monthly", "run_now", period="2026-09-01", actor="t")
+        result = _evaluate(defs, instance)
+        assert sorted(r.run_key for r in result.run_requests) == [f"request:{first}", f"request:{other}"]
+        assert json.loads(_requests(configured)[twice]["result"]) == {
+            "requested_period": "2026-10-01", "coalesced_with": f"request:{first}"}
+
+        queued = add_queued_run(instance, "r-daily", "2026-11-27", "daily", trigger="schedule")
+        again = config_store.request(configured, "r-daily", "run_now", period="2026-11-27", actor="t")
+        result = _evaluate(defs, instance, cursor=str(other))
+        assert not result.run_requests
+        row = _requests(configured)[again]
+        assert row["status"] == "done" and json.loads(row["result"])["coalesced_with"] == queued
+
+        instance.report_run_canceled(instance.get_run_by_id(queued))
+        after = config_store.request(configured, "r-daily", "run_now", period="2026-11-27", actor="t")
+        result = _evaluate(defs, instance, cursor=str(again))
+        assert [r.run_key for r in result.run_requests] == [f"request:{after}"]
