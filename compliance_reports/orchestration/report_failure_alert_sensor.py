@@ -66,13 +66,21 @@ def step_failures(instance, run_id: str) -> list:
     return [e for e in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE) if e.is_dagster_event]
 
 
+def _root_message(error) -> str | None:
+    """The user code's own error, not Dagster's wrapper around it ("Error occurred while ...")."""
+    while error is not None and error.cause is not None and (
+        error.cls_name.startswith("Dagster") or "RetryRequested" in error.cls_name
+    ):
+        error = error.cause
+    return error.message.strip() if error is not None and error.message else None
+
+
 def failure_summary(events, fallback_message: str | None) -> str:
     lines = []
     for entry in events:
         event = entry.dagster_event
         error = getattr(event.event_specific_data, "error", None)
-        text = error.message.strip() if error is not None and error.message else event.message
-        lines.append(f"{event.step_key}: {text}")
+        lines.append(f"{event.step_key}: {_root_message(error) or event.message}")
     if not lines:
         lines.append(fallback_message or "the run failed")
     return "\n".join(lines)[:2000]

@@ -79,6 +79,7 @@ class Pipeline:
     instance: Any
     publish_cursor: str | None = None
     alert_cursor: str | None = None
+    requests_cursor: str | None = None
     runs: list[Any] = field(default_factory=list)
 
     # ------------------------------------------------------------ report runs
@@ -108,6 +109,18 @@ class Pipeline:
             tags={"report_id": report_id, "organization_id": ORG, "frequency": "daily",
                   "period": period, "trigger": trigger},
         ))
+
+    def tick_requests(self):
+        """Evaluate the schedule-requests sensor (unschedule, schedule, run_now rows)."""
+        sensor = self.defs.get_repository_def().get_sensor_def("schedule_requests_sensor")
+        with build_sensor_context(instance=self.instance, instance_ref=self.instance.get_ref(),
+                                  definitions=self.defs, cursor=self.requests_cursor,
+                                  resources=self.defs.resources) as context:
+            tick = sensor.evaluate_tick(context)
+        self.requests_cursor = tick.cursor
+        for request in tick.dynamic_partitions_requests:  # what the daemon applies after the tick
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        return tick
 
     # ------------------------------------------------------------ publish, alerts, sweep
 
