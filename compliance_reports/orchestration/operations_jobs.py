@@ -32,6 +32,28 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def publication_loader(engine, store, scratch: Path):
+    """`load_publication(report_id, period, artifact_sha256)` for the sweep: the STORED files of
+    the run a ledger row was delivered from, fetched once per publication into `scratch`."""
+    cache: dict = {}
+
+    def load_publication(report_id: str, period: str, artifact_sha256: str):
+        key = (report_id, period, artifact_sha256)
+        if key not in cache:
+            row = next(
+                r for r in ledger.list_rows(engine, report_id=report_id)
+                if r["period"] == period and r["artifact_sha256"] == artifact_sha256
+            )
+            report = config_store.get_report(engine, report_id)
+            # artifact_location is the stored manifest: .../<org>/<report>/<period>/<run>/manifest.json
+            report_run_id = Path(row["artifact_location"]).parent.name
+            published = load_published_set(store, report, period, report_run_id, scratch / str(len(cache)))
+            cache[key] = fetch_publication(store, published, report, scratch / f"{len(cache)}-files")
+        return cache[key]
+
+    return load_publication
+
+
 @op(description="Send recorded failure alerts; re-deliver due failed deliveries from the stored files.")
 def retry_due_deliveries(
     context: OpExecutionContext, compliance_db: ComplianceDatabase, artifact_store: ArtifactStoreResource
@@ -44,21 +66,7 @@ def retry_due_deliveries(
     for outcome in alerts:
         context.log.info(f"alert {outcome.row_id} to {outcome.destination} {outcome.recipient}: {outcome.status}")
     with tempfile.TemporaryDirectory(prefix="redeliver-") as scratch:
-        cache: dict = {}
-
-        def load_publication(report_id: str, period: str, artifact_sha256: str):
-            key = (report_id, period, artifact_sha256)
-            if key not in cache:
-                row = next(
-                    r for r in ledger.list_rows(engine, report_id=report_id)
-                    if r["period"] == period and r["artifact_sha256"] == artifact_sha256
-                )
-                report = config_store.get_report(engine, report_id)
-                # artifact_location is the stored manifest: .../<org>/<report>/<period>/<run>/manifest.json
-                report_run_id = Path(row["artifact_location"]).parent.name
-                published = load_published_set(store, report, period, report_run_id, Path(scratch) / str(len(cache)))
-                cache[key] = fetch_publication(store, published, report, Path(scratch) / f"{len(cache)}-files")
-            return cache[key]
+        load_publication = publication_loader(engine, store, Path(scratch))
 
         def load_alert_destinations(report_id: str):
             report = config_store.get_report(engine, report_id)

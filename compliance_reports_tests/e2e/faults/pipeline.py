@@ -11,11 +11,13 @@ execute the `delivery_retry_job` run it requested, run the retry sweep. Nothing 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Iterator
 
 from dagster import DagsterEventType, materialize
@@ -28,7 +30,10 @@ from compliance_reports.db import migrate
 from compliance_reports.db.engine import make_engine
 from compliance_reports.delivery import alert_fallback, ledger
 from compliance_reports.demo.seed import SeedOptions, seed_audit_log
+from compliance_reports.delivery.dispatcher import retry_due
+from compliance_reports.orchestration.operations_jobs import publication_loader
 from compliance_reports.orchestration.report_assets import report_assets
+from compliance_reports.orchestration.resources import ArtifactStoreResource
 from compliance_reports.settings import load_settings
 from compliance_reports_tests.orchestration.helpers import location_for_tests
 
@@ -150,6 +155,18 @@ class Pipeline:
 
     def sweep(self):
         return self.defs.get_job_def("delivery_retry_job").execute_in_process(instance=self.instance)
+
+    def sweep_at(self, when: datetime) -> list:
+        """The sweep as it runs at a later instant `when` (what delivery_retry_job does then)."""
+        engine = self.engine
+        with tempfile.TemporaryDirectory(prefix="sweep-") as scratch:
+            return retry_due(
+                engine, publication_loader(engine, ArtifactStoreResource().store(), Path(scratch)),
+                lambda name: config_store.get_destination(engine, name), now_fn=lambda: when,
+                sleep_fn=lambda s: None,
+                load_alert_destinations=lambda rid: [config_store.get_destination(engine, n) for n in
+                                                     config_store.get_report(engine, rid).notify_on_failure],
+            )
 
     # ------------------------------------------------------------ what happened
 
