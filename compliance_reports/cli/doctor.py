@@ -21,6 +21,7 @@ def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
     results = list(groups[0])
     if all(r.status != checks.FAIL for r in results):
         results += list(checks.check_environment(ctx.app_engine))
+        results += list(checks.check_alert_fallback(ctx.settings, ctx.app_engine))
         if network:
             results += list(checks.check_reachability(ctx.app_engine))
     if not no_daemon:

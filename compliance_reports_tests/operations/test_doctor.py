@@ -66,3 +66,15 @@ def test_daemon_without_heartbeat_fails(env, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["doctor"], catch_exceptions=False)
     assert result.exit_code == 1
     assert "no daemon has sent a heartbeat" in result.output
+
+
+def test_alert_fallback_must_name_a_destination_that_carries_alerts(env, monkeypatch, tmp_path):
+    result = _doctor()
+    assert f"alerts no channel can carry are written to {tmp_path / 'alerts.log'}" in result.output
+    monkeypatch.setenv("COMPLIANCE_ALERT_FALLBACK", "pager")
+    result = _doctor()
+    assert result.exit_code == 1
+    assert "COMPLIANCE_ALERT_FALLBACK names pager, which does not exist" in result.output
+    config_store.apply_destinations(env, [parse_destination(
+        {"name": "pager", "type": "storage", "provider": "local", "base_path": str(tmp_path / "p")})])
+    assert "a storage destination that cannot carry alerts" in _doctor().output
