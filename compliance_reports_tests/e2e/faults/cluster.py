@@ -68,14 +68,7 @@ class Cluster:
 
     def restart_after(self, seconds: float) -> threading.Thread:
         """Start the server again `seconds` from now, in the background."""
-
-        def later() -> None:
-            time.sleep(seconds)
-            self.start()
-
-        thread = threading.Thread(target=later, daemon=True)
-        thread.start()
-        return thread
+        return restart_when(lambda: True, self.start, delay_s=seconds)
 
     def create_database(self) -> str:
         import psycopg2
@@ -91,3 +84,22 @@ class Cluster:
     def destroy(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def restart_when(condition, start, *, delay_s: float = 0.0, timeout_s: float = 120.0) -> threading.Thread:
+    """In the background: once `condition()` holds (polled), wait `delay_s`, then `start()`.
+
+    Tying the end of an outage to what the code under test did (e.g. "a step asked for a
+    retry") instead of to a clock keeps the test meaningful on a slow, shared machine.
+    """
+
+    def wait_then_start() -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(delay_s)
+        start()
+
+    thread = threading.Thread(target=wait_then_start, daemon=True)
+    thread.start()
+    return thread

@@ -180,6 +180,13 @@ class Pipeline:
     def fallback(self) -> list[dict[str, Any]]:
         return alert_fallback.read_entries(load_settings().alerts_log)
 
+    def step_retried(self) -> bool:
+        """Whether a step of a recent run has asked for a retry (STEP_UP_FOR_RETRY)."""
+        for record in self.instance.get_run_records(limit=5):
+            if self.instance.all_logs(record.dagster_run.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY):
+                return True
+        return False
+
     def retries_of(self, result) -> int:
         return sum(1 for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
 

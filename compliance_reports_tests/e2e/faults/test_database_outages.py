@@ -16,7 +16,7 @@ import pytest
 
 from compliance_reports.operations import transient_errors
 from compliance_reports.operations.transient_errors import StepRetry
-from compliance_reports_tests.e2e.faults.cluster import Cluster
+from compliance_reports_tests.e2e.faults.cluster import Cluster, restart_when
 from compliance_reports_tests.e2e.faults.pipeline import copies_by_key, days_ago, pipeline, report_doc, webhook
 
 pytestmark = [pytest.mark.slow]
@@ -49,7 +49,7 @@ def test_report_run_outlasts_a_database_outage_with_step_retries(cluster, peers,
     monkeypatch.setattr(transient_errors, "STEP_RETRY", StepRetry(max_retries=6, initial_s=1, max_delay_s=2))
     with _setup(cluster, peers) as p:
         cluster.stop()
-        restarted = cluster.restart_after(3)
+        restarted = restart_when(p.step_retried, cluster.start, delay_s=1)
         result = p.run_period("daily", days_ago(1))
         restarted.join()
         assert result.success and p.retries_of(result) >= 1
@@ -67,7 +67,7 @@ def test_publish_outlasts_a_database_outage_with_step_retries(cluster, peers, mo
     with _setup(cluster, peers) as p:
         assert p.run_period("daily", days_ago(1)).success
         cluster.stop()
-        restarted = cluster.restart_after(3)
+        restarted = restart_when(p.step_retried, cluster.start, delay_s=1)
         [published] = p.publish()
         restarted.join()
         assert published.success and p.retries_of(published) >= 1

@@ -25,6 +25,7 @@ from compliance_reports.operations import transient_errors
 from compliance_reports.operations.transient_errors import StepRetry
 from compliance_reports.orchestration.resources import ArtifactStoreResource
 from compliance_reports_tests.delivery.conftest import FakeClock, make_publication
+from compliance_reports_tests.e2e.faults.cluster import restart_when
 from compliance_reports_tests.e2e.faults.pipeline import (
 
     copies_by_key,
@@ -251,10 +252,9 @@ def test_publish_outlasts_an_artifact_store_outage(sqlite_url, http_factory, mon
                 servers.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False))
                 servers[-1].start()
 
-            timer = threading.Timer(3, back_up)
-            timer.start()
+            restarted = restart_when(p.step_retried, back_up, delay_s=1)
             [published] = p.publish()
-            timer.join()
+            restarted.join()
             assert published.success and p.retries_of(published) >= 1
             assert list(copies_by_key(siem).values()) == [1]
             assert [r["status"] for r in p.rows()] == ["sent"]
