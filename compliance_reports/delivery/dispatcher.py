@@ -198,8 +198,7 @@ def retry_due(
             continue
         secrets = secret_values(dest)
         if is_alert_row(row):
-            common.pop("in_run_retries")
-            outcomes.append(resend_alert_row(engine, row, dest, in_run_retries=False, **common))
+            outcomes.append(resend_alert_row(engine, row, dest, **common))  # failing: also the fallback
             continue
         key = (row["report_id"], row["period"], row["artifact_sha256"])
         if key not in publications:

@@ -136,7 +136,9 @@ def react_to_failed_run(context, run, failure_record, compliance_db: ComplianceD
         run_url=f"{settings.ui_url}/runs/{run.run_id}", report_name=report.name,
     )
     message = f"{reaction.reason}\n\n{failure_summary(events, failure_record.event_log_entry.message)}"
-    notify_failure(engine, destinations, fields, message, kind=reaction.alert, send=False,
+    # A failed publish is a different failure from a failed report run of the same period.
+    failures = ["run:publish"] if stage == "publish" else []
+    notify_failure(engine, destinations, fields, message, kind=reaction.alert, failures=failures, send=False,
                    log=context.log.warning)
     return True
 

@@ -115,3 +115,22 @@ def test_cursor_of_the_former_run_failure_sensor_is_understood():
     assert parse_cursor('{"record_id": 42, "update_timestamp": null, "record_timestamp": null}') == 42
     assert parse_cursor("17") == 17
     assert parse_cursor(None) is None and parse_cursor("garbage") is None
+
+
+def test_a_failed_publish_after_a_failed_report_run_is_a_new_alert(configured, sqlite_url):
+    from dagster import DagsterRun, DagsterRunStatus
+    from dagster._core.utils import make_new_run_id
+
+    engine, alerts = configured
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        start = _tick(defs, instance, None)
+        _failed_run(instance, "2026-01-05")  # outside the look-back: a run alert
+        publish = DagsterRun(job_name="publish_report_job", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,
+                             tags={"report_id": "utc-daily", "period": "2026-01-05", "frequency": "daily"})
+        instance.add_run(publish)
+        instance.report_run_failed(publish)
+        _tick(defs, instance, start.cursor)
+        rows = _alert_rows(engine)
+        assert len(rows) == 2 and {r["artifact_sha256"].split(":")[1] for r in rows} == {"run"}
+        assert len({r["artifact_sha256"] for r in rows}) == 2
