@@ -98,9 +98,9 @@ def deliver_publication(
 ) -> list[DeliveryOutcome]:
     """Deliver every stored file of `publication` to every destination, exactly once.
 
-    Running it again for the same publication sends nothing that was already sent. When a
-    delivery ends dead and `alert_destinations` are given, one failure alert per report and
-    period is sent (see alerts.notify_failure).
+    Running it again for the same publication sends nothing that was already sent. When
+    deliveries end dead and `alert_destinations` are given, one alert covers the failures not
+    alerted before (see alerts.notify_failure).
     """
     log = log or logger.info
     problems = publication.verify() if verify_files else []
