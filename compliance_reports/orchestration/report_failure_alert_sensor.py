@@ -184,7 +184,7 @@ def report_failure_alert_sensor(context: SensorEvaluationContext, compliance_db:
                 })
         after = record.storage_id
     if not recorded:
-        return SensorResult(skip_reason=SkipReason(f"{len(records)} failed run(s) handled; no alert due"),
-                            cursor=str(after))
+        reason = f"{len(records)} failed run(s) handled; no alert due" if records else "no new failed runs"
+        return SensorResult(skip_reason=SkipReason(reason), cursor=str(after))
     return SensorResult(run_requests=[RunRequest(run_key=f"alerts:{after}", tags={"compliance_reports/stage": "alerts"})],
                         cursor=str(after))
