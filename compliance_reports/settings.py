@@ -51,6 +51,13 @@ class Settings:
     ui_url: str = "http://127.0.0.1:3000"  # links to runs in failure alerts
     artifact_retention_days: int = 2555    # seven years
     run_retention_days: int = 400          # Dagster runs and their event logs
+    # A failed period is re-requested by its schedule this long after its last failure, at
+    # most `retry_max` times; then it is left failed with a "gave_up" alert.
+    retry_cooldown_min: int = 60
+    retry_max: int = 3
+    # Where alerts also go when their own destination is the failing one (or cannot carry
+    # them): a destination name, or None for the JSON-lines file `alerts_log`.
+    alert_fallback: str | None = None
 
     @property
     def artifacts_dir(self) -> Path:
@@ -59,6 +66,10 @@ class Settings:
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def alerts_log(self) -> Path:
+        return self.data_dir / "alerts.log"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -79,8 +90,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         artifact_prefix=env.get("COMPLIANCE_ARTIFACT_PREFIX", ""),
         s3_endpoint_url=env.get("COMPLIANCE_S3_ENDPOINT_URL") or None,
         ui_url=(env.get("COMPLIANCE_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
-        artifact_retention_days=_positive_int(env, "COMPLIANCE_ARTIFACT_RETENTION_DAYS", 2555),
-        run_retention_days=_positive_int(env, "COMPLIANCE_RUN_RETENTION_DAYS", 400),
+        artifact_retention_days=_whole_number(env, "COMPLIANCE_ARTIFACT_RETENTION_DAYS", 2555, 1, "days"),
+        run_retention_days=_whole_number(env, "COMPLIANCE_RUN_RETENTION_DAYS", 400, 1, "days"),
+        retry_cooldown_min=_whole_number(env, "COMPLIANCE_RETRY_COOLDOWN_MIN", 60, 0, "minutes"),
+        retry_max=_whole_number(env, "COMPLIANCE_RETRY_MAX", 3, 0, "retries"),
+        alert_fallback=(env.get("COMPLIANCE_ALERT_FALLBACK") or "").strip() or None,
     )
     _check_artifact_dir(settings)
     return settings
@@ -100,16 +114,16 @@ def _check_artifact_dir(settings: Settings) -> None:
         )
 
 
-def _positive_int(env, name: str, default: int) -> int:
+def _whole_number(env, name: str, default: int, minimum: int, unit: str) -> int:
     raw = env.get(name)
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be a whole number of days, not {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"environment variable {name} must be at least 1")
+        raise ValueError(f"environment variable {name} must be a whole number of {unit}, not {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"environment variable {name} must be at least {minimum}")
     return value
 
 

@@ -49,6 +49,13 @@ def require_postgres() -> None:
         pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def own_data_folder(tmp_path_factory, monkeypatch) -> None:
+    """Each test's own data folder (a test may set another): nothing a test writes, such as the
+    alert fallback file, lands in the checkout's data/ or the one `make` exports."""
+    monkeypatch.setenv("COMPLIANCE_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture
 def pg_database() -> Iterator[Callable[[], str]]:
     """A factory of fresh, uniquely named PostgreSQL databases, all dropped afterwards."""

@@ -27,6 +27,7 @@ def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
     databases_ok = all(r.status != checks.FAIL for r in results)
     if databases_ok:
         results += list(checks.check_environment(ctx.app_engine))
+        results += list(checks.check_alert_fallback(ctx.settings, ctx.app_engine))
         if network:
             results += list(checks.check_reachability(ctx.app_engine))
     if not no_daemon:

@@ -106,6 +106,23 @@ def _key_usable(variable: str) -> bool:
         return load_key(variable=variable) is not None
     except KeyFormatError:
         return False
+def check_alert_fallback(settings: Settings, app: Engine) -> Iterator[Check]:
+    """COMPLIANCE_ALERT_FALLBACK, when set, names a destination that can carry alerts."""
+    name = settings.alert_fallback
+    if not name:
+        yield Check(OK, "alert fallback", f"alerts no channel can carry are written to {settings.alerts_log}")
+        return
+    try:
+        dest = config_store.get_destination(app, name)
+    except config_store.NotFoundError:
+        yield Check(FAIL, "alert fallback", f"COMPLIANCE_ALERT_FALLBACK names {name}, which does not exist",
+                    "apply that destination, or unset the variable to use the alerts.log file")
+        return
+    if dest.type not in ("email", "webhook"):
+        yield Check(FAIL, "alert fallback", f"COMPLIANCE_ALERT_FALLBACK names {name}, a {dest.type} destination "
+                    "that cannot carry alerts", "name an email or webhook destination")
+        return
+    yield Check(OK, "alert fallback", f"destination {name}, then {settings.alerts_log}")
 
 
 def _tcp(host: str, port: int, timeout: float = 3.0) -> str | None:
