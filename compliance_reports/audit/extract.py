@@ -116,6 +116,13 @@ def _copy_batches(conn: Connection, statement) -> Iterator:
     producer = threading.Thread(target=produce, name="audit-copy", daemon=True)
     producer.start()
     source = os.fdopen(read_fd, "rb")
+    if not source.peek(1):
+        # An empty window: pyarrow refuses an empty CSV stream, and there is nothing to read.
+        source.close()
+        producer.join()
+        if failure:
+            raise failure[0]
+        return
     try:
         reader = pacsv.open_csv(
             source,
