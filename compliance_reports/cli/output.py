@@ -103,10 +103,8 @@ class _Checked(click.ParamType):
 
 
 REPORT_ID = _Checked("report_id", lambda v: validation.check_slug(v, "report id"))
-ORGANIZATION_ID = _Checked("organization_id", lambda v: validation.check_organization_id(v, "--org"))
 ENV_NAME = _Checked("env_name", validation.check_env_name)
 ACTOR = _Checked("name", lambda v: validation.check_actor(v, "--as"))
-TIMEZONE = _Checked("timezone", validation.check_timezone)
 FILE = _Checked("file", lambda v: _no_nul(v, "file name"))
 PATH = _Checked("path", lambda v: Path(_no_nul(v, "path")))
 DELIVERY_ID = _Checked("delivery_id", lambda v: validation.check_hex_id(v, "delivery id"))
