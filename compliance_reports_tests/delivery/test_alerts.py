@@ -128,9 +128,9 @@ def test_each_distinct_dead_delivery_is_alerted_once(engine, http_factory, publi
     bad_a, bad_b, alerts = http_factory(default=400), http_factory(default=500), http_factory()
     alert_dest = hook(alerts.url)
     a = WebhookDestination.model_validate({"type": "webhook", "name": "siem-a", "url": bad_a.url,
-                                           "retry": fast_retry().model_dump()})
+                                           "retry": fast_retry().model_dump(), **LOCAL_RECEIVER})
     b = WebhookDestination.model_validate({"type": "webhook", "name": "siem-b", "url": bad_b.url,
-                                           "retry": fast_retry().model_dump()})
+                                           "retry": fast_retry().model_dump(), **LOCAL_RECEIVER})
     deliver_publication(engine, publication, [a], now_fn=clock.now, sleep_fn=clock.sleep,
                         alert_destinations=[alert_dest])
     assert [r.json()["kind"] for r in alerts.requests] == ["delivery"]
@@ -171,7 +171,8 @@ def test_alert_through_the_failing_destination_also_reaches_the_fallback_file(en
 def test_fallback_destination_gets_the_alert_when_the_alert_channel_is_down(engine, http_factory, clock, monkeypatch):
     pager = http_factory()
     config_store.apply_destinations(engine, [parse_destination(
-        {"name": "pager", "type": "webhook", "url": pager.url, "retry": fast_retry().model_dump()})])
+        {"name": "pager", "type": "webhook", "url": pager.url, "retry": fast_retry().model_dump(),
+         **LOCAL_RECEIVER})])
     monkeypatch.setenv("COMPLIANCE_ALERT_FALLBACK", "pager")
     outcomes = notify_failure(engine, [_dead_mail("oncall-mail")], FIELDS, "ReportBuildError: boom",
                               now_fn=clock.now, sleep_fn=clock.sleep, in_run_retries=False)
