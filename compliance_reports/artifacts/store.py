@@ -104,6 +104,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def delete_older_than(self, cutoff: datetime) -> list[str]: ...
 
+    @abstractmethod
+    def period_runs(self, organization_id: str, report_id: str, period: str, filename: str) -> list[tuple[str, datetime]]:
+        """(run id, time stored) of every run of a period that holds `filename`, oldest first."""
+
     def get_bytes(self, location: str) -> bytes:
         import tempfile
 
@@ -187,6 +191,17 @@ class LocalArtifactStore(ArtifactStore):
                                  datetime.fromtimestamp(stat.st_mtime, timezone.utc), sha256_file(path))
                 )
         return found
+
+    def period_runs(self, organization_id: str, report_id: str, period: str, filename: str) -> list[tuple[str, datetime]]:
+        folder = self._path((organization_id, report_id, period, "x", filename)).parent.parent
+        if not folder.is_dir():
+            return []
+        runs = []
+        for run in folder.iterdir():
+            target = run / filename
+            if run.is_dir() and not run.is_symlink() and target.is_file():
+                runs.append((run.name, datetime.fromtimestamp(target.stat().st_mtime, timezone.utc)))
+        return sorted(runs, key=lambda item: (item[1], item[0]))
 
     def delete_older_than(self, cutoff: datetime) -> list[str]:
         limit = _aware(cutoff).timestamp()
@@ -322,6 +337,16 @@ class S3ArtifactStore(ArtifactStore):
             found.append(StoredObject(self._location(obj["Key"]), name, obj["Size"], obj["LastModified"], sha))
         return sorted(found, key=lambda o: o.filename)
 
+    def period_runs(self, organization_id: str, report_id: str, period: str, filename: str) -> list[tuple[str, datetime]]:
+        folder = self._key((organization_id, report_id, period, "x", filename))
+        folder = folder[: -len("x/" + filename)]
+        runs = []
+        for obj in self._iter_objects(folder):
+            run_id, _, name = obj["Key"][len(folder):].partition("/")
+            if name == filename:
+                runs.append((run_id, obj["LastModified"]))
+        return sorted(runs, key=lambda item: (item[1], item[0]))
+
     def delete_older_than(self, cutoff: datetime) -> list[str]:
         limit = _aware(cutoff)
         scope = self.prefix + "/" if self.prefix else ""
@@ -335,6 +360,22 @@ class S3ArtifactStore(ArtifactStore):
             if errors:
                 raise RuntimeError(f"S3 refused to delete {len(errors)} object(s): {errors[0]}")
         return sorted(self._location(k) for k in old)
+
+
+def store_from_settings(settings=None) -> ArtifactStore:
+    """The artifact store the environment names (COMPLIANCE_ARTIFACT_*), for plain-Python callers."""
+    from compliance_reports.settings import load_settings
+
+    settings = settings or load_settings()
+    if settings.artifact_provider == "s3":
+        if not settings.artifact_bucket:
+            raise ValueError("COMPLIANCE_ARTIFACT_PROVIDER is s3 but COMPLIANCE_ARTIFACT_BUCKET is not set")
+        return S3ArtifactStore.from_settings(
+            settings.artifact_bucket, settings.artifact_prefix, endpoint_url=settings.s3_endpoint_url
+        )
+    if settings.artifact_provider != "local":
+        raise ValueError(f"COMPLIANCE_ARTIFACT_PROVIDER must be local or s3, not {settings.artifact_provider!r}")
+    return LocalArtifactStore(settings.artifacts_dir)
 
 
 def _is_not_found(exc: Exception) -> bool:

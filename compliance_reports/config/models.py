@@ -273,10 +273,20 @@ class ReportConfig(StrictModel):
 
 
 class RetryPolicy(StrictModel):
+    """Retries of one delivery: a short in-run budget, then the retry sweep until give-up.
+
+    max_attempts: attempts inside one run (publish step, alert) before the row is handed to the
+    retry sweep as `failed`; the sweep keeps retrying with the same backoff, continued
+    (delay = min(max_delay_s, initial_delay_s * multiplier^n), jittered, or Retry-After), and a
+    row that still fails after give_up_after_h hours from its creation is `dead`. Time bounds the
+    total: at most max_attempts per run plus about one attempt per max_delay_s/2 until give-up.
+    """
+
     max_attempts: int = Field(default=5, ge=1, le=50)
     initial_delay_s: float = Field(default=2.0, gt=0)
     multiplier: float = Field(default=2.0, ge=1)
     max_delay_s: float = Field(default=300.0, gt=0)
+    give_up_after_h: float = Field(default=24.0, gt=0, le=24 * 31)
 
 
 class _DestinationBase(StrictModel):
@@ -377,7 +387,8 @@ class StorageDestination(_DestinationBase):
     region: str | None = None
     access_key_id_env: str | None = None
     secret_access_key_env: str | None = None
-    key_template: str = "{organization_id}/{report_id}/{period}/{filename}"
+    # The run id keeps every run's evidence apart: a key is never overwritten.
+    key_template: str = "{organization_id}/{report_id}/{period}/{run_id}/{filename}"
     retention_days: int | None = Field(default=None, ge=1)
 
     @field_validator("access_key_id_env", "secret_access_key_env")

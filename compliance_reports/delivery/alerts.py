@@ -31,8 +31,9 @@ from typing import Any, Callable, Mapping, Sequence
 from sqlalchemy import Engine
 
 from compliance_reports.delivery import ledger
-from compliance_reports.delivery.attempt import deliver_row, utcnow
+from compliance_reports.delivery.attempt import deliver_row
 from compliance_reports.delivery.errors import DeliveryError, SendResult, redact, secret_values
+from compliance_reports.delivery.lease import lease_for
 
 logger = logging.getLogger("compliance_reports.delivery.alerts")
 
@@ -198,7 +199,7 @@ def notify_failure(
     kind: str = "run",
     now_fn: Callable[[], datetime] | None = None,
     sleep_fn: Callable[[float], None] = time.sleep,
-    lease_s: float = 300,
+    lease_s: float | None = None,
     in_run_retries: bool = True,
     log: Callable[[str], None] | None = None,
 ):
@@ -206,7 +207,6 @@ def notify_failure(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     fields = AlertFields.coerce(subject_fields)
-    now_fn = now_fn or utcnow
     log = log or logger.info
     outcomes = []
     for dest in destinations:
@@ -223,7 +223,8 @@ def notify_failure(
                 period=fields.period, artifact_sha256=FAILURE_PREFIX + kind, destination=dest.name,
                 channel=dest.type, recipient=ALERT_PREFIX + recipient,
                 max_attempts=dest.retry.max_attempts, artifact_location=stored,
-                run_id=fields.run_id, now=now_fn(),
+                run_id=fields.run_id, now=now_fn() if now_fn else None,
+                give_up_after_h=dest.retry.give_up_after_h, purpose="alert",
             )
 
             def send(claim, now, dest=dest, recipient=recipient, summary=summary):
@@ -231,6 +232,7 @@ def notify_failure(
 
             outcomes.append(
                 deliver_row(engine, row_id, send, dest.retry, now_fn=now_fn, sleep_fn=sleep_fn,
-                            lease_s=lease_s, in_run_retries=in_run_retries, log=log, secrets=secrets)
+                            lease_s=lease_s or lease_for(dest), in_run_retries=in_run_retries, log=log,
+                            secrets=secrets)
             )
     return outcomes

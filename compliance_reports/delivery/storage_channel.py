@@ -9,6 +9,12 @@ The manifest is stored too (format "manifest"), so the stored set can be verifie
 S3 objects carry Metadata {sha256, report-id, period} and their media type. One ledger row per
 destination: its recipient is the base location (s3://bucket/prefix or the local folder).
 Each file's SHA-256 is checked against the publication before it is copied.
+
+Evidence is never overwritten: a local file is created exclusively (written aside, then
+hard-linked into place, which fails if the name exists; O_EXCL where links are not supported)
+and an S3 object is put with If-None-Match: * (a head check first for endpoints without
+conditional writes). A key that already holds the same content counts as stored (a retry);
+one that holds other content fails the delivery, not retryably, and is left as it is.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -181,8 +188,21 @@ def _check_sha(f: PublishedFile) -> None:
         )
 
 
-def _copy_local(src: Path, target: Path, expected_sha: str) -> None:
+class KeyTaken(DeliveryError):
+    def __init__(self, key: str, found: str | None, expected: str) -> None:
+        super().__init__(
+            f"storage key {key} already holds other content (sha256 {found or 'unknown'}, not "
+            f"{expected}); evidence is never overwritten, so this delivery fails: include "
+            "{run_id} in key_template, or move the existing object away",
+            retryable=False,
+        )
+
+
+def _copy_local(src: Path, target: Path, expected_sha: str, key: str) -> bool:
+    """Create `target` with `src`'s content; False when it already held exactly that content."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return _same_local(target, expected_sha, key)
     fd, tmp = tempfile.mkstemp(prefix=".part-", dir=target.parent)
     try:
         digest = hashlib.sha256()
@@ -194,13 +214,86 @@ def _copy_local(src: Path, target: Path, expected_sha: str) -> None:
             os.fsync(out.fileno())
         if digest.hexdigest() != expected_sha:
             raise DeliveryError(f"file {src.name} changed while being copied", retryable=True)
-        os.replace(tmp, target)
-    except BaseException:
+        try:
+            os.link(tmp, target)  # atomic, and never replaces an existing name
+        except FileExistsError:
+            return _same_local(target, expected_sha, key)
+        except OSError:  # no hard links here: exclusive create, then copy
+            try:
+                with open(target, "xb") as out, open(tmp, "rb") as inp:
+                    shutil.copyfileobj(inp, out)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except FileExistsError:
+                return _same_local(target, expected_sha, key)
+        return True
+    finally:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+
+
+def _same_local(target: Path, expected_sha: str, key: str) -> bool:
+    found = sha256_file(target)
+    if found != expected_sha:
+        raise KeyTaken(key, found, expected_sha)
+    return False
+
+
+def _put_s3(client, destination, key: str, f: PublishedFile, publication: Publication) -> str:
+    """Put one object unless the key exists; returns what happened for the provider response.
+
+    The head check catches endpoints that ignore If-None-Match; the conditional put closes the
+    race with a concurrent writer where it is supported.
+    """
+    from botocore.exceptions import ClientError
+
+    existing = _s3_sha256(client, destination.bucket, key)
+    if existing is not None:
+        if existing != f.sha256:
+            raise KeyTaken(key, existing, f.sha256)
+        return f"{key} (already stored)"
+    args = dict(
+        Bucket=destination.bucket, Key=key, ContentType=f.media_type,
+        ContentLength=f.path.stat().st_size,
+        Metadata={"sha256": f.sha256, "report-id": publication.report_id, "period": publication.period},
+    )
+    try:
+        with open(f.path, "rb") as body:
+            result = client.put_object(Body=body, IfNoneMatch="*", **args)
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 501:  # no conditional writes here: the head check above has to do
+            with open(f.path, "rb") as body:
+                result = client.put_object(Body=body, **args)
+        elif status == 412 or exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            found = _s3_sha256(client, destination.bucket, key)
+            if found != f.sha256:
+                raise KeyTaken(key, found, f.sha256) from None
+            return f"{key} (already stored)"
+        else:
+            raise
+    return f"{key} (etag {result.get('ETag', '').strip(chr(34))})"
+
+
+def _s3_sha256(client, bucket: str, key: str) -> str | None:
+    """The SHA-256 of an existing object (our metadata, else its content); None when absent."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return None
         raise
+    recorded = (head.get("Metadata") or {}).get("sha256")
+    if recorded:
+        return recorded
+    digest = hashlib.sha256()
+    for block in client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def deliver_to_storage(destination, publication: Publication, *, now: datetime | None = None) -> SendResult:
@@ -215,28 +308,21 @@ def deliver_to_storage(destination, publication: Publication, *, now: datetime |
         for f in objects:
             target = targets[f.filename]
             try:
-                _copy_local(f.path, target, f.sha256)
+                created = _copy_local(f.path, target, f.sha256, keys[f.filename])
             except OSError as exc:
                 raise DeliveryError(
                     f"writing {keys[f.filename]} failed: {exc.strerror or type(exc).__name__}",
                     retryable=True,
                 ) from None
-            stored.append(keys[f.filename])
+            stored.append(keys[f.filename] + ("" if created else " (already stored)"))
         return SendResult(f"stored {len(stored)} file(s) in {storage_location(destination)}: " + ", ".join(stored))
     client = s3_client(destination)
     for f in objects:
         key = keys[f.filename]
         try:
-            with open(f.path, "rb") as body:
-                result = client.put_object(
-                    Bucket=destination.bucket, Key=key, Body=body, ContentType=f.media_type,
-                    ContentLength=f.path.stat().st_size,
-                    Metadata={"sha256": f.sha256, "report-id": publication.report_id,
-                              "period": publication.period},
-                )
+            stored.append(_put_s3(client, destination, key, f, publication))
         except Exception as exc:  # noqa: BLE001 - classified
             raise _classify_s3(exc, f"upload of {key}") from None
-        stored.append(f"{key} (etag {result.get('ETag', '').strip(chr(34))})")
     return SendResult(
         f"stored {len(stored)} object(s) in {storage_location(destination)}: " + ", ".join(stored)
     )

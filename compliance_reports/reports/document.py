@@ -23,6 +23,15 @@ A Section is a dict with "id" (slug), "title", optional "description", and "kind
 
 Scalars are str, int, float, bool or None; datetimes are ISO 8601 strings. Everything is
 plain JSON so that the same document gives byte-identical exports on every run.
+
+A re-issue (the period was published before with other content) carries a top-level
+"reissue_of": {"run_id", "manifest_sha256", "content_fingerprint"} naming what it supersedes,
+and a first "text" section with id REISSUE_SECTION_ID saying so, so that every format shows it.
+
+Content fingerprint: the SHA-256 of the canonical JSON of the document minus its volatile
+fields (VOLATILE_HEADER_FIELDS, VOLATILE_FIELDS, the re-issue section). Two runs of the same
+period over the same audit rows have the same fingerprint; the delivery ledger keys on it, so
+re-running a period with unchanged content delivers nothing new.
 """
 
 from __future__ import annotations
@@ -56,6 +65,12 @@ HEADER_FIELDS = (
 )
 
 SECTION_KINDS = ("facts", "table", "findings", "attestation", "text")
+
+# Run-specific values: they differ between two runs of one period over the same audit rows.
+# (The generation duration is run metadata, never part of the document.)
+VOLATILE_HEADER_FIELDS = ("generated_at", "run_id")
+VOLATILE_FIELDS = ("reissue_of",)
+REISSUE_SECTION_ID = "reissue"
 
 
 def facts(section_id: str, title: str, items: list[tuple[str, Any]], description: str | None = None) -> dict:
@@ -111,6 +126,35 @@ def canonical_json(document: dict[str, Any]) -> bytes:
 
 def document_sha256(document: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def content_fingerprint(document: dict[str, Any]) -> str:
+    """SHA-256 of the document without its volatile fields (see the module docstring)."""
+    stable = {k: v for k, v in document.items() if k not in VOLATILE_FIELDS}
+    header = stable.get("header")
+    if isinstance(header, dict):
+        stable["header"] = {k: v for k, v in header.items() if k not in VOLATILE_HEADER_FIELDS}
+    if isinstance(stable.get("sections"), list):
+        stable["sections"] = [s for s in stable["sections"]
+                              if not (isinstance(s, dict) and s.get("id") == REISSUE_SECTION_ID)]
+    return hashlib.sha256(canonical_json(stable)).hexdigest()
+
+
+def with_reissue(document: dict[str, Any], run_id: str | None, manifest_sha256: str,
+                 fingerprint: str | None) -> dict[str, Any]:
+    """A copy of `document` marked as re-issued, superseding the named earlier issue."""
+    notice = text(REISSUE_SECTION_ID, "Re-issued", [
+        "This report was re-issued: its content differs from the version published earlier "
+        f"for the same period (run {run_id or 'unknown'}, manifest sha256 {manifest_sha256}), "
+        "which it supersedes.",
+    ])
+    sections = [s for s in document.get("sections", []) if s.get("id") != REISSUE_SECTION_ID]
+    return {
+        **document,
+        "reissue_of": {"run_id": run_id, "manifest_sha256": manifest_sha256,
+                       "content_fingerprint": fingerprint},
+        "sections": [notice, *sections],
+    }
 
 
 def validate_document(document: dict[str, Any]) -> None:

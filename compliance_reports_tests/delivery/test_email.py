@@ -185,7 +185,7 @@ def test_starttls_is_never_downgraded(smtp_server, publication, deliver):
     assert smtp_server.messages == []
 
 
-def test_connection_refused_is_retried_then_dead(publication, deliver, clock):
+def test_connection_refused_is_retried_then_handed_to_the_sweep(publication, deliver, clock):
     from compliance_reports_tests.delivery.conftest import free_port
 
     class Peer:
@@ -193,7 +193,9 @@ def test_connection_refused_is_retried_then_dead(publication, deliver, clock):
 
     dest = email_dest(Peer, to=["alice@example.org"], cc=[], bcc=[])
     (outcome,) = deliver(publication, [dest])
-    assert outcome.status == "dead" and outcome.attempts == 3
+    # the in-run budget (max_attempts) ends; the row is not dead: the sweep goes on until give-up
+    assert outcome.status == "failed" and outcome.attempts == 3
+    assert outcome.next_attempt_at > clock.now()
     assert "connection" in outcome.error.lower()
     assert len(clock.sleeps) == 2
 
