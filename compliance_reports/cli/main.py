@@ -15,6 +15,7 @@ from compliance_reports.cli.destinations import destinations
 from compliance_reports.cli.doctor import doctor
 from compliance_reports.cli.files import FILE_COMMANDS
 from compliance_reports.cli.integrity import integrity
+from compliance_reports.cli.publish import publish
 from compliance_reports.cli.reports import reports
 from compliance_reports.cli.run import history, run_report
 from compliance_reports.cli.templates import templates
@@ -26,7 +27,7 @@ def main() -> None:
 
 
 for command in (db, demo, destinations, templates, reports, run_report, history, doctor,
-                deliveries, integrity, *FILE_COMMANDS):
+                deliveries, publish, integrity, *FILE_COMMANDS):
     main.add_command(command)
 
 if __name__ == "__main__":
