@@ -314,6 +314,7 @@ class EmailDestination(_DestinationBase):
     subject: str = "Compliance report {report_name} ({period})"
     max_message_mb: float = Field(default=10.0, gt=0)
     oversize: Literal["link", "fail"] = "link"
+    timeout_s: float = Field(default=60.0, gt=0, le=300)  # each SMTP step (socket timeout)
 
     _env = field_validator("password_env")(classmethod(lambda cls, v: _env_name(v)))
 

@@ -97,9 +97,10 @@ def _outcome(row: dict, status: str, **extra) -> DeliveryOutcome:
 
 
 def _unrecorded(row_id: str, claim: ledger.Claim | None, error: str) -> DeliveryOutcome:
+    """The ledger could not be read or written for this row (names unknown without a claim)."""
     return DeliveryOutcome(
-        row_id=row_id, destination=claim.destination if claim else "?",
-        channel=claim.channel if claim else "?", recipient=claim.recipient if claim else "?",
+        row_id=row_id, destination=claim.destination if claim else "",
+        channel=claim.channel if claim else "", recipient=claim.recipient if claim else "",
         status="unrecorded", attempts=claim.attempt if claim else 0, error=error,
     )
 

@@ -21,6 +21,7 @@ no secret is ever formatted into a message in the first place.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Callable, Sequence
 
@@ -90,8 +91,10 @@ def _deliver_rows(engine, row_ids, recipients, dest, send, *, lease_s, secrets, 
     outcomes = []
     for row_id, recipient in zip(row_ids, recipients):
         try:
-            outcomes.append(deliver_row(engine, row_id, send, dest.retry, lease_s=lease_s,
-                                        secrets=secrets, **common))
+            outcome = deliver_row(engine, row_id, send, dest.retry, lease_s=lease_s, secrets=secrets, **common)
+            if not outcome.destination:  # the ledger was unavailable before the row could be read
+                outcome = replace(outcome, destination=dest.name, channel=dest.type, recipient=recipient)
+            outcomes.append(outcome)
         except Exception as exc:  # noqa: BLE001 - one row's problem must not stop the others
             message = redact(f"{type(exc).__name__}: {exc}", secrets)
             common["log"](f"delivery {row_id} ({dest.name} -> {recipient}): {message}; left for the sweep")

@@ -389,14 +389,14 @@ def send_email(
     *,
     row_id: str,
     now: datetime,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
     on_transmit: Callable[[], None] | None = None,
 ) -> SendResult:
     """Send the publication to one recipient; raises DeliveryError on failure."""
     render_subject(destination.subject, publication)  # bad template: fail before connecting
     try:
-        smtp = connect(destination, timeout=timeout, ssl_context=ssl_context)
+        smtp = connect(destination, timeout=timeout or destination.timeout_s, ssl_context=ssl_context)
     except Exception as exc:  # noqa: BLE001 - classified below
         raise classify_exception(exc) from None
     try:
@@ -453,7 +453,7 @@ def send_plain_email(
     text: str,
     message_id: str,
     now: datetime,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> SendResult:
     """A text-only notification (used by alerts) to one recipient."""
@@ -468,7 +468,7 @@ def send_plain_email(
     msg.set_content(text)
     raw = msg.as_bytes()
     try:
-        smtp = connect(destination, timeout=timeout, ssl_context=ssl_context)
+        smtp = connect(destination, timeout=timeout or destination.timeout_s, ssl_context=ssl_context)
     except Exception as exc:  # noqa: BLE001
         raise classify_exception(exc) from None
     try:

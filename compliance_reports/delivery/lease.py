@@ -5,7 +5,7 @@ row over while the first is still sending and the receiver gets two copies. The 
 one send (one attempt; retries are separate claims):
 
 - email: every SMTP step (connect, EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, the message,
-  QUIT) may wait the socket timeout (email_channel.DEFAULT_TIMEOUT_S) -> 10 x 60 s;
+  QUIT) may wait the destination's socket timeout (timeout_s, default 60 s) -> 10 x timeout_s;
 - webhook: one request, connect timeout plus read timeout -> 2 x timeout_s (requests makes no
   retries of its own);
 - storage: per stored object, S3 makes up to 3 tries of connect (60 s) plus read (60 s); a
@@ -26,7 +26,6 @@ from typing import Callable
 from sqlalchemy import Engine
 
 from compliance_reports.delivery import ledger
-from compliance_reports.delivery.email_channel import DEFAULT_TIMEOUT_S as SMTP_TIMEOUT_S
 
 SMTP_STEPS = 10
 S3_TRIES = 3
@@ -39,7 +38,7 @@ MIN_MARGIN_S = 30.0
 def send_budget_s(destination, publication=None) -> float:
     """The longest one send to `destination` can take (see the module docstring)."""
     if destination.type == "email":
-        return SMTP_STEPS * SMTP_TIMEOUT_S
+        return SMTP_STEPS * float(destination.timeout_s)
     if destination.type == "webhook":
         return 2 * float(destination.timeout_s)
     if destination.type == "storage":

@@ -64,13 +64,14 @@ def retry_transient(
     *,
     sleep_fn: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
-    delays: tuple[float, ...] = RETRY_DELAYS_S,
+    delays: tuple[float, ...] | None = None,
     budget_s: float | None = None,
 ) -> T:
     """`operation()`, retried after each transient database error; LedgerUnavailable at the end.
 
     `budget_s` caps the total wait (sleeps) and the wall-clock time spent.
     """
+    delays = RETRY_DELAYS_S if delays is None else delays
     started = time.monotonic()
     waited = 0.0
     for attempt in range(len(delays) + 1):
