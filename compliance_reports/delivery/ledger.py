@@ -24,9 +24,13 @@ is the guard and rowcount tells whether this process won). Times come from the d
                                                                  the attempt is unknown), next_attempt_at = backoff
     sending --record_failure, not retryable or now >= give_up_at--> dead (unknown, not due, when
                                                                  an attempt may have delivered)
+    sending --a second attempt with an unknown outcome (reported or crashed)--> unknown, not due
     failed|dead|unknown --reschedule (CLI `deliveries retry`)--> due now
 
-`possible_duplicate` is set once any attempt's outcome was unknown; it stays set. A late
+`possible_duplicate` is set once any attempt's outcome was unknown; it stays set. Automatic
+retries resend such a row with the same id once more at most: a second unknown outcome leaves it
+`unknown` for a person (`deliveries retry --id`), so a receiver that ignores the id gets at
+most one extra copy. A late
 `mark_sent` from a worker whose lease had expired still records `sent` (the provider accepted
 it: the record must say so).
 """
@@ -323,16 +327,21 @@ def claim(engine: Engine, row_id: str, lease_s: float, now: datetime | None = No
     with engine.begin() as conn:
         now = now or database_now(conn)
         maybe_delivered = or_(d.possible_duplicate, _TRANSMITTED)
-        # A crashed attempt after the give-up time: stop, and never call it dead if it may
-        # have reached the receiver.
+        second_unknown = and_(d.possible_duplicate, _TRANSMITTED)
+        past_give_up = and_(d.give_up_at.is_not(None), d.give_up_at <= now)
+        # A crashed attempt after the give-up time, or a second attempt whose outcome is
+        # unknown: stop automatic retries (never more than one extra copy), and never call it
+        # dead if it may have reached the receiver.
         conn.execute(
             update(deliveries)
-            .where(d.id == row_id, _lease_expired(now), d.give_up_at.is_not(None), d.give_up_at <= now)
+            .where(d.id == row_id, _lease_expired(now), or_(past_give_up, second_unknown))
             .values(
                 status=case((maybe_delivered, "unknown"), else_="dead"),
                 possible_duplicate=maybe_delivered,
                 lease_expires_at=None, next_attempt_at=None, updated_at=now,
                 last_error=case(
+                    (second_unknown, _CRASHED + " after sending, and an earlier attempt's outcome was "
+                     "unknown too: not retried automatically (at most one extra copy)"),
                     (_TRANSMITTED, _CRASHED + " after sending, past the give-up time: it may have "
                      "been delivered; not retried automatically"),
                     else_=_CRASHED + " before sending, past the give-up time; not retried",
@@ -441,7 +450,9 @@ def record_failure(
             return FailureRecord(row.status, row.next_attempt_at, None, applied=False)
         possible = bool(row.possible_duplicate) or outcome_unknown
         give_up_at = row.give_up_at or row.created_at + timedelta(hours=retry.give_up_after_h)
-        if not retryable or now >= give_up_at:
+        # A second unknown outcome ends automatic retries: never more than one extra copy.
+        second_unknown = outcome_unknown and bool(row.possible_duplicate)
+        if not retryable or now >= give_up_at or second_unknown:
             status, next_at, delay = ("unknown" if possible else "dead"), None, None
         else:
             if retry_after_s is not None:

@@ -212,3 +212,28 @@ def test_database_clock_decides_due_and_lease_times(db, publication, monkeypatch
     assert retry_due(db, never, never) == []
     assert ledger.claim(db, row_id, 600) is None
     assert ledger.get_row(db, row_id)["attempts"] == 1
+
+
+def test_a_second_unknown_outcome_stops_automatic_retries(db, publication, clock):
+    """At most one extra copy: after two attempts that may both have delivered, a person decides."""
+    retry = fast_retry(initial_delay_s=10, max_delay_s=10)
+    reported, crashed = _rows(db, publication, ["a@x.io", "b@x.io"], now=clock.now())
+    ledger.claim(db, reported, 30, clock.now())
+    ledger.record_failure(db, reported, "read timeout", clock.now(), retry, True, None, attempt=1, outcome_unknown=True)
+    clock.advance(10)
+    ledger.claim(db, reported, 30, clock.now())
+    rec = ledger.record_failure(db, reported, "read timeout", clock.now(), retry, True, None, attempt=2,
+                                outcome_unknown=True)
+    assert rec.status == "unknown" and rec.next_attempt_at is None
+
+    first = ledger.claim(db, crashed, 5, clock.now())
+    ledger.mark_transmitting(db, crashed, first.attempt, clock.now())
+    clock.advance(6)
+    second = ledger.claim(db, crashed, 5, clock.now())  # one resend with the same id...
+    assert second.id == crashed and ledger.get_row(db, crashed)["possible_duplicate"] is True
+    ledger.mark_transmitting(db, crashed, second.attempt, clock.now())
+    clock.advance(6)
+    assert ledger.claim(db, crashed, 5, clock.now()) is None  # ...but not a third copy
+    row = ledger.get_row(db, crashed)
+    assert (row["status"], row["next_attempt_at"]) == ("unknown", None) and "at most one extra copy" in row["last_error"]
+    assert ledger.due_rows(db, clock.now() + timedelta(days=2)) == []
