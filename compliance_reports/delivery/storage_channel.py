@@ -11,10 +11,12 @@ destination: its recipient is the base location (s3://bucket/prefix or the local
 Each file's SHA-256 is checked against the publication before it is copied.
 
 Evidence is never overwritten: a local file is created exclusively (written aside, then
-hard-linked into place, which fails if the name exists; O_EXCL where links are not supported)
-and an S3 object is put with If-None-Match: * (a head check first for endpoints without
-conditional writes). A key that already holds the same content counts as stored (a retry);
-one that holds other content fails the delivery, not retryably, and is left as it is.
+hard-linked into place, which fails if the name exists; O_EXCL where links are not supported);
+an S3 object is put after a head check (for endpoints that ignore conditions) with
+If-None-Match: * (for a concurrent writer). A key that already holds the same content counts as
+stored (a retry); one that holds other content fails the delivery, not retryably, and is left
+as it is. Credentials that may not read the bucket (HEAD answers 403) rely on the condition
+alone, and cannot tell their own earlier upload from someone else's.
 """
 
 from __future__ import annotations
@@ -284,7 +286,8 @@ def _s3_sha256(client, bucket: str, key: str) -> str | None:
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+        # 403: write-only credentials (AWS answers 403 for a missing key without ListBucket)
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (403, 404):
             return None
         raise
     recorded = (head.get("Metadata") or {}).get("sha256")
