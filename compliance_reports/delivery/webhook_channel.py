@@ -24,8 +24,9 @@ Headers (on every attempt):
 Outcome: 2xx sent; 408, 425, 429, 5xx, connection errors and timeouts retryable (Retry-After
 honoured); redirects and every other status not retryable. A read timeout or a connection lost
 after the request went out is an unknown outcome (the receiver may have it): retried with the
-same webhook-id / Idempotency-Key. A re-issue has type "compliance_report.reissued" and a
-"reissue_of" object naming the run and manifest sha256 it supersedes.
+same webhook-id / Idempotency-Key. A re-issue has type "compliance_report.reissued", "issue":
+"re-issued" (else "original") and a "reissue_of" object naming the run and manifest sha256 it
+supersedes.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def build_payload(publication: Publication, row_id: str, inline_max_kb: int) -> 
     return {
         "id": row_id,
         "type": EVENT_REISSUED if publication.reissue_of else EVENT_PUBLISHED,
+        "issue": "re-issued" if publication.reissue_of else "original",
         "reissue_of": dict(publication.reissue_of) if publication.reissue_of else None,
         "report": {
             "id": publication.report_id,

@@ -83,10 +83,11 @@ def test_changed_content_is_one_reissue_per_recipient(engine, stored_runs, smtp_
                    for m in smtp_server.messages[:2])
     assert len(peer.requests) == 2
     envelope = peer.requests[1].json()
-    assert envelope["type"] == "compliance_report.reissued"
+    assert envelope["type"] == "compliance_report.reissued" and envelope["issue"] == "re-issued"
     assert envelope["reissue_of"]["run_id"] == "run-1"
     assert envelope["reissue_of"]["manifest_sha256"] == first.manifest_sha256
     assert peer.requests[0].json()["type"] == "compliance_report.published"
+    assert peer.requests[0].json()["issue"] == "original" and peer.requests[0].json()["reissue_of"] is None
     assert peer.requests[0].headers["webhook-id"] != peer.requests[1].headers["webhook-id"]
     # both evidence sets are kept, each under its own run
     assert {p.parent.name for p in (tmp_path / "archive").rglob("manifest.json")} == {"run-1", "run-3"}
