@@ -30,9 +30,8 @@ is the guard and rowcount tells whether this process won). Times come from the d
 `possible_duplicate` is set once any attempt's outcome was unknown; it stays set. Automatic
 retries resend such a row with the same id once more at most: a second unknown outcome leaves it
 `unknown` for a person (`deliveries retry --id`), so a receiver that ignores the id gets at
-most one extra copy. A late
-`mark_sent` from a worker whose lease had expired still records `sent` (the provider accepted
-it: the record must say so).
+most one extra copy. A late `mark_sent` from a worker whose lease had expired still records
+`sent` (the provider accepted it: the record must say so).
 """
 
 from __future__ import annotations
