@@ -32,7 +32,7 @@ def test_lease_covers_the_worst_case_send(publication):
 
 def test_lease_is_renewed_during_a_send_slower_than_the_lease(db, http_factory, publication):
     def slow(request):
-        time.sleep(2.0)
+        time.sleep(4.0)
         return 200
 
     peer = http_factory(script=[slow])
@@ -40,7 +40,7 @@ def test_lease_is_renewed_during_a_send_slower_than_the_lease(db, http_factory, 
                                               "timeout_s": 10, "retry": fast_retry().model_dump()})
     results = []
     sender = threading.Thread(target=lambda: results.append(
-        deliver_publication(db, publication, [dest], lease_s=0.6)))
+        deliver_publication(db, publication, [dest], lease_s=1.5)))
     sender.start()
     leases, stolen = [], []
     while sender.is_alive():
@@ -54,7 +54,7 @@ def test_lease_is_renewed_during_a_send_slower_than_the_lease(db, http_factory, 
         # other workers on the same database: a sweep and a direct claim, both with the database's clock
         swept = retry_due(db, lambda *key: publication, {"siem": dest}.__getitem__, pending_grace_s=0)
         stolen += [o for o in swept if o.status != "in_progress"]
-        claim = ledger.claim(db, row["id"], 0.6)
+        claim = ledger.claim(db, row["id"], 1.5)
         if claim is not None:
             stolen.append(claim)
     sender.join()
@@ -62,8 +62,8 @@ def test_lease_is_renewed_during_a_send_slower_than_the_lease(db, http_factory, 
     (outcome,) = results[0]
     assert outcome.status == "sent" and outcome.attempts == 1
     assert len(peer.requests) == 1
-    # the lease moved forward while the 2 s send went on, far past the first 0.6 s lease
-    assert len(set(leases)) >= 3 and max(leases) - min(leases) >= timedelta(seconds=1)
+    # the lease moved forward while the 4 s send went on, far past the first 1.5 s lease
+    assert len(set(leases)) >= 3 and max(leases) - min(leases) >= timedelta(seconds=2)
 
 
 @pytest.mark.parametrize("sweeps", [2, 3])

@@ -38,12 +38,12 @@ time.sleep(120)  # killed here: after the receiver accepted, before the outcome 
 
 def test_webhook_answering_after_the_client_timeout_is_resent_with_the_same_key(engine, http_factory, publication, clock):
     def late(request):
-        time.sleep(1.0)  # the receiver accepted the request but answers after the client gave up
+        time.sleep(3.0)  # the receiver accepted the request but answers after the client gave up
         return 200
 
     peer = http_factory(script=[late])
     dest = WebhookDestination.model_validate({"type": "webhook", "name": "siem", "url": peer.url,
-                                              "timeout_s": 0.3, "retry": fast_retry().model_dump()})
+                                              "timeout_s": 1.0, "retry": fast_retry().model_dump()})
     (outcome,) = deliver_publication(engine, publication, [dest], now_fn=clock.now, sleep_fn=clock.sleep)
     assert outcome.status == "sent" and outcome.attempts == 2 and outcome.possible_duplicate
     assert len(peer.requests) == 2  # one copy more at a receiver that ignores the key...
@@ -69,7 +69,7 @@ class SlowFirstReply(SMTPRecorder):
     async def handle_DATA(self, server, session, envelope):
         reply = await super().handle_DATA(server, session, envelope)
         if len(self.messages) == 1:
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(4.0)
         return reply
 
 
@@ -83,7 +83,7 @@ def test_smtp_reply_lost_after_the_message_is_resent_with_the_same_message_id(en
         peer = SMTPPeer("127.0.0.1", controller.port, recorder, controller)
         dest = EmailDestination.model_validate({
             "type": "email", "name": "officers", "host": peer.host, "port": peer.port, "security": "none",
-            "from": "reports@example.org", "to": ["alice@example.org"], "timeout_s": 0.5,
+            "from": "reports@example.org", "to": ["alice@example.org"], "timeout_s": 1.5,
             "retry": fast_retry().model_dump()})
         (outcome,) = deliver_publication(engine, publication, [dest], now_fn=clock.now, sleep_fn=clock.sleep)
     finally:
