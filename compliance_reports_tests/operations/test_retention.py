@@ -122,10 +122,10 @@ def test_one_failing_destination_does_not_stop_the_others(db, root, tmp_path):
     store = LocalArtifactStore(root / "artifacts", root, FileIndex(db, "artifact"))
     good = StorageDestination.model_validate({"type": "storage", "name": "good", "provider": "local",
                                               "base_path": "good", "retention_days": 1})
-    bad = StorageDestination.model_validate({"type": "storage", "name": "bad", "provider": "s3", "bucket": "b",
+    bad = StorageDestination.model_validate({"type": "storage", "name": "bad", "provider": "s3", "bucket": "bkt",
                                              "endpoint_url": "http://127.0.0.1:9", "retention_days": 1,
                                              "access_key_id_env": "CR_UNSET_KEY_ID"})
-    FileIndex(db, "destination", "bad").record("s3://b/x", "0" * 64, 1)
+    FileIndex(db, "destination", "bad").record("s3://bkt/x", "0" * 64, 1)
     (outcome,) = deliver_publication(db, make_publication(tmp_path / "p"), [good], sleep_fn=lambda s: None)
     assert outcome.status == "sent"
     _age(db, 5)
