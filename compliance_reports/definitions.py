@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from compliance_reports.orchestration.audit_log_asset import audit_log
+from compliance_reports.orchestration.dagster_warnings import silence_internal_warnings
 from compliance_reports.orchestration.operations_jobs import (
     artifact_retention_job,
     artifact_retention_schedule,
@@ -16,6 +17,12 @@ from compliance_reports.orchestration.report_failure_alert_sensor import report_
 from compliance_reports.orchestration.report_schedules import build_report_schedule
 from compliance_reports.orchestration.resources import default_resources
 from compliance_reports.orchestration.schedule_requests_sensor import build_schedule_requests_sensor
+from compliance_reports.settings import apply_environment
+
+# The code server and every run worker import this module: they read the same environment
+# file as the CLI (signing keys, the demo's mail port), the process environment winning.
+apply_environment(default_dagster_home=False)
+silence_internal_warnings()
 
 report_schedules = [build_report_schedule(f, a) for f, a in report_assets.items()]
 schedule_requests_sensor = build_schedule_requests_sensor(report_assets)

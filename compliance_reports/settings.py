@@ -2,6 +2,11 @@
 
 Everything else receives URLs and paths as arguments, so tests and resources can point the
 code anywhere without touching process state.
+
+One environment for every process: the CLI, the code location (and so its run workers) and
+the Makefile read the environment file `$COMPLIANCE_ENV_FILE` (default
+`<data folder>/compliance.env`, written by the demo) and then the process environment, which
+wins. So `doctor`, `run` and the daemon agree on DAGSTER_HOME and the signing keys.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+ENV_FILE_VAR = "COMPLIANCE_ENV_FILE"
+ENV_FILE_NAME = "compliance.env"
 
 
 def _default_data_dir() -> Path:
@@ -44,6 +51,13 @@ class Settings:
     ui_url: str = "http://127.0.0.1:3000"  # links to runs in failure alerts
     artifact_retention_days: int = 2555    # seven years
     run_retention_days: int = 400          # Dagster runs and their event logs
+    # A failed period is re-requested by its schedule this long after its last failure, at
+    # most `retry_max` times; then it is left failed with a "gave_up" alert.
+    retry_cooldown_min: int = 60
+    retry_max: int = 3
+    # Where alerts also go when their own destination is the failing one (or cannot carry
+    # them): a destination name, or None for the JSON-lines file `alerts_log`.
+    alert_fallback: str | None = None
 
     @property
     def artifacts_dir(self) -> Path:
@@ -52,6 +66,10 @@ class Settings:
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def alerts_log(self) -> Path:
+        return self.data_dir / "alerts.log"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -72,8 +90,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         artifact_prefix=env.get("COMPLIANCE_ARTIFACT_PREFIX", ""),
         s3_endpoint_url=env.get("COMPLIANCE_S3_ENDPOINT_URL") or None,
         ui_url=(env.get("COMPLIANCE_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
-        artifact_retention_days=_positive_int(env, "COMPLIANCE_ARTIFACT_RETENTION_DAYS", 2555),
-        run_retention_days=_positive_int(env, "COMPLIANCE_RUN_RETENTION_DAYS", 400),
+        artifact_retention_days=_whole_number(env, "COMPLIANCE_ARTIFACT_RETENTION_DAYS", 2555, 1, "days"),
+        run_retention_days=_whole_number(env, "COMPLIANCE_RUN_RETENTION_DAYS", 400, 1, "days"),
+        retry_cooldown_min=_whole_number(env, "COMPLIANCE_RETRY_COOLDOWN_MIN", 60, 0, "minutes"),
+        retry_max=_whole_number(env, "COMPLIANCE_RETRY_MAX", 3, 0, "retries"),
+        alert_fallback=(env.get("COMPLIANCE_ALERT_FALLBACK") or "").strip() or None,
     )
     _check_artifact_dir(settings)
     return settings
@@ -93,14 +114,90 @@ def _check_artifact_dir(settings: Settings) -> None:
         )
 
 
-def _positive_int(env, name: str, default: int) -> int:
+def _whole_number(env, name: str, default: int, minimum: int, unit: str) -> int:
     raw = env.get(name)
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be a whole number of days, not {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"environment variable {name} must be at least 1")
+        raise ValueError(f"environment variable {name} must be a whole number of {unit}, not {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"environment variable {name} must be at least {minimum}")
     return value
+
+
+def data_dir_of(environ) -> Path:
+    return Path(environ.get("COMPLIANCE_DATA_DIR") or _default_data_dir()).resolve()
+
+
+def env_file_path(environ=None) -> Path:
+    """$COMPLIANCE_ENV_FILE, or <data folder>/compliance.env."""
+    env = os.environ if environ is None else environ
+    named = env.get(ENV_FILE_VAR)
+    return Path(named).expanduser() if named else data_dir_of(env) / ENV_FILE_NAME
+
+
+def parse_env_file(text: str, source: str = "environment file") -> dict[str, str]:
+    """NAME=value lines; `export ` prefixes, blank lines and `#` comments are ignored.
+
+    A value in matching single or double quotes is taken literally without them; an unquoted
+    value ends at ` #` (a trailing comment).
+    """
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        name, sep, value = line.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise ValueError(f"{source} line {number}: expected NAME=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[name] = value
+    return values
+
+
+def read_env_file(environ=None) -> tuple[Path, dict[str, str]]:
+    """The environment file's path and values ({} when the file does not exist)."""
+    path = env_file_path(environ)
+    if not path.is_file():
+        return path, {}
+    return path, parse_env_file(path.read_text(), str(path))
+
+
+def apply_environment(default_dagster_home: bool = True) -> dict[str, str]:
+    """Load the environment file into this process (existing variables are kept).
+
+    With `default_dagster_home`, DAGSTER_HOME becomes <data folder>/dagster_home when unset, so
+    every command addresses the instance the Makefile's `dev` uses (the code location leaves it
+    alone: its process already runs on an instance). Returns the variables taken from the file.
+    """
+    _, values = read_env_file()
+    taken = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(taken)
+    if default_dagster_home:
+        os.environ.setdefault("DAGSTER_HOME", str(data_dir_of(os.environ) / "dagster_home"))
+    return taken
+
+
+def update_env_file(path: Path, updates: dict[str, str]) -> None:
+    """Set variables in an environment file, keeping its other lines; private to the owner."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    pending = dict(updates)
+    out = []
+    for line in lines:
+        name = line.strip().removeprefix("export ").partition("=")[0].strip()
+        if name in pending:
+            out.append(f"{name}={pending.pop(name)}")
+        else:
+            out.append(line)
+    out += [f"{k}={v}" for k, v in pending.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in out))
+    path.chmod(0o600)

@@ -20,6 +20,10 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI") == "true":
     settings.load_profile("ci")
 
+# Tests never read the checkout's own environment file (data/compliance.env after `make demo`):
+# the demo's signing keys or mail port would change what they observe.
+os.environ["COMPLIANCE_ENV_FILE"] = os.devnull
+
 PG_ADMIN_DSN = os.environ.get("COMPLIANCE_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PG_URL_BASE = os.environ.get(
     "COMPLIANCE_TEST_PG_URL_BASE", "postgresql+psycopg2://postgres@127.0.0.1:5432"
@@ -43,6 +47,13 @@ def require_postgres() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message + " (CI must have PostgreSQL)")
         pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def own_data_folder(tmp_path_factory, monkeypatch) -> None:
+    """Each test's own data folder (a test may set another): nothing a test writes, such as the
+    alert fallback file, lands in the checkout's data/ or the one `make` exports."""
+    monkeypatch.setenv("COMPLIANCE_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture

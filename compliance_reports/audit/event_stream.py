@@ -1,8 +1,9 @@
 """One streaming pass over a window's audit rows: event digest, Parquet export, hash chain.
 
-Nothing here holds the period in memory. Rows are read in (timestamp, id) order in batches
-(``yield_per``; on PostgreSQL a server-side cursor via ``stream_results``), and each batch is
-hashed, checked and, when asked, appended to a Parquet file before the next one is fetched.
+Nothing here holds the period in memory. Rows arrive in (timestamp, id) order as Arrow record
+batches (``extract.window_batches``: COPY into Arrow on PostgreSQL, cursor chunks elsewhere), and
+each batch is hashed, checked, digested and, when asked, appended to a Parquet file before the
+next one is read, with Arrow string kernels rather than a Python object per row.
 
 The pass reads EVERY row of the organization in the window (the hash chain needs them all);
 whether a row matches the report's criteria is decided by SQL (a ``CASE`` column computed from
@@ -47,10 +48,12 @@ is computed over the records as exported (redacted when redaction is on), so a r
 recompute it from the file. The report builders show the same pseudonyms for principal,
 resource and patient identifiers in the report document (``ReportContext.pseudo``).
 
-Performance: ``canonical_line`` spells the sorted record out instead of calling a generic JSON
-encoder (a hypothesis test checks it against ``canonical_line_reference``); rows are turned into
-plain dicts before hashing. The per-row cost that remains is the source-compatible row hash
-(``hashing.row_hash``), JSON parsing of ``details`` by the driver, and the digest itself.
+Performance: ``canonical_line_array`` builds every canonical line of a batch with Arrow
+string kernels (property tests check it against ``canonical_line``, which spells the sorted
+record out, and that against ``canonical_line_reference``); the digest reads the lines' bytes
+straight from the Arrow buffer. The per-row Python work left is the SHA-256 of each row hash
+(``hashing.row_hash_array``), re-serialising ``details`` to its canonical JSON, and encoding the
+rare values that hold quotes, backslashes or control characters.
 """
 
 from __future__ import annotations
@@ -66,11 +69,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, literal, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from compliance_reports.db.schema import audit_log
-from compliance_reports.audit.hashing import ChainReport, row_hash, verify_chain
+from compliance_reports.audit.extract import WINDOW_COLUMNS, window_batches
+from compliance_reports.audit.hashing import ChainReport, ChainWalk, json_string_array, row_hash_array
 
 DEFAULT_BATCH_SIZE = 5000
 
@@ -91,8 +94,8 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "details",
 )
 REDACTED_COLUMNS = ("principal_id", "target_resource_id")
-# Columns the pass reads: the export plus the hashed fields (all already in the export).
-_PASS_COLUMNS = EXPORT_COLUMNS
+# The pass reads the export columns (the hashed fields are among them) and the criteria flag.
+assert WINDOW_COLUMNS == (*EXPORT_COLUMNS, "in_criteria"), "extract reads the exported columns"
 
 
 def iso_micros(ts: datetime) -> str:
@@ -244,7 +247,8 @@ def parquet_schema():
 
 
 class ParquetEventWriter:
-    """Appends exported records to a Parquet file one row group per batch."""
+    """Appends exported records to a Parquet file: whole Arrow batches (``write_batch``, one row
+    group each) or records one at a time (``add``, a row group per ``batch_size`` records)."""
 
     def __init__(self, path: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         import pyarrow.parquet as pq
@@ -263,6 +267,11 @@ class ParquetEventWriter:
         self._pending += 1
         if self._pending >= self.batch_size:
             self.flush()
+
+    def write_batch(self, batch) -> None:
+        self.flush()
+        if batch.num_rows:
+            self._writer.write_batch(batch)
 
     def flush(self) -> None:
         import pyarrow as pa
@@ -289,7 +298,120 @@ def iter_parquet_records(path: Path) -> Iterator[dict[str, Any]]:
 
 def digest_parquet(path: Path) -> str:
     """Recompute ``events_sha256`` from an exported Parquet file."""
-    return events_digest(iter_parquet_records(path))
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    digest = hashlib.sha256()
+    parquet = pq.ParquetFile(str(path))
+    for batch in parquet.iter_batches(batch_size=50_000, columns=list(EXPORT_COLUMNS)):
+        columns = {name: batch.column(name) for name in EXPORT_COLUMNS}
+        columns["timestamp"] = pc.strftime(columns["timestamp"], format="%Y-%m-%dT%H:%M:%SZ")
+        digest.update(_string_data(canonical_line_array(columns)))
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------- columnar records
+
+_LINE_KEYS = (  # EXPORT_COLUMNS sorted, as canonical_line spells them
+    "action", "correlation_id", "data_classification", "details", "hash", "id", "organization_id",
+    "outcome_description", "prev_hash", "principal_id", "status", "target_resource_id",
+    "target_resource_type", "timestamp",
+)
+assert _LINE_KEYS == _SORTED_COLUMNS
+
+
+def canonical_line_array(columns: Mapping[str, Any], encoded: Mapping[str, Any] | None = None):
+    """``canonical_line`` of every record held column-wise (Arrow arrays by EXPORT_COLUMNS name,
+    "timestamp" as the ``iso_micros`` text), as one string array; its concatenated bytes are
+    what ``events_sha256`` hashes. ``encoded`` may hold columns already JSON-encoded."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ready = encoded or {}
+    parts: list[Any] = []
+    for key in _LINE_KEYS:
+        values = columns[key]
+        if key in ready:
+            value = ready[key]
+        elif key == "id":
+            value = pc.fill_null(pc.cast(values, pa.string()), "null")
+        else:
+            value = json_string_array(values)
+        parts += [("{" if not parts else ",") + f'"{key}":', value]
+    parts.append("}\n")
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _string_data(array) -> memoryview:
+    """The concatenated UTF-8 bytes of a string array without nulls (no copy)."""
+    if len(array) == 0:
+        return memoryview(b"")
+    _validity, offsets, data = array.buffers()
+    offsets = memoryview(offsets).cast("i")
+    return memoryview(data)[offsets[array.offset]:offsets[array.offset + len(array)]]
+
+
+def _canonical_details_arrays(values):
+    """(canonical details, the same JSON-encoded as a string for the canonical line)."""
+    import pyarrow as pa
+
+    loads, encode, quote = json.loads, _DETAILS_ENCODER.encode, encode_basestring
+
+    def canonical_text(text: str | None) -> str | None:
+        if text is None:
+            return None
+        value = loads(text)
+        # JSON null (what SQLAlchemy's JSON type stores for None) reads back as None, as
+        # through the driver: the record's details are null, not the string "null".
+        return None if value is None else encode(value)
+
+    canonical = [canonical_text(v) for v in values.to_pylist()]
+    return (pa.array(canonical, pa.string()),
+            pa.array(["null" if v is None else quote(v) for v in canonical], pa.string()))
+
+
+def _pseudonym_array(values, redactor: Redactor):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values)
+    names = pa.array([redactor.pseudonym(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    return pc.take(names, encoded.indices)
+
+
+def _export_columns(selected, redactor: Redactor | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The exported records of a window batch (``extract.WINDOW_COLUMNS``), column-wise, and
+    the columns already JSON-encoded for ``canonical_line_array``."""
+    import pyarrow as pa
+
+    columns = {name: selected.column(name) for name in EXPORT_COLUMNS}
+    encoded: dict[str, Any] = {}
+    if redactor is not None:
+        for name in REDACTED_COLUMNS:
+            columns[name] = _pseudonym_array(columns[name], redactor)
+        columns["details"] = pa.nulls(selected.num_rows, pa.string())
+    else:
+        columns["details"], encoded["details"] = _canonical_details_arrays(columns["details"])
+    return columns, encoded
+
+
+def _records_batch(columns: Mapping[str, Any]):
+    import pyarrow as pa
+
+    schema = parquet_schema()
+    arrays = [columns[f.name].cast(f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _count(mask) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.sum(mask.cast(pa.int64())).as_py() or 0
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=timezone.utc)
 
 
 # ------------------------------------------------------------------------- the pass
@@ -315,32 +437,6 @@ class StreamOutcome:
     sample: list[dict[str, Any]] = field(default_factory=list)  # first N matching records
 
 
-def window_rows_statement(
-    organization_id: str,
-    start_utc: datetime,
-    end_utc: datetime,
-    criteria_condition: ColumnElement | None = None,
-):
-    """SELECT every row of the organization in [start, end) in chain order, with a
-    ``in_criteria`` column (1/0) computed by the database from the criteria."""
-    flag = (
-        literal(1)
-        if criteria_condition is None
-        else case((criteria_condition, literal(1)), else_=literal(0))
-    )
-    return (
-        select(*(audit_log.c[name] for name in _PASS_COLUMNS), flag.label("in_criteria"))
-        .where(
-            and_(
-                audit_log.c.organization_id == organization_id,
-                audit_log.c.timestamp >= start_utc,
-                audit_log.c.timestamp < end_utc,
-            )
-        )
-        .order_by(audit_log.c.timestamp, audit_log.c.id)
-    )
-
-
 def stream_window(
     conn: Connection,
     organization_id: str,
@@ -358,60 +454,62 @@ def stream_window(
     max_tracked_ids: int = 5000,
 ) -> StreamOutcome:
     """Read the window once: chain check over all rows, digest/export over matching rows."""
+    import pyarrow.compute as pc
+
     outcome = StreamOutcome(events_path=events_path)
     digest = hashlib.sha256()
     writer = ParquetEventWriter(events_path, batch_size) if events_path is not None else None
-    statement = window_rows_statement(organization_id, start_utc, end_utc, criteria_condition)
-    # Options per statement: Connection.execution_options() would change the connection for
-    # every later statement too (server-side cursors for small aggregate queries).
-    result = conn.execute(
-        statement, execution_options={"stream_results": True, "yield_per": batch_size}
-    )
-
-    keys = tuple(result.keys())
-
-    def rows() -> Iterator[Mapping[str, Any]]:
-        for raw in result:
-            row = dict(zip(keys, raw))  # plain dicts: Mapping.get on Row mappings is slow
-            if outcome.rows_scanned == 0:
-                outcome.first_row_id = row["id"]
-                outcome.first_row_prev_hash = row["prev_hash"]
-            outcome.rows_scanned += 1
-            outcome.last_row_timestamp = row["timestamp"]
-            ok = True
-            if verified_only:
-                if not row["hash"]:
-                    ok = False  # SQL aggregates exclude these with `hash IS NOT NULL`
-                elif row_hash(row) != row["hash"]:
-                    ok = False
-                    if len(outcome.unverified_ids) < max_tracked_ids:
-                        outcome.unverified_ids.append(row["id"])
-                    else:
-                        outcome.unverified_ids_complete = False
-            if row["in_criteria"]:
-                if ok:
-                    record = export_record(row, redactor)
-                    digest.update(canonical_line(record))
-                    outcome.event_count += 1
-                    if writer is not None:
-                        writer.add(record)
-                    if len(outcome.sample) < sample_limit:
-                        outcome.sample.append(record)
-                else:
-                    outcome.excluded_unverified += 1
-            yield row
-
+    walk = ChainWalk(expected_prev=expected_prev, check_first_link=check_first_link)
+    last_timestamp = None
     try:
-        outcome.chain = verify_chain(rows(), expected_prev=expected_prev, check_first_link=check_first_link)
+        for batch in window_batches(conn, organization_id, start_utc, end_utc,
+                                    criteria_condition, batch_rows=batch_size):
+            n = batch.num_rows
+            if n == 0:
+                continue
+            if outcome.rows_scanned == 0:
+                outcome.first_row_id = batch.column("id")[0].as_py()
+                outcome.first_row_prev_hash = batch.column("prev_hash")[0].as_py()
+            outcome.rows_scanned += n
+            last_timestamp = batch.column("timestamp")[n - 1].as_py()
+            verified = walk.add(batch, row_hash_array(batch))
+            keep = pc.equal(batch.column("in_criteria"), 1)
+            if verified_only:
+                hashed = pc.fill_null(pc.not_equal(batch.column("hash"), ""), False)
+                mismatched = pc.and_(hashed, pc.invert(verified))
+                if _count(mismatched):
+                    ids = batch.column("id").filter(mismatched).to_pylist()
+                    room = max(0, max_tracked_ids - len(outcome.unverified_ids))
+                    outcome.unverified_ids += ids[:room]
+                    if len(ids) > room:
+                        outcome.unverified_ids_complete = False
+                matching = _count(keep)
+                keep = pc.and_(keep, verified)
+                outcome.excluded_unverified += matching - _count(keep)
+            selected = batch.filter(keep)
+            if selected.num_rows == 0:
+                continue
+            columns, encoded = _export_columns(selected, redactor)
+            digest.update(_string_data(canonical_line_array(columns, encoded)))
+            outcome.event_count += selected.num_rows
+            records = None
+            if writer is not None:
+                records = _records_batch(columns)
+                writer.write_batch(records)
+            if len(outcome.sample) < sample_limit:
+                records = records if records is not None else _records_batch(columns)
+                for record in records.slice(0, sample_limit - len(outcome.sample)).to_pylist():
+                    record["timestamp"] = record["timestamp"].replace(tzinfo=timezone.utc)
+                    outcome.sample.append(record)
     except BaseException:
-        result.close()
         if writer is not None:
             writer.close()
             Path(events_path).unlink(missing_ok=True)  # never leave a half-written export
         raise
-    result.close()
     if writer is not None:
         writer.close()
+    outcome.chain = walk.report
+    outcome.last_row_timestamp = _utc(last_timestamp) if last_timestamp is not None else None
     outcome.events_sha256 = digest.hexdigest()
     return outcome
 

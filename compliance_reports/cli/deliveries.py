@@ -69,13 +69,40 @@ def deliveries() -> None:
     """The delivery ledger: every delivery of every report, sent exactly once."""
 
 
+def _rows(engine, status: str | None, report_id: str | None, since: datetime | None,
+          limit: int | None) -> list[dict[str, Any]]:
+    """Ledger rows created at or after `since`, the newest `limit` of them, oldest first."""
+    from sqlalchemy import select
+
+    from compliance_reports.db.schema import deliveries as table
+
+    c = table.c
+    query = select(table).order_by(c.created_at.desc(), c.report_id.desc(), c.period.desc(),
+                                   c.destination.desc(), c.recipient.desc())
+    if status:
+        query = query.where(c.status == status)
+    if report_id:
+        query = query.where(c.report_id == report_id)
+    if since:
+        query = query.where(c.created_at >= since)
+    if limit:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()][::-1]
+
+
 @deliveries.command("list")
-@click.option("--status", type=click.Choice(ledger.STATUSES), default=None, help="only rows in this status")
-@click.option("--report", "report_id", default=None, type=REPORT_ID, help="only this report id")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def deliveries_list(status: str | None, report_id: str | None, as_json: bool) -> None:
-    """List deliveries (oldest first)."""
-    rows = ledger.list_rows(_engine(), status=status, report_id=report_id)
+@click.option("--status", type=click.Choice(ledger.STATUSES), default=None, help="Only rows in this status.")
+@click.option("--report", "report_id", default=None, type=REPORT_ID, help="Only this report id.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Only rows created at or after this UTC date or instant (YYYY-MM-DD[THH:MM:SS]).")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=None,
+              help="Only the newest N matching rows (still listed oldest first).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def deliveries_list(status: str | None, report_id: str | None, since: datetime | None,
+                    limit: int | None, as_json: bool) -> None:
+    """List deliveries, oldest first."""
+    rows = _rows(_engine(), status, report_id, since.replace(tzinfo=timezone.utc) if since else None, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=_json_default, ensure_ascii=False))
     else:
@@ -83,9 +110,9 @@ def deliveries_list(status: str | None, report_id: str | None, as_json: bool) ->
 
 
 @deliveries.command("retry")
-@click.option("--id", "row_id", default=None, type=DELIVERY_ID, help="the delivery id (from `deliveries list`)")
-@click.option("--include-dead", is_flag=True, help="without --id: dead rows too, not only failed ones")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--id", "row_id", default=None, type=DELIVERY_ID, help="The delivery id (from `deliveries list`).")
+@click.option("--include-dead", is_flag=True, help="Without --id: dead rows too, not only failed ones.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def deliveries_retry(row_id: str | None, include_dead: bool, as_json: bool) -> None:
     """Make failed (or dead) deliveries due now; the retry sweep resends them.
 

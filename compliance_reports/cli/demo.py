@@ -30,19 +30,60 @@ from compliance_reports.config.loader import (
 
 @click.group()
 def demo() -> None:
-    """Demo data."""
+    """Demo data, the quick-start pipeline and its local mail catcher."""
+
+
+def _demo_port() -> int:
+    import os
+
+    return int(os.environ[DEMO_SMTP_PORT])
+
+
+@demo.command("mail-catcher")
+@pass_ctx
+def demo_mail_catcher(ctx: Context) -> None:
+    """Run the demo's mail catcher on the port recorded in the environment file until stopped.
+
+    `make dev` starts it next to Dagster, so scheduled runs after `make demo` deliver their mail
+    into <data folder>/outbox. Without a recorded port (no `make demo` yet) it exits at once.
+    """
+    import os
+    import signal
+    import threading
+
+    from compliance_reports.demo.mail_catcher import MailCatcher
+    from compliance_reports.settings import env_file_path
+
+    port = os.environ.get(DEMO_SMTP_PORT, "")
+    if not port.isdigit():
+        click.echo(f"No {DEMO_SMTP_PORT} in {env_file_path()} (run `make demo` first): "
+                   "no mail catcher started.")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        with MailCatcher(ctx.settings.outbox_dir, port=int(port)):
+            click.echo(f"Demo mail catcher on 127.0.0.1:{port}, saving to {ctx.settings.outbox_dir}")
+            stop.wait()
+    except RuntimeError as exc:
+        fail(f"demo mail-catcher: {exc}", status=1)
 
 
 @demo.command("seed")
-@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--days", default=35, show_default=True, type=click.IntRange(1, 3660))
-@click.option("--events-per-day", default=2000, show_default=True, type=click.IntRange(1, 10_000_000))
-@click.option("--seed", "seed_value", default=42, show_default=True, type=int)
+@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="Number of demo organizations.")
+@click.option("--days", default=35, show_default=True, type=click.IntRange(1, 3660),
+              help="Days of traffic, ending on --end-date.")
+@click.option("--events-per-day", default=2000, show_default=True, type=click.IntRange(1, 10_000_000),
+              help="Audit events per organization and day.")
+@click.option("--seed", "seed_value", default=42, show_default=True, type=int,
+              help="Random seed: the same seed and options give the same rows.")
 @click.option("--tamper", default=0, show_default=True, type=click.IntRange(0, None),
               help="Alter this many rows afterwards without fixing their hash.")
 @click.option("--end-date", type=DAY, default=None,
               help="Last UTC day to seed (default: today). Same options and end date, same rows.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
 def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_date, as_json) -> None:
     """Insert deterministic healthcare-SaaS audit traffic into audit_log."""
@@ -89,10 +130,14 @@ def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_
 
 @demo.command("run")
 @click.option("--examples", "examples_dir", default="examples", show_default=True,
-              type=click.Path(exists=True, file_okay=False))
-@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 50))
-@click.option("--days", default=100, show_default=True, type=click.IntRange(1, 3660))
-@click.option("--events-per-day", default=600, show_default=True, type=click.IntRange(1, 1_000_000))
+              type=click.Path(exists=True, file_okay=False),
+              help="Folder holding templates.yaml, destinations.yaml and reports.yaml.")
+@click.option("--orgs", default=3, show_default=True, type=click.IntRange(1, 50),
+              help="Number of demo organizations (when seeding an empty audit_log).")
+@click.option("--days", default=100, show_default=True, type=click.IntRange(1, 3660),
+              help="Days of traffic up to today (when seeding).")
+@click.option("--events-per-day", default=600, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Audit events per organization and day (when seeding).")
 @pass_ctx
 def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_day: int) -> None:
     """The quick-start pipeline on the embedded default: databases, data, configuration."""
@@ -104,8 +149,8 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
 
     settings = ctx.settings
     click.echo(f"Data folder: {settings.data_dir}")
-    env_file = _demo_keys(settings.data_dir)
-    click.echo(f"Demo signing keys: {env_file} (`make dev` loads them)")
+    env_file = _demo_environment(settings.data_dir)
+    click.echo(f"Demo signing keys and mail port: {env_file} (every command and `make dev` load it)")
     click.echo(f"Application database: {settings.compliance_db_url}")
     for state in migrate.upgrade_all(ctx.app_engine, ctx.audit_engine):
         click.echo(f"  {state.target} schema at revision {state.current}")
@@ -137,7 +182,8 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
                 outcomes = config_store.apply_templates(ctx.app_engine, parse_templates(docs))
             else:
                 outcomes = config_store.apply_destinations(
-                    ctx.app_engine, parse_destinations(docs), [d.label for d in docs], ctx.settings.storage_root
+                    ctx.app_engine, _to_demo_catcher(parse_destinations(docs), _demo_port()),
+                    [d.label for d in docs], ctx.settings.storage_root,
                 )
             for o in outcomes:
                 click.echo(f"{kind} {o.key}: {o.action}")
@@ -162,31 +208,70 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
 
 
 DEMO_KEYS = ("COMPLIANCE_MANIFEST_KEY", "COMPLIANCE_CHECKPOINT_KEY")
+DEMO_SMTP_PORT = "COMPLIANCE_DEMO_SMTP_PORT"
+EXAMPLE_SMTP = ("127.0.0.1", 8025)  # what examples/destinations.yaml names for the catcher
 
 
-def _demo_keys(data_dir: Path) -> Path:
-    """Random signing keys for the demo, kept in <data>/demo.env (never in the repository).
+def _port_is_free(port: int) -> bool:
+    import socket
 
-    They are generated once, so checkpoints and manifests of later demo runs verify with them.
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _demo_environment(data_dir: Path) -> Path:
+    """Random signing keys and the mail catcher's port, kept in the environment file.
+
+    Keys are generated once, so checkpoints and manifests of later demo runs verify with them
+    (keys of an older checkout's data/demo.env are taken over). The port is the recorded one
+    while it is free, else a new free one: two checkouts never share a catcher.
     """
     import os
     import secrets
 
-    path = data_dir / "demo.env"
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            name, _, value = line.partition("=")
+    from compliance_reports.settings import env_file_path, parse_env_file, update_env_file
+
+    path = env_file_path()
+    values = parse_env_file(path.read_text(), str(path)) if path.exists() else {}
+    legacy = data_dir / "demo.env"
+    if legacy.exists():
+        for name, value in parse_env_file(legacy.read_text(), str(legacy)).items():
             if name in DEMO_KEYS and value:
-                values[name] = value
-    for name in DEMO_KEYS:
-        values.setdefault(name, secrets.token_hex(32))
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    path.chmod(0o600)
-    for name, value in values.items():
-        os.environ.setdefault(name, value)
+                values.setdefault(name, value)
+    updates = {name: values.get(name) or secrets.token_hex(32) for name in DEMO_KEYS}
+    port = values.get(DEMO_SMTP_PORT, "")
+    if not (port.isdigit() and _port_is_free(int(port))):
+        port = str(_free_port())
+    updates[DEMO_SMTP_PORT] = port
+    update_env_file(path, updates)
+    for name, value in updates.items():
+        # The process environment wins, except for the port this run has just chosen.
+        if name == DEMO_SMTP_PORT:
+            os.environ[name] = value
+        else:
+            os.environ.setdefault(name, value)
     return path
+
+
+def _to_demo_catcher(destinations: list, port: int) -> list:
+    """The example email destinations that name the catcher, pointed at this demo's port."""
+    return [
+        d.model_copy(update={"port": port})
+        if getattr(d, "type", None) == "email" and (d.host, d.port) == EXAMPLE_SMTP else d
+        for d in destinations
+    ]
 
 
 def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
@@ -204,8 +289,9 @@ def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
     now = datetime.now(tz.utc)
     urls = dict(app_db_url=ctx.settings.compliance_db_url, audit_db_url=ctx.settings.audit_db_url)
     outbox = ctx.settings.outbox_dir
-    with MailCatcher(outbox, port=8025) as catcher, DagsterInstance.get() as instance:
-        click.echo(f"Mail catcher listening on 127.0.0.1:8025, saving to {outbox}")
+    port = _demo_port()
+    with MailCatcher(outbox, port=port) as catcher, DagsterInstance.get() as instance:
+        click.echo(f"Mail catcher listening on 127.0.0.1:{port}, saving to {outbox}")
         for report in config_store.list_reports(ctx.app_engine, enabled=True):
             period = latest_ended_period(now, report.frequency, report.schedule.timezone)
             click.echo(f"Running {report.id} for {period} ...")

@@ -33,9 +33,10 @@ def destinations_apply(ctx: Context, files) -> None:
 
 
 @destinations.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 def destinations_list(ctx: Context, as_json: bool) -> None:
+    """Stored destinations with their type and version (secrets are never stored)."""
     rows = config_store.list_destinations(ctx.app_engine)
     if as_json:
         emit_json(rows)

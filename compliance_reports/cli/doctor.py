@@ -14,17 +14,26 @@ from compliance_reports.cli.output import Context, pass_ctx
 @click.option("--no-daemon", is_flag=True, help="Skip the Dagster daemon heartbeat check.")
 @pass_ctx
 def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
-    """Check databases, migrations, named secrets, reachability and the daemon; exit 0 when all pass."""
+    """Check databases, migrations, named secrets, reachability, the daemon and recent failures.
+
+    Recent failures: failed runs and failed or dead deliveries of the last 7 days. Exit 0 when
+    no check fails (warnings allowed), 1 otherwise.
+    """
+    from compliance_reports.cli.output import ensure_dagster_home
     from compliance_reports.operations import doctor as checks
 
-    groups = [checks.check_databases(ctx.settings, ctx.app_engine, ctx.audit_engine)]
-    results = list(groups[0])
-    if all(r.status != checks.FAIL for r in results):
+    ensure_dagster_home(ctx.settings)
+    results = list(checks.check_databases(ctx.settings, ctx.app_engine, ctx.audit_engine))
+    databases_ok = all(r.status != checks.FAIL for r in results)
+    if databases_ok:
         results += list(checks.check_environment(ctx.app_engine))
+        results += list(checks.check_alert_fallback(ctx.settings, ctx.app_engine))
         if network:
             results += list(checks.check_reachability(ctx.app_engine))
     if not no_daemon:
         results += list(checks.check_daemon())
+    if databases_ok:
+        results += list(checks.check_recent_failures(ctx.app_engine))
     for result in results:
         click.echo(result.line())
     failed = sum(r.status == checks.FAIL for r in results)

@@ -13,11 +13,14 @@ from compliance_reports.cli.deliveries import deliveries
 from compliance_reports.cli.demo import demo
 from compliance_reports.cli.destinations import destinations
 from compliance_reports.cli.doctor import doctor
+from compliance_reports.cli.environment import env
 from compliance_reports.cli.files import FILE_COMMANDS
 from compliance_reports.cli.integrity import integrity
-from compliance_reports.cli.output import describe_failure, one_line
+from compliance_reports.cli.metrics import serve_metrics
+from compliance_reports.cli.output import describe_failure, fail, one_line
 from compliance_reports.cli.reports import reports
 from compliance_reports.cli.run import history, run_report
+from compliance_reports.cli.status import status
 from compliance_reports.cli.templates import templates
 
 
@@ -56,12 +59,24 @@ def _usage(exc: click.UsageError) -> click.ClickException:
 
 
 @click.group(cls=_Main)
+@click.version_option(package_name="compliance-reports", prog_name="compliance-reports",
+                      message="%(prog)s %(version)s")
 def main() -> None:
-    """Scheduled compliance reports from audit-log tables."""
+    """Scheduled compliance reports from audit-log tables.
+
+    Every command first loads the environment file ($COMPLIANCE_ENV_FILE, default
+    <data folder>/compliance.env); variables already set in the environment win.
+    """
+    from compliance_reports.settings import apply_environment
+
+    try:
+        apply_environment()
+    except ValueError as exc:
+        fail(f"COMPLIANCE_ENV_FILE: {exc}")
 
 
 for command in (db, demo, destinations, templates, reports, run_report, history, doctor,
-                deliveries, integrity, *FILE_COMMANDS):
+                deliveries, integrity, env, status, serve_metrics, *FILE_COMMANDS):
     main.add_command(command)
 
 if __name__ == "__main__":

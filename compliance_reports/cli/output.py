@@ -156,7 +156,7 @@ def ensure_dagster_home(settings: Settings) -> Path:
 
     home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
-    template = PACKAGE_DIR.parent / "dagster.yaml"  # the checkout's embedded default
+    template = PACKAGE_DIR.parent / "deploy" / "dagster.local.yaml"  # the embedded default
     if not (home / "dagster.yaml").exists() and template.exists():
         shutil.copy(template, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)

@@ -65,9 +65,10 @@ def reports_apply(ctx: Context, files, actor: str | None) -> None:
 
 
 @reports.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 def reports_list(ctx: Context, as_json: bool) -> None:
+    """Stored report configurations: organization, type, frequency, enabled, version."""
     rows = config_store.report_row_summary(ctx.app_engine)
     if as_json:
         emit_json(rows)
@@ -79,9 +80,10 @@ def reports_list(ctx: Context, as_json: bool) -> None:
 
 @reports.command("show")
 @click.argument("report_id", type=REPORT_ID)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
 @pass_ctx
 def reports_show(ctx: Context, report_id: str, as_json: bool) -> None:
+    """One stored report configuration, as YAML (the form `reports apply` reads)."""
     report = get_report(ctx, report_id)
     data = report.model_dump(mode="json", by_alias=True)
     if as_json:
@@ -94,46 +96,59 @@ def reports_show(ctx: Context, report_id: str, as_json: bool) -> None:
 
 @reports.command("enable")
 @click.argument("report_id", type=REPORT_ID)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_ctx
-def reports_enable(ctx: Context, report_id: str) -> None:
+def reports_enable(ctx: Context, report_id: str, as_json: bool) -> None:
     """Let the schedules request this report again."""
     try:
         version = config_store.set_enabled(ctx.app_engine, report_id, True)
-        config_store.request(ctx.app_engine, report_id, "schedule", actor=_actor())
+        request_id = config_store.request(ctx.app_engine, report_id, "schedule", actor=_actor())
     except config_store.NotFoundError as exc:
         fail(str(exc))
-    click.echo(f"report {report_id}: enabled (version {version})")
+    if as_json:
+        emit_json({"report_id": report_id, "enabled": True, "version": version, "request_id": request_id})
+    else:
+        click.echo(f"report {report_id}: enabled (version {version})")
 
 
 @reports.command("disable")
 @click.argument("report_id", type=REPORT_ID)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_ctx
-def reports_disable(ctx: Context, report_id: str) -> None:
+def reports_disable(ctx: Context, report_id: str, as_json: bool) -> None:
     """Stop requesting new runs; runs already queued still run (see unschedule)."""
     try:
         version = config_store.set_enabled(ctx.app_engine, report_id, False)
     except config_store.NotFoundError as exc:
         fail(str(exc))
-    click.echo(f"report {report_id}: disabled (version {version})")
+    if as_json:
+        emit_json({"report_id": report_id, "enabled": False, "version": version})
+    else:
+        click.echo(f"report {report_id}: disabled (version {version})")
 
 
 @reports.command("unschedule")
 @click.argument("report_id", type=REPORT_ID)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_ctx
-def reports_unschedule(ctx: Context, report_id: str) -> None:
+def reports_unschedule(ctx: Context, report_id: str, as_json: bool) -> None:
     """Disable the report and cancel its queued runs (through the schedule-requests sensor)."""
     try:
         request_id = config_store.request(ctx.app_engine, report_id, "unschedule", actor=_actor())
     except config_store.NotFoundError as exc:
         fail(str(exc))
-    click.echo(f"report {report_id}: unschedule requested (request {request_id})")
+    if as_json:
+        emit_json({"report_id": report_id, "action": "unschedule", "request_id": request_id})
+    else:
+        click.echo(f"report {report_id}: unschedule requested (request {request_id})")
 
 
 @reports.command("run-now")
 @click.argument("report_id", type=REPORT_ID)
 @click.option("--period", default=None, help="Period key; default: the latest ended when the request is applied.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_ctx
-def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
+def reports_run_now(ctx: Context, report_id: str, period: str | None, as_json: bool) -> None:
     """Ask the daemon to run a report now (through the schedule-requests sensor, trigger `request`).
 
     A period that may not run (not ended in the report's timezone, before the asset's first
@@ -150,6 +165,9 @@ def reports_run_now(ctx: Context, report_id: str, period: str | None) -> None:
         except PeriodRefused as exc:
             fail(f"--period: {exc}")
     request_id = config_store.request(ctx.app_engine, report_id, "run_now", period=period, actor=_actor())
+    if as_json:
+        emit_json({"report_id": report_id, "action": "run_now", "request_id": request_id, "period": period})
+        return
     click.echo(f"report {report_id}: run requested (request {request_id}"
                + (f", period {period})" if period else ", latest ended period)"))
 
@@ -171,10 +189,11 @@ def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
 
 @reports.command("next-runs")
 @click.argument("report_id", type=REPORT_ID)
-@click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="How many slots to list.")
 @click.option("--after", type=click.DateTime(), default=None,
               help="Start from this UTC instant instead of now (YYYY-MM-DDTHH:MM:SS).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 def reports_next_runs(ctx: Context, report_id: str, count: int, after, as_json: bool) -> None:
     """The next slots of a report, in its timezone and UTC, with the period each covers."""

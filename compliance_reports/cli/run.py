@@ -22,7 +22,7 @@ from compliance_reports.cli.output import (
 @click.command("run")
 @click.argument("report_id", type=REPORT_ID)
 @click.option("--period", default=None, help="Period key (its local start date); default: the latest ended.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_ctx
 def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) -> None:
     """Materialize one report period now through the Dagster instance at $DAGSTER_HOME."""
@@ -52,8 +52,9 @@ def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) 
 
 @click.command("history")
 @click.argument("report_id", type=REPORT_ID)
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000),
+              help="At most this many runs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 def history(ctx: Context, report_id: str, limit: int, as_json: bool) -> None:
     """Dagster runs of a report (report and publish runs), newest first."""
@@ -67,4 +68,10 @@ def history(ctx: Context, report_id: str, limit: int, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
     else:
-        emit_table(rows, ["run_id", "job", "status", "period", "trigger", "start", "end", "duration_s"])
+        for row in rows:
+            row["error"] = _short(row["error"])
+        emit_table(rows, ["run_id", "job", "status", "period", "trigger", "start", "duration_s", "error"])
+
+
+def _short(text: str | None, width: int = 80) -> str | None:
+    return text if text is None or len(text) <= width else text[: width - 3] + "..."

@@ -28,9 +28,10 @@ def templates_apply(ctx: Context, files) -> None:
 
 
 @templates.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 def templates_list(ctx: Context, as_json: bool) -> None:
+    """Stored report templates."""
     found = config_store.load_templates(ctx.app_engine)
     rows = [t.model_dump(mode="json") for t in found.values()]
     if as_json:

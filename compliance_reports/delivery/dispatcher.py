@@ -29,9 +29,10 @@ from compliance_reports.config.models import RetryPolicy
 from compliance_reports.delivery import ledger
 from compliance_reports.delivery.alerts import (
     AlertFields,
+    failure_key,
     is_alert_row,
     notify_failure,
-    resend_sender,
+    resend_alert_row,
 )
 from compliance_reports.delivery.attempt import (
     DeliveryOutcome,
@@ -100,9 +101,9 @@ def deliver_publication(
 ) -> list[DeliveryOutcome]:
     """Deliver every stored file of `publication` to every destination, exactly once.
 
-    Running it again for the same publication sends nothing that was already sent. When a
-    delivery ends dead and `alert_destinations` are given, one failure alert per report and
-    period is sent (see alerts.notify_failure).
+    Running it again for the same publication sends nothing that was already sent. When
+    deliveries end dead and `alert_destinations` are given, one alert covers the failures not
+    alerted before (see alerts.notify_failure).
     """
     log = log or logger.info
     problems = publication.verify() if verify_files else []
@@ -146,10 +147,13 @@ def _alert_dead(engine, report_id, period, organization_id, run_id, outcomes, al
         for o in dead
     ]
     message = f"{len(dead)} delivery(ies) failed permanently:\n" + "\n".join(lines)
+    # One alert per distinct failure, sent once (never retried in-run: the sweep retries it and
+    # the fallback gets it when its destination is the failing one).
     notify_failure(
         engine, alert_destinations,
         AlertFields(report_id=report_id, period=period, organization_id=organization_id, run_id=run_id),
-        message, kind="delivery", **kwargs,
+        message, kind="delivery", failures=[failure_key(o.destination, o.recipient, o.error) for o in dead],
+        failing_destinations={o.destination for o in dead}, in_run_retries=False, **kwargs,
     )
 
 
@@ -197,8 +201,7 @@ def retry_due(
             continue
         secrets = secret_values(dest)
         if is_alert_row(row):
-            outcomes.append(deliver_row(engine, row["id"], resend_sender(dest, row), dest.retry,
-                                        secrets=secrets, **common))
+            outcomes.append(resend_alert_row(engine, row, dest, **common))  # failing: also the fallback
             continue
         key = (row["report_id"], row["period"], row["artifact_sha256"])
         if key not in publications:

@@ -150,7 +150,8 @@ def _rows(
 ) -> Iterator[tuple]:
     """Rows as tuples in INSERT_COLUMNS order, per organization in chain order.
 
-    mode "sqlite": timestamp as SQLAlchemy's naive-UTC SQLite text; "datetime": aware datetime.
+    mode "sqlite": timestamp as SQLAlchemy's naive-UTC SQLite text (also what COPY into
+    PostgreSQL reads, with "+00" appended); "datetime": aware datetime.
     """
     first_day, _ = options.day_range()
     start_hashes = start_hashes or {}
@@ -234,7 +235,7 @@ def seed_audit_log(
         rows = _rows(options, heads, "sqlite", stats)
         done = _insert_sqlite(engine, rows, options.batch_size, total, progress)
     elif dialect == "postgresql":
-        rows = _rows(options, heads, "datetime", stats)
+        rows = _rows(options, heads, "sqlite", stats)  # COPY reads the text timestamps
         done = _insert_postgresql(engine, rows, options.batch_size, total, progress)
     else:
         rows = _rows(options, heads, "datetime", stats)

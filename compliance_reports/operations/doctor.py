@@ -106,6 +106,23 @@ def _key_usable(variable: str) -> bool:
         return load_key(variable=variable) is not None
     except KeyFormatError:
         return False
+def check_alert_fallback(settings: Settings, app: Engine) -> Iterator[Check]:
+    """COMPLIANCE_ALERT_FALLBACK, when set, names a destination that can carry alerts."""
+    name = settings.alert_fallback
+    if not name:
+        yield Check(OK, "alert fallback", f"alerts no channel can carry are written to {settings.alerts_log}")
+        return
+    try:
+        dest = config_store.get_destination(app, name)
+    except config_store.NotFoundError:
+        yield Check(FAIL, "alert fallback", f"COMPLIANCE_ALERT_FALLBACK names {name}, which does not exist",
+                    "apply that destination, or unset the variable to use the alerts.log file")
+        return
+    if dest.type not in ("email", "webhook"):
+        yield Check(FAIL, "alert fallback", f"COMPLIANCE_ALERT_FALLBACK names {name}, a {dest.type} destination "
+                    "that cannot carry alerts", "name an email or webhook destination")
+        return
+    yield Check(OK, "alert fallback", f"destination {name}, then {settings.alerts_log}")
 
 
 def _tcp(host: str, port: int, timeout: float = 3.0) -> str | None:
@@ -200,3 +217,41 @@ def check_daemon(max_age_s: float = 300) -> Iterator[Check]:
                 yield Check(WARN, "dagster daemon", f"{daemon_type} alive with errors: {beat.errors[0].message}")
             else:
                 yield Check(OK, "dagster daemon", f"{daemon_type} alive")
+
+
+def check_recent_failures(app: Engine, days: int = 7) -> Iterator[Check]:
+    """Failed runs and failed or dead deliveries of the last `days` days.
+
+    Failed runs and failed deliveries warn (run retries, the failure alert and the retry sweep
+    handle them); a dead delivery fails: a recipient is missing a report until someone acts.
+    """
+    from dagster import DagsterInstance
+
+    from compliance_reports.operations.status import recent_failures
+
+    try:
+        instance = DagsterInstance.get()
+    except Exception as exc:  # noqa: BLE001 - reported by check_daemon as well
+        yield Check(WARN, "recent failures", f"Dagster instance not readable: {exc}")
+        return
+    with instance:
+        recent = recent_failures(app, instance, days)
+    runs = recent["failed_runs"]
+    if runs:
+        shown = ", ".join(f"{r['job']} {r['report_id'] or '-'} {r['period'] or ''} ({r['run_id'][:8]})".replace("  ", " ")
+                          for r in runs[:5])
+        more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
+        yield Check(WARN, "recent runs", f"{len(runs)} failed run(s) in the last {days} days: {shown}{more}",
+                    "`compliance-reports status` and `history REPORT_ID` show the errors")
+    else:
+        yield Check(OK, "recent runs", f"no failed run in the last {days} days")
+    by_status: dict[str, list[str]] = {"failed": [], "dead": []}
+    for row in recent["deliveries"]:
+        by_status[row["status"]].append(f"{row['destination']}: {row['count']}")
+    if by_status["dead"]:
+        yield Check(FAIL, "recent deliveries", f"dead deliveries in the last {days} days ({', '.join(by_status['dead'])})",
+                    "fix the destination, then `compliance-reports deliveries retry --include-dead`")
+    if by_status["failed"]:
+        yield Check(WARN, "recent deliveries", f"failed deliveries awaiting retry ({', '.join(by_status['failed'])})")
+    if not by_status["dead"] and not by_status["failed"]:
+        yield Check(OK, "recent deliveries", f"no failed or dead delivery in the last {days} days")

@@ -20,6 +20,7 @@ from dagster import (
 
 from compliance_reports.config import store as config_store
 from compliance_reports.delivery import ledger
+from compliance_reports.delivery.alerts import due_alert_rows, send_due_alerts
 from compliance_reports.delivery.dispatcher import retry_due
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
 from compliance_reports.exporters.publishing import fetch_publication, load_published_set
@@ -31,28 +32,41 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@op(description="Re-deliver due failed deliveries from the stored files (never regenerating).")
+def publication_loader(engine, store, scratch: Path):
+    """`load_publication(report_id, period, artifact_sha256)` for the sweep: the STORED files of
+    the run a ledger row was delivered from, fetched once per publication into `scratch`."""
+    cache: dict = {}
+
+    def load_publication(report_id: str, period: str, artifact_sha256: str):
+        key = (report_id, period, artifact_sha256)
+        if key not in cache:
+            row = next(
+                r for r in ledger.list_rows(engine, report_id=report_id)
+                if r["period"] == period and r["artifact_sha256"] == artifact_sha256
+            )
+            report = config_store.get_report(engine, report_id)
+            # artifact_location is the stored manifest: .../<org>/<report>/<period>/<run>/manifest.json
+            report_run_id = Path(row["artifact_location"]).parent.name
+            published = load_published_set(store, report, period, report_run_id, scratch / str(len(cache)))
+            cache[key] = fetch_publication(store, published, report, scratch / f"{len(cache)}-files")
+        return cache[key]
+
+    return load_publication
+
+
+@op(description="Send recorded failure alerts; re-deliver due failed deliveries from the stored files.")
 def retry_due_deliveries(
     context: OpExecutionContext, compliance_db: ComplianceDatabase, artifact_store: ArtifactStoreResource
 ) -> None:
     engine = compliance_db.app_engine()
     store = artifact_store.store(engine)
+    # Alerts recorded by the failure sensor go out first, with their outcome in this run's log.
+    alerts = send_due_alerts(engine, lambda name: config_store.get_destination(engine, name),
+                             now_fn=_now, log=context.log.warning)
+    for outcome in alerts:
+        context.log.info(f"alert {outcome.row_id} to {outcome.destination} {outcome.recipient}: {outcome.status}")
     with tempfile.TemporaryDirectory(prefix="redeliver-") as scratch:
-        cache: dict = {}
-
-        def load_publication(report_id: str, period: str, artifact_sha256: str):
-            key = (report_id, period, artifact_sha256)
-            if key not in cache:
-                row = next(
-                    r for r in ledger.list_rows(engine, report_id=report_id)
-                    if r["period"] == period and r["artifact_sha256"] == artifact_sha256
-                )
-                report = config_store.get_report(engine, report_id)
-                # artifact_location is the stored manifest: .../<org>/<report>/<period>/<run>/manifest.json
-                report_run_id = Path(row["artifact_location"]).parent.name
-                published = load_published_set(store, report, period, report_run_id, Path(scratch) / str(len(cache)))
-                cache[key] = fetch_publication(store, published, report, Path(scratch) / f"{len(cache)}-files")
-            return cache[key]
+        load_publication = publication_loader(engine, store, Path(scratch))
 
         def load_alert_destinations(report_id: str):
             report = config_store.get_report(engine, report_id)
@@ -70,7 +84,8 @@ def retry_due_deliveries(
     statuses = {}
     for outcome in outcomes:
         statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
-    context.add_output_metadata({"attempted": len(outcomes), **{f"status/{k}": v for k, v in statuses.items()}})
+    context.add_output_metadata({"attempted": len(outcomes), "alerts_sent": sum(o.status == "sent" for o in alerts),
+                                 **{f"status/{k}": v for k, v in statuses.items()}})
 
 
 @job(description="Retry sweep of the delivery ledger (delivery_retry_job).")
@@ -89,7 +104,8 @@ def delivery_retry_job():
 )
 def delivery_retry_schedule(context: ScheduleEvaluationContext, compliance_db: ComplianceDatabase):
     """Delivery retry sweep, launched only when something is due."""
-    due = ledger.due_rows(compliance_db.app_engine(), _now(), 1)
+    engine = compliance_db.app_engine()
+    due = ledger.due_rows(engine, _now(), 1) or due_alert_rows(engine, _now(), 1)
     if not due:
         return SkipReason("no deliveries are due for another attempt")
     return RunRequest()

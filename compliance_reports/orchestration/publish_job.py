@@ -25,6 +25,11 @@ from compliance_reports.exporters.publishing import (
 )
 from compliance_reports.orchestration.dagster_runs import report_asset_key
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
+from compliance_reports.orchestration.transient_retries import retry_transient
+
+# Marks a publish failure whose alerts the delivery ledger already raised (one per distinct
+# failed delivery): the failure sensor sends no second, run-level alert for it.
+HANDLED_BY_LEDGER = {"failure_alerted_by": "delivery_ledger"}
 
 
 class PublishConfig(Config):
@@ -46,6 +51,11 @@ def export_report(
     compliance_db: ComplianceDatabase,
     artifact_store: ArtifactStoreResource,
 ) -> dict:
+    with retry_transient(context):
+        return _export(context, config, compliance_db, artifact_store)
+
+
+def _export(context, config: PublishConfig, compliance_db, artifact_store) -> dict:
     report = compliance_db.load_report(config.report_id)
     store = artifact_store.store(compliance_db.app_engine())
     with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
@@ -88,12 +98,33 @@ def deliver_report(
     compliance_db: ComplianceDatabase,
     artifact_store: ArtifactStoreResource,
 ) -> None:
+    with retry_transient(context):
+        report, outcomes = _deliver(context, published, compliance_db, artifact_store)
+    dead = [o for o in outcomes if o.status == "dead"]
+    deferred = [o for o in outcomes if o.status in ("failed", "in_progress")]
+    if deferred:
+        # Not a run failure: the rows are in the ledger and the retry sweep owns them; an alert
+        # follows only if one of them ends dead (a 429 that later succeeds alerts nobody).
+        context.log.warning(
+            f"{len(deferred)} of {len(outcomes)} deliveries handed to the retry sweep: "
+            + "; ".join(f"{o.destination}/{o.recipient}: {o.status}" for o in deferred)
+        )
+    if dead:
+        summary = "; ".join(f"{o.destination}/{o.recipient}: {o.error}" for o in dead)
+        context.log.error(f"{len(dead)} of {len(outcomes)} deliveries are dead: {summary}")
+        # The run must say it failed. With notify_on_failure the ledger already alerted each
+        # distinct failure; without, the failure sensor's run alert goes to the fallback.
+        raise Failure(f"{len(dead)} of {len(outcomes)} deliveries did not go through: {summary}",
+                      allow_retries=False, metadata=HANDLED_BY_LEDGER if report.notify_on_failure else None)
+
+
+def _deliver(context, published: dict, compliance_db, artifact_store) -> tuple:
     stored = PublishedSet.from_dict(published)
     report = compliance_db.load_report(stored.report_id)
     engine = compliance_db.app_engine()
     if not report.destinations:
         context.log.info(f"{report.id} has no destinations: nothing to deliver")
-        return
+        return report, []
     destinations = [get_destination(engine, name) for name in report.destinations]
     alerts = [get_destination(engine, name) for name in report.notify_on_failure]
     with tempfile.TemporaryDirectory(prefix="deliver-") as scratch:
@@ -112,12 +143,7 @@ def deliver_report(
         for o in outcomes
     ]
     context.add_output_metadata({"deliveries": table, "delivery_count": len(table)})
-    bad = [o for o in outcomes if o.status in ("failed", "dead")]
-    if bad:
-        summary = "; ".join(f"{o.destination}/{o.recipient}: {o.status}" for o in bad)
-        # The ledger keeps failed rows for the retry sweep; the run must still say it failed.
-        raise Failure(f"{len(bad)} of {len(outcomes)} deliveries did not go through: {summary}",
-                      allow_retries=False)
+    return report, outcomes
 
 
 @job(

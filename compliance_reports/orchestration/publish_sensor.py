@@ -5,6 +5,7 @@ import json
 
 from dagster import (
     AssetRecordsFilter,
+    DagsterRunStatus,
     DefaultSensorStatus,
     JobDefinition,
     RunRequest,
@@ -67,6 +68,21 @@ def report_triggers(instance, run_ids: set[str]) -> dict[str, str]:
     return triggers
 
 
+def already_published(instance, job_name: str, report_run_ids: set[str]) -> set[str]:
+    """Report runs that a publish run has already published with success (one query per batch).
+
+    `compliance-reports run`/`demo run` publish in-process right away; the sensor, meeting the
+    same materialization later, must not launch a second publish run for it.
+    """
+    if not report_run_ids:
+        return set()
+    records = instance.get_run_records(RunsFilter(
+        job_name=job_name, statuses=[DagsterRunStatus.SUCCESS],
+        tags={"report_run_id": sorted(report_run_ids)},
+    ))
+    return {record.dagster_run.tags.get("report_run_id") for record in records}
+
+
 def build_publish_sensor(publish_job: JobDefinition) -> SensorDefinition:
     @sensor(
         name="publish_report_sensor",
@@ -86,10 +102,12 @@ def build_publish_sensor(publish_job: JobDefinition) -> SensorDefinition:
                 limit=BATCH,
                 ascending=True,
             )
-            triggers = report_triggers(context.instance, {r.run_id for r in result.records})
+            run_ids = {r.run_id for r in result.records}
+            triggers = report_triggers(context.instance, run_ids)
+            published = already_published(context.instance, publish_job.name, run_ids)
             for record in result.records:
                 request = publish_run_request(frequency, record, triggers.get(record.run_id))
-                if request is not None:
+                if request is not None and record.run_id not in published:
                     requests.append(request)
                 cursor[frequency] = record.storage_id
         if not requests:

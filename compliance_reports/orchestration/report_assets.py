@@ -11,12 +11,9 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetsDefinition,
-    Backoff,
     Failure,
-    Jitter,
     MaterializeResult,
     MetadataValue,
-    RetryPolicy,
     asset,
 )
 
@@ -26,6 +23,7 @@ from compliance_reports.orchestration.audit_log_asset import audit_log
 from compliance_reports.orchestration.dagster_runs import REFUSED_TAG
 from compliance_reports.orchestration.report_partitions import FREQUENCIES, report_partitions
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
+from compliance_reports.orchestration.transient_retries import retry_transient
 from compliance_reports.reports.checks import (
     check_coverage,
     check_integrity,
@@ -57,11 +55,8 @@ CHECKS = {
 }
 
 
-RETRY_POLICY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
-
-
-def build_report_asset(frequency: str, retry_policy: RetryPolicy | None = RETRY_POLICY) -> AssetsDefinition:
-    """The report asset of one frequency (tests pass ``retry_policy=None`` to fail fast)."""
+def build_report_asset(frequency: str) -> AssetsDefinition:
+    """The report asset of one frequency."""
     name = f"{frequency}_compliance_report"
 
     @asset(
@@ -76,92 +71,103 @@ def build_report_asset(frequency: str, retry_policy: RetryPolicy | None = RETRY_
             f"The {frequency} compliance report of one report configuration for one period "
             "(HIPAA, GDPR, general, integrity or custom), computed in the audit database."
         ),
-        retry_policy=retry_policy,
     )
     def _report(
         context: AssetExecutionContext,
         compliance_db: ComplianceDatabase,
         artifact_store: ArtifactStoreResource,
     ) -> MaterializeResult:
-        keys = context.partition_key.keys_by_dimension
-        period, report_id = keys["period"], keys["report"]
-        try:
-            report = compliance_db.load_report(report_id)
-        except config_store.NotFoundError as exc:
-            raise Failure(f"{exc}: apply its configuration before running it", allow_retries=False) from None
-        if report.frequency != frequency:
-            raise Failure(
-                f"report {report_id} is {report.frequency}, not {frequency}: run it through "
-                f"{report.frequency}_compliance_report",
-                allow_retries=False,
-            )
-        run = context.run
-        tags = run_tags(report_id, report.organization_id, frequency, period, _trigger(dict(run.tags)))
-        missing = {k: v for k, v in tags.items() if k not in run.tags}
-        now = datetime.now(timezone.utc)
-        try:
-            check_requested_period(period, frequency, report.schedule.timezone, now)
-        except PeriodRefused as exc:
-            # Reached from a UI launch or backfill (the CLI and the schedule-requests sensor
-            # refuse before a run exists). The tag keeps this failure from counting as "the
-            # period ran" for the schedule, which would otherwise never request it.
-            context.instance.add_run_tags(context.run_id, {**missing, REFUSED_TAG: "period"})
-            raise Failure(f"report {report_id}: {exc}", allow_retries=False) from None
-        if missing:
-            context.instance.add_run_tags(context.run_id, missing)
-
-        try:
-            checkpoint_key = artifact_store.checkpoint_key()
-            if report.export.redact_identifiers:
-                Redactor(checkpoint_key)  # refuses a missing key: bad input, not retried
-        except ValueError as exc:
-            raise Failure(f"report {report_id}: {exc}", allow_retries=False) from None
-
-        with tempfile.TemporaryDirectory(prefix="report-") as scratch:
-            stored = build_and_store(
-                audit_engine=compliance_db.audit_engine(),
-                app_engine=compliance_db.app_engine(),
-                store=artifact_store.store(compliance_db.app_engine()),
-                report=report,
-                period=period,
-                run_id=context.run_id,
-                generated_at=now,
-                scratch=Path(scratch),
-                checkpoint_key=checkpoint_key,
-            )
-            integrity = stored.build.integrity
-            outcomes = [
-                check_window(stored.document, report, period),
-                check_totals(compliance_db.audit_engine(), report, period, stored.document, stored.build.events_path),
-                check_integrity(stored.build.integrity_verdict, integrity.reason if integrity else None,
-                                stored.document["data"].get("coverage")),
-                check_coverage(stored.document),
-            ]
-        context.log.info(
-            f"{report_id} {period}: {stored.build.event_count} events, "
-            f"integrity {stored.build.integrity_verdict}, stored at {stored.document_location}"
-        )
-        metadata = report_metadata(stored)
-        metadata["summary"] = MetadataValue.md(markdown_summary(stored))
-        # Checks never block: a BROKEN chain is itself the finding to deliver.
-        check_results = [
-            AssetCheckResult(
-                check_name=o.name,
-                passed=o.passed,
-                severity=AssetCheckSeverity.ERROR if o.severity == "error" else AssetCheckSeverity.WARN,
-                description=o.description,
-                metadata=o.metadata,
-            )
-            for o in outcomes
-        ]
-        # Last step: the signed checkpoint blesses this run's result, so it is stored only once
-        # the document and events are stored and checked; a run failing before leaves none.
-        checkpoint_id = commit_checkpoint(compliance_db.app_engine(), stored)
-        if checkpoint_id is not None:
-            metadata["integrity_checkpoint_id"] = checkpoint_id
-        return MaterializeResult(metadata=metadata, check_results=check_results)
+        # Outages of the databases or the artifact store are retried with backoff; bad input
+        # (Failure with allow_retries=False below) and other errors fail the run at once.
+        with retry_transient(context):
+            return _materialize(context, frequency, compliance_db, artifact_store)
 
     return _report
+
+
+def _materialize(
+    context: AssetExecutionContext,
+    frequency: str,
+    compliance_db: ComplianceDatabase,
+    artifact_store: ArtifactStoreResource,
+) -> MaterializeResult:
+    keys = context.partition_key.keys_by_dimension
+    period, report_id = keys["period"], keys["report"]
+    try:
+        report = compliance_db.load_report(report_id)
+    except config_store.NotFoundError as exc:
+        raise Failure(f"{exc}: apply its configuration before running it", allow_retries=False) from None
+    if report.frequency != frequency:
+        raise Failure(
+            f"report {report_id} is {report.frequency}, not {frequency}: run it through "
+            f"{report.frequency}_compliance_report",
+            allow_retries=False,
+        )
+    run = context.run
+    tags = run_tags(report_id, report.organization_id, frequency, period, _trigger(dict(run.tags)))
+    missing = {k: v for k, v in tags.items() if k not in run.tags}
+    now = datetime.now(timezone.utc)
+    try:
+        check_requested_period(period, frequency, report.schedule.timezone, now)
+    except PeriodRefused as exc:
+        # Reached from a UI launch or backfill (the CLI and the schedule-requests sensor
+        # refuse before a run exists). The tag keeps this failure from counting as "the
+        # period ran" for the schedule, which would otherwise never request it.
+        context.instance.add_run_tags(context.run_id, {**missing, REFUSED_TAG: "period"})
+        raise Failure(f"report {report_id}: {exc}", allow_retries=False) from None
+    if missing:
+        context.instance.add_run_tags(context.run_id, missing)
+
+    try:
+        checkpoint_key = artifact_store.checkpoint_key()
+        if report.export.redact_identifiers:
+            Redactor(checkpoint_key)  # refuses a missing key: bad input, not retried
+    except ValueError as exc:
+        raise Failure(f"report {report_id}: {exc}", allow_retries=False) from None
+
+    with tempfile.TemporaryDirectory(prefix="report-") as scratch:
+        stored = build_and_store(
+            audit_engine=compliance_db.audit_engine(),
+            app_engine=compliance_db.app_engine(),
+            store=artifact_store.store(compliance_db.app_engine()),
+            report=report,
+            period=period,
+            run_id=context.run_id,
+            generated_at=now,
+            scratch=Path(scratch),
+            checkpoint_key=checkpoint_key,
+        )
+        integrity = stored.build.integrity
+        outcomes = [
+            check_window(stored.document, report, period),
+            check_totals(compliance_db.audit_engine(), report, period, stored.document, stored.build.events_path),
+            check_integrity(stored.build.integrity_verdict, integrity.reason if integrity else None,
+                            stored.document["data"].get("coverage")),
+            check_coverage(stored.document),
+        ]
+    context.log.info(
+        f"{report_id} {period}: {stored.build.event_count} events, "
+        f"integrity {stored.build.integrity_verdict}, stored at {stored.document_location}"
+    )
+    metadata = report_metadata(stored)
+    metadata["summary"] = MetadataValue.md(markdown_summary(stored))
+    # Checks never block: a BROKEN chain is itself the finding to deliver.
+    check_results = [
+        AssetCheckResult(
+            check_name=o.name,
+            passed=o.passed,
+            severity=AssetCheckSeverity.ERROR if o.severity == "error" else AssetCheckSeverity.WARN,
+            description=o.description,
+            metadata=o.metadata,
+        )
+        for o in outcomes
+    ]
+    # Last step: the signed checkpoint blesses this run's result, so it is stored only once
+    # the document and events are stored and checked; a run failing before leaves none.
+    checkpoint_id = commit_checkpoint(compliance_db.app_engine(), stored)
+    if checkpoint_id is not None:
+        metadata["integrity_checkpoint_id"] = checkpoint_id
+    return MaterializeResult(metadata=metadata, check_results=check_results)
 
 
 report_assets: dict[str, AssetsDefinition] = {f: build_report_asset(f) for f in FREQUENCIES}

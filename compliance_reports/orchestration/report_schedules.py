@@ -14,13 +14,14 @@ from dagster import (
     schedule,
 )
 
-from compliance_reports.orchestration.dagster_runs import done_periods, lookback
+from compliance_reports.orchestration.dagster_runs import lookback, period_history
 from compliance_reports.orchestration.report_partitions import (
     partition_key,
     report_id_partitions,
 )
 from compliance_reports.orchestration.resources import ComplianceDatabase
-from compliance_reports.scheduling import plan_due_runs
+from compliance_reports.scheduling import RetryRule, plan_due_runs
+from compliance_reports.settings import load_settings
 
 # Ticks are cheap (one configuration query, two run-storage queries), so a short interval
 # keeps reports close to their slot; COMPLIANCE_SCHEDULE_CRON overrides it.
@@ -40,7 +41,8 @@ def build_report_schedule(frequency: str, report_asset: AssetsDefinition) -> Sch
         default_status=DefaultScheduleStatus.RUNNING,
         description=(
             f"Requests each enabled {frequency} report's ended periods once its slot has passed "
-            "in the report's timezone (run key <report_id>:<period>)."
+            "in the report's timezone (run key <report_id>:<period>), and re-requests a failed "
+            "period after a cool-down, a bounded number of times (<report_id>:<period>:retry<N>)."
         ),
     )
     def _schedule(context: ScheduleEvaluationContext, compliance_db: ComplianceDatabase):
@@ -49,12 +51,16 @@ def build_report_schedule(frequency: str, report_asset: AssetsDefinition) -> Sch
         if not reports:
             return SkipReason(f"no enabled {frequency} reports")
         horizon = max(r.schedule.max_catch_up for r in reports)
-        done = done_periods(context.instance, frequency, since=now - lookback(frequency, horizon))
-        due = plan_due_runs(reports, now, done)
+        history = period_history(context.instance, frequency, since=now - lookback(frequency, horizon))
+        plan = plan_due_runs(reports, now, history, RetryRule.from_settings(load_settings()))
+        due = plan.runs
+        if plan.explain():
+            context.log.info(plan.explain())
         if not due:
+            extra = f"; {plan.explain()}" if plan.explain() else ""
             return SkipReason(
                 f"{len(reports)} enabled {frequency} reports: every period whose slot has "
-                f"passed by {now.isoformat(timespec='minutes')} has run or is running"
+                f"passed by {now.isoformat(timespec='minutes')} has run or is running{extra}"
             )
         # Reports applied since the sensor's last reconciliation still need their partition.
         partitions_def = report_id_partitions[frequency]

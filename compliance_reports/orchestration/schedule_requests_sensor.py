@@ -29,6 +29,7 @@ from compliance_reports.db.schema import report_configs, schedule_requests
 from compliance_reports.orchestration.dagster_runs import (
     cancel_pending_runs,
     cancel_scheduled_runs_of,
+    in_flight_run,
     report_asset_key,
 )
 from compliance_reports.orchestration.report_partitions import (
@@ -96,7 +97,9 @@ def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -
 
         for req in pending:
             try:
-                applied = _apply(req, reports.get(req["report_id"]), instance, engine, registered, now)
+                requested = {(r.tags["report_id"], r.tags["period"]): r.run_key for r in run_requests}
+                applied = _apply(req, reports.get(req["report_id"]), instance, engine, registered,
+                                 requested, now)
             except Exception as exc:  # noqa: BLE001 - one broken request must not stop the batch
                 context.log.exception(f"schedule request {req['id']} could not be applied")
                 applied = _failed(f"{type(exc).__name__}: {exc}")
@@ -158,7 +161,7 @@ def request_problem(req) -> str | None:
     return None
 
 
-def _apply(req, report, instance, engine, registered, now) -> Applied:
+def _apply(req, report, instance, engine, registered, requested, now) -> Applied:
     if (problem := request_problem(req)) is not None:
         return _failed(problem)
     action, report_id = req["action"], req["report_id"]
@@ -184,10 +187,10 @@ def _apply(req, report, instance, engine, registered, now) -> Applied:
             set_enabled(engine, report_id, True)
             enabled = True
         return Applied("done", {"enabled": enabled, "partition": report_id}, register=report.frequency)
-    return _run_now(req, report, now)
+    return _run_now(req, report, instance, requested, now)
 
 
-def _run_now(req, report, now) -> Applied:
+def _run_now(req, report, instance, requested: dict[tuple[str, str], str], now) -> Applied:
     frequency, timezone_name = report.frequency, report.config["schedule"]["timezone"]
     period = req["period"] or latest_ended_period(now, frequency, timezone_name)
     try:
@@ -198,6 +201,11 @@ def _run_now(req, report, now) -> Applied:
     # the two from turning into an error that fails the whole tick after rows were marked.
     if not period_partitions[frequency].has_partition_key(period):
         return _failed(f"period: {period} is not a partition of {frequency}_compliance_report")
+    # Coalesced: no second run of a (report, period) while one is queued or running, nor two
+    # from requests handled in the same tick.
+    running = requested.get((report.id, period)) or in_flight_run(instance, report.id, period)
+    if running:
+        return Applied("done", {"requested_period": period, "coalesced_with": running}, register=frequency)
     run_key = f"request:{req['id']}"
     request = RunRequest(
         run_key=run_key,

@@ -68,3 +68,25 @@ def test_retry(cli, rows, engine):
 
     result = json.loads(cli("retry", "--json").output)
     assert sorted(r["id"] for r in result) == sorted([rows["dead"], rows["failed"]])
+
+
+def test_list_since_and_limit(cli, engine, publication, clock):
+    from datetime import timedelta
+
+    dest = WebhookDestination(type="webhook", name="hook", url="https://example.test/hook", retry=fast_retry())
+    start = clock.now()
+    ledger.ensure_rows(engine, publication, dest, ["old-1", "old-2"], 3, now=start)
+    later = start + timedelta(days=3)
+    ledger.ensure_rows(engine, publication, dest, ["new-1", "new-2"], 3, now=later)
+    recipients = lambda *args: [r["recipient"] for r in json.loads(cli("list", "--json", *args).output)]  # noqa: E731
+    assert sorted(recipients()) == ["new-1", "new-2", "old-1", "old-2"]
+    since = (start + timedelta(days=1)).date().isoformat()
+    assert sorted(recipients("--since", since)) == ["new-1", "new-2"]
+    assert recipients("--since", later.strftime("%Y-%m-%dT%H:%M:%S")) == recipients("--since", since)
+    newest_two = recipients("--limit", "2")
+    assert sorted(newest_two) == ["new-1", "new-2"]
+    assert len(recipients("--limit", "3")) == 3 and set(recipients("--limit", "3")) >= {"new-1", "new-2"}
+    assert recipients("--since", since, "--limit", "1")[0] in ("new-1", "new-2")
+    assert cli("list", "--limit", "0").exit_code == 2
+    bad = cli("list", "--since", "yesterday")
+    assert bad.exit_code == 2 and "--since" in bad.output

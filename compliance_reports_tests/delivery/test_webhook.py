@@ -144,7 +144,7 @@ def test_dead_after_last_failure_sends_one_alert(http_factory, publication, deli
     assert len(peer.requests) == 3 and len(alerts.requests) == 1
     alert_rows = [r for r in ledger.list_rows(engine) if r["recipient"].startswith("alert:")]
     assert len(alert_rows) == 1 and alert_rows[0]["status"] == "sent"
-    assert alert_rows[0]["artifact_sha256"] == "failure:delivery"
+    assert alert_rows[0]["artifact_sha256"].startswith("failure:delivery:")  # one per distinct failure
 
 
 def test_connection_refused_leaves_row_failed_for_the_sweep(publication, deliver, engine, clock):

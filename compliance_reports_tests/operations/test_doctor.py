@@ -86,3 +86,13 @@ def test_malformed_keys_fail_and_name_the_variable(env, monkeypatch):
     assert any("report r-keys" in line and "CR_DOCTOR_KEY" in line and "32-byte" in line for line in failed)
     assert any("report r-keys" in line and "redact_identifiers" in line for line in failed)
     assert any("COMPLIANCE_CHECKPOINT_KEY is not valid UTF-8" in line for line in failed)
+def test_alert_fallback_must_name_a_destination_that_carries_alerts(env, monkeypatch, tmp_path):
+    result = _doctor()
+    assert f"alerts no channel can carry are written to {tmp_path / 'alerts.log'}" in result.output
+    monkeypatch.setenv("COMPLIANCE_ALERT_FALLBACK", "pager")
+    result = _doctor()
+    assert result.exit_code == 1
+    assert "COMPLIANCE_ALERT_FALLBACK names pager, which does not exist" in result.output
+    config_store.apply_destinations(env, [parse_destination(
+        {"name": "pager", "type": "storage", "provider": "local", "base_path": str(tmp_path / "p")})])
+    assert "a storage destination that cannot carry alerts" in _doctor().output

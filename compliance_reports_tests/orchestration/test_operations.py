@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import DagsterEventType, build_run_status_sensor_context, instance_for_test
+from dagster import DagsterEventType, build_run_status_sensor_context, build_sensor_context, instance_for_test
 from sqlalchemy import select, update
 
 from compliance_reports.config import store as config_store
@@ -16,7 +16,6 @@ from compliance_reports.db.schema import retention_log, stored_files
 from compliance_reports.delivery import ledger
 from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 from compliance_reports.orchestration.manual_run import run_report_now
-from compliance_reports.orchestration.report_failure_alert_sensor import report_failure_alert_sensor
 from compliance_reports_tests.orchestration.helpers import location_for_tests
 
 FAST = {"max_attempts": 3, "initial_delay_s": 0.01, "multiplier": 2, "max_delay_s": 0.02}
@@ -61,7 +60,6 @@ def _publish(defs, instance, sqlite_url, engine, period):
     report = config_store.get_report(engine, "daily-general")
     outcome = run_report_now(report, period, app_db_url=sqlite_url, instance=instance)
     assert outcome["status"] == "SUCCESS", outcome["messages"]
-    from dagster import build_sensor_context
 
     sensor = defs.get_repository_def().get_sensor_def("publish_report_sensor")
     with build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as context:
@@ -72,7 +70,7 @@ def _publish(defs, instance, sqlite_url, engine, period):
                                   raise_on_error=False)
 
 
-def test_failed_delivery_is_swept_from_stored_files_and_failure_alerted_once(setup, sqlite_url):
+def test_failed_delivery_is_swept_from_stored_files_and_alerted_once_per_incident(setup, sqlite_url):
     engine, hook, alerts, _ = setup
     defs = location_for_tests(sqlite_url)
     period = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
@@ -88,20 +86,15 @@ def test_failed_delivery_is_swept_from_stored_files_and_failure_alerted_once(set
         assert len(alerts.requests) == 1
         assert alerts.requests[0].json()["report_id"] == "daily-general"
 
-        # The failure sensor for the failed publish run: the alert was already sent, nothing new.
-        failure_event = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-        run = instance.get_run_by_id(result.run_id)
-        context = build_run_status_sensor_context(
-            sensor_name="report_failure_alert_sensor",
-            dagster_instance=instance,
-            dagster_run=run,
-            dagster_event=failure_event,
-            resources=defs.resources,
-        ).for_run_failure()
-        report_failure_alert_sensor(context)
-        report_failure_alert_sensor(context)
-        assert len(alerts.requests) == 2  # the run-failure alert, exactly once
-        assert alerts.requests[1].json()["run_id"] == result.run_id
+        # The failure sensor sees the failed publish run: the ledger already alerted this incident
+        # (one alert per incident, not a delivery alert plus a run alert).
+        sensor = defs.get_repository_def().get_sensor_def("report_failure_alert_sensor")
+        for _ in range(2):
+            with build_sensor_context(instance=instance, cursor="0", definitions=defs,
+                                      resources=defs.resources) as context:
+                tick = sensor.evaluate_tick(context)
+            assert not tick.run_requests
+        assert len(alerts.requests) == 1
 
         # Operator retries the dead row; the sweep re-delivers the stored files (same sha256).
         ledger.reschedule(engine, row["id"], datetime.now(timezone.utc) - timedelta(seconds=1))

@@ -117,19 +117,42 @@ def test_second_tick_requests_nothing_new_and_says_why(configured, sqlite_url):
         assert "has run or is running" in second.skip_message
 
 
-def test_failed_period_is_not_requested_again(configured, sqlite_url):
+def test_failed_period_is_retried_after_the_cool_down_with_its_own_run_key(configured, sqlite_url, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
     from dagster import DagsterRunStatus
 
+    monkeypatch.setenv("COMPLIANCE_RETRY_COOLDOWN_MIN", "60")
+    monkeypatch.setenv("COMPLIANCE_RETRY_MAX", "1")
+    config_store.apply_reports(configured, [_report("utc-daily", frequency="daily", time="00:00", timezone="UTC",
+                                                    max_catch_up=3)])
     defs = location_for_tests(sqlite_url)
+    failed_at = datetime.now(timezone.utc)
+    period = (failed_at - timedelta(days=2)).date().isoformat()  # in the look-back at every tick below
+
+    def utc_keys(at):
+        data = _tick(defs, instance, "daily", at.isoformat())
+        return {r.run_key: r.tags["trigger"] for r in data.run_requests if r.tags["report_id"] == "utc-daily"}
+
     with queued_instance() as instance:
-        run_id = add_queued_run(instance, "berlin-daily", "2026-11-27", "daily")
-        run = instance.get_run_by_id(run_id)
-        instance.report_run_failed(run)
+        run_id = add_queued_run(instance, "utc-daily", period, "daily")
+        instance.report_run_failed(instance.get_run_by_id(run_id))
         assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
-        data = _tick(defs, instance, "daily", "2026-11-28T06:05:00Z")
-        keys = {r.run_key for r in data.run_requests}
-        assert "berlin-daily:2026-11-27" not in keys
-        assert "berlin-daily:2026-11-26" in keys
+
+        during = utc_keys(failed_at + timedelta(minutes=30))
+        assert not any(key.startswith(f"utc-daily:{period}") for key in during)
+        after = utc_keys(failed_at + timedelta(minutes=61))
+        assert after[f"utc-daily:{period}:retry1"] == "retry"
+        assert f"utc-daily:{period}" not in after
+
+        # The retry is queued: coalesced, nothing more for that period.
+        retry = add_queued_run(instance, "utc-daily", period, "daily", trigger="retry")
+        queued = utc_keys(failed_at + timedelta(minutes=62))
+        assert not any(key.startswith(f"utc-daily:{period}") for key in queued)
+        # It fails too: with COMPLIANCE_RETRY_MAX=1 the period is left failed.
+        instance.report_run_failed(instance.get_run_by_id(retry))
+        later = utc_keys(datetime.now(timezone.utc) + timedelta(hours=3))
+        assert not any(key.startswith(f"utc-daily:{period}") for key in later)
 
 
 def test_disabled_report_is_never_requested(configured, sqlite_url):

@@ -222,3 +222,25 @@ def test_a_period_outside_the_assets_partitions_fails_only_its_own_request(confi
         row = _requests(configured)[bad]
         assert row["status"] == "failed"
         assert json.loads(row["result"])["error"] == "period: 2025-05-31 is not a partition of daily_compliance_report"
+def test_run_now_is_coalesced_with_a_queued_run_and_within_a_tick(configured, sqlite_url):
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        first = config_store.request(configured, "r-monthly", "run_now", period="2026-10-01", actor="t")
+        twice = config_store.request(configured, "r-monthly", "run_now", period="2026-10-01", actor="t")
+        other = config_store.request(configured, "r-monthly", "run_now", period="2026-09-01", actor="t")
+        result = _evaluate(defs, instance)
+        assert sorted(r.run_key for r in result.run_requests) == [f"request:{first}", f"request:{other}"]
+        assert json.loads(_requests(configured)[twice]["result"]) == {
+            "requested_period": "2026-10-01", "coalesced_with": f"request:{first}"}
+
+        queued = add_queued_run(instance, "r-daily", "2026-11-27", "daily", trigger="schedule")
+        again = config_store.request(configured, "r-daily", "run_now", period="2026-11-27", actor="t")
+        result = _evaluate(defs, instance, cursor=str(other))
+        assert not result.run_requests
+        row = _requests(configured)[again]
+        assert row["status"] == "done" and json.loads(row["result"])["coalesced_with"] == queued
+
+        instance.report_run_canceled(instance.get_run_by_id(queued))
+        after = config_store.request(configured, "r-daily", "run_now", period="2026-11-27", actor="t")
+        result = _evaluate(defs, instance, cursor=str(again))
+        assert [r.run_key for r in result.run_requests] == [f"request:{after}"]

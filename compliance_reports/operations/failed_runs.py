@@ -1,0 +1,68 @@
+"""What a failed report or publish run calls for: nothing yet, a run alert, or a "gave up" alert.
+
+The failure sensor asks `react` once per failed run; this is the whole policy, in plain Python:
+
+- a crashed run that Dagster's run retries re-execute: nothing (its re-execution decides);
+- a publish run that failed because deliveries ended dead: nothing more (the delivery ledger
+  raised one alert per distinct failed delivery: one incident, one alert);
+- a report run whose period the schedule will request again after the cool-down: nothing (a
+  failure that recovers by itself alerts nobody);
+- a report run whose period failed more often than COMPLIANCE_RETRY_MAX allows retries:
+  "gave_up" (the period is left failed);
+- anything else (a publish run that failed for another reason, a period the schedule will not
+  retry - outside its look-back, report disabled, already reported before): "run".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from compliance_reports.config.models import ReportConfig
+from compliance_reports.scheduling import PeriodRuns, RetryRule, in_schedule_horizon
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    run_id: str
+    stage: str  # report | publish
+    report_id: str
+    period: str
+    failed_at: datetime
+    will_retry: bool = False  # Dagster re-executes this crashed run
+    alerted_by_ledger: bool = False  # the delivery ledger alerted each failed delivery
+
+
+@dataclass(frozen=True)
+class Reaction:
+    alert: str | None  # None | run | gave_up
+    reason: str  # one line, logged and put at the top of the alert
+
+
+def react(failed: FailedRun, report: ReportConfig | None, runs: PeriodRuns, rule: RetryRule) -> Reaction:
+    key = f"{failed.report_id} {failed.period}"
+    rerun = f"re-run it with `compliance-reports run {failed.report_id} --period {failed.period}`"
+    if failed.will_retry:
+        return Reaction(None, f"{key}: Dagster re-executes the crashed run {failed.run_id}; its outcome decides")
+    if failed.alerted_by_ledger:
+        return Reaction(None, f"{key}: the delivery ledger alerted each failed delivery of this publication")
+    if report is None:
+        return Reaction(None, f"{key}: the report no longer exists; nothing to alert")
+    if failed.stage == "publish":
+        return Reaction("run", f"{key}: the publish run failed; resume it from its stored files "
+                               f"(`compliance-reports publish retry --report {failed.report_id} "
+                               f"--period {failed.period}`) or re-execute the run")
+    if runs.in_flight:
+        return Reaction(None, f"{key}: another run of the period is queued or running; its outcome decides")
+    if runs.materialized:
+        return Reaction("run", f"{key}: a new run of an already reported period failed; the earlier "
+                               "report stands and is not re-run automatically")
+    if runs.failures > rule.max_retries:
+        return Reaction("gave_up", f"{key}: failed {runs.failures} times ({runs.failures - 1} retries by "
+                                   f"the schedule); the period is left failed: {rerun}")
+    retry_at = (runs.last_failure_at or failed.failed_at) + rule.cooldown
+    if in_schedule_horizon(report, failed.period, retry_at):
+        return Reaction(None, f"{key}: the schedule requests it again at {retry_at.isoformat(timespec='minutes')} "
+                              f"(retry {max(runs.failures, 1)} of {rule.max_retries})")
+    return Reaction("run", f"{key}: not retried automatically (report disabled or the period is "
+                           f"outside its schedule's look-back); {rerun}")

@@ -1,0 +1,107 @@
+"""The environment file: parsing, precedence (the process wins) and what the CLI sees."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from compliance_reports.cli.main import main
+from compliance_reports.settings import (
+    apply_environment,
+    env_file_path,
+    parse_env_file,
+    update_env_file,
+)
+
+
+def test_parse_quotes_comments_and_export_prefix():
+    text = """
+# a comment
+export COMPLIANCE_MANIFEST_KEY=abc123
+QUOTED="value with # hash and spaces"
+SINGLE='it''s'
+TRAILING=plain # note
+EMPTY=
+"""
+    assert parse_env_file(text) == {
+        "COMPLIANCE_MANIFEST_KEY": "abc123",
+        "QUOTED": "value with # hash and spaces",
+        "SINGLE": "it''s",
+        "TRAILING": "plain",
+        "EMPTY": "",
+    }
+
+
+@pytest.mark.parametrize("line", ["no equals sign", "1ABC=x", "BAD NAME=x"])
+def test_parse_refuses_a_malformed_line_naming_it(line):
+    with pytest.raises(ValueError, match="line 2: expected NAME=value"):
+        parse_env_file(f"OK=1\n{line}\n", "x.env")
+
+
+def test_default_path_is_in_the_data_folder_and_the_variable_overrides_it(tmp_path):
+    assert env_file_path({"COMPLIANCE_DATA_DIR": str(tmp_path)}) == tmp_path / "compliance.env"
+    named = tmp_path / "elsewhere.env"
+    assert env_file_path({"COMPLIANCE_DATA_DIR": str(tmp_path), "COMPLIANCE_ENV_FILE": str(named)}) == named
+
+
+def test_process_environment_wins_over_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "c.env"
+    path.write_text("COMPLIANCE_CHECKPOINT_KEY=from-file\nCOMPLIANCE_MANIFEST_KEY=file-manifest\n")
+    monkeypatch.setenv("COMPLIANCE_ENV_FILE", str(path))
+    monkeypatch.setenv("COMPLIANCE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COMPLIANCE_CHECKPOINT_KEY", "from-process")
+    for name in ("COMPLIANCE_MANIFEST_KEY", "DAGSTER_HOME"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    taken = apply_environment()
+    assert taken == {"COMPLIANCE_MANIFEST_KEY": "file-manifest"}
+    assert os.environ["COMPLIANCE_CHECKPOINT_KEY"] == "from-process"
+    assert os.environ["DAGSTER_HOME"] == str(tmp_path.resolve() / "dagster_home")
+
+
+def test_update_keeps_other_lines_and_is_private(tmp_path):
+    path = tmp_path / "c.env"
+    path.write_text("# mine\nA=1\nB=2\n")
+    update_env_file(path, {"B": "3", "C": "4"})
+    assert path.read_text() == "# mine\nA=1\nB=3\nC=4\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("COMPLIANCE_DATA_DIR", str(data))
+    monkeypatch.delenv("COMPLIANCE_ENV_FILE", raising=False)
+    for name in ("DAGSTER_HOME", "COMPLIANCE_DB_URL", "AUDIT_DB_URL", "COMPLIANCE_MANIFEST_KEY",
+                 "COMPLIANCE_CHECKPOINT_KEY"):
+        # set, then delete: monkeypatch restores the original state even of what the CLI adds
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    return data
+
+
+def test_cli_and_doctor_agree_on_dagster_home_and_keys(cli_env):
+    (cli_env / "compliance.env").write_text("COMPLIANCE_CHECKPOINT_KEY='" + "c" * 64 + "'\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    shown = json.loads(runner.invoke(main, ["env", "--json"]).output)
+    assert shown["exists"] is True
+    assert {"name": "COMPLIANCE_CHECKPOINT_KEY", "source": "file"} in shown["variables"]
+    doctor = runner.invoke(main, ["doctor"])
+    assert "DAGSTER_HOME is not set" not in doctor.output
+    assert "COMPLIANCE_CHECKPOINT_KEY is set" in doctor.output
+    assert (cli_env / "dagster_home" / "dagster.yaml").is_file()
+    exports = runner.invoke(main, ["env", "--shell"]).output
+    assert f"export DAGSTER_HOME={cli_env.resolve() / 'dagster_home'}" in exports.splitlines()
+    assert f"export COMPLIANCE_CHECKPOINT_KEY={'c' * 64}" in exports.splitlines()
+
+
+def test_a_malformed_env_file_is_refused_with_exit_2(cli_env):
+    (cli_env / "compliance.env").write_text("garbage line\n")
+    result = CliRunner().invoke(main, ["env"])
+    assert result.exit_code == 2
+    assert "COMPLIANCE_ENV_FILE" in result.output and "line 1" in result.output
