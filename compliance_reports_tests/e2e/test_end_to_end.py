@@ -433,8 +433,8 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
         # Report runs are asset-job runs (__ASSET_JOB, or the schedule's anonymous asset job);
         # a publish run carries the trigger of the report run it publishes.
         def split(rows):
-            reports = {(r["status"], r["period"], r["trigger"]) for r in rows if r["job"] != PUBLISH_JOB}
-            publications = {(r["status"], r["period"], r["trigger"]) for r in rows if r["job"] == PUBLISH_JOB}
+            reports = {(r["status"], r["period"], r["trigger"]) for r in rows if r["dagster_job"] != PUBLISH_JOB}
+            publications = {(r["status"], r["period"], r["trigger"]) for r in rows if r["dagster_job"] == PUBLISH_JOB}
             return reports, publications
 
         rows = history("e2e-now")

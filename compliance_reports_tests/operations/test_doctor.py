@@ -94,5 +94,5 @@ def test_alert_fallback_must_name_a_destination_that_carries_alerts(env, monkeyp
     assert result.exit_code == 1
     assert "COMPLIANCE_ALERT_FALLBACK names pager, which does not exist" in result.output
     config_store.apply_destinations(env, [parse_destination(
-        {"name": "pager", "type": "storage", "provider": "local", "base_path": str(tmp_path / "p")})])
+        {"name": "pager", "type": "storage", "provider": "local", "base_path": "p"})])
     assert "a storage destination that cannot carry alerts" in _doctor().output

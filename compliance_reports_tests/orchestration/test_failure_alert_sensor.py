@@ -21,7 +21,8 @@ FAST = {"max_attempts": 3, "initial_delay_s": 0.01, "multiplier": 2, "max_delay_
 def configured(engine, http_factory):
     alerts = http_factory()
     config_store.apply_destinations(engine, [parse_destination(
-        {"name": "oncall", "type": "webhook", "url": alerts.url, "retry": FAST})])
+        {"name": "oncall", "type": "webhook", "url": alerts.url, "retry": FAST,
+         "allow_private_network": True})])
     config_store.apply_reports(engine, [ReportConfig.model_validate({
         "id": "utc-daily", "name": "UTC daily", "organization_id": "org-1",
         "report_type": "general_compliance",

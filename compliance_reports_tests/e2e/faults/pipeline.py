@@ -163,7 +163,7 @@ class Pipeline:
         engine = self.engine
         with tempfile.TemporaryDirectory(prefix="sweep-") as scratch:
             return retry_due(
-                engine, publication_loader(engine, ArtifactStoreResource().store(), Path(scratch)),
+                engine, publication_loader(engine, ArtifactStoreResource().store(engine), Path(scratch)),
                 lambda name: config_store.get_destination(engine, name), now_fn=lambda: when,
                 sleep_fn=lambda s: None,
                 load_alert_destinations=lambda rid: [config_store.get_destination(engine, n) for n in

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from moto.server import ThreadedMotoServer
 
+from compliance_reports.artifacts.s3 import make_s3_client
 from compliance_reports.config.models import EmailDestination, WebhookDestination
 from compliance_reports.delivery import ledger
 from compliance_reports.delivery.dispatcher import deliver_publication, retry_due
 from compliance_reports.operations import transient_errors
 from compliance_reports.operations.transient_errors import StepRetry
-from compliance_reports.orchestration.resources import ArtifactStoreResource
 from compliance_reports_tests.delivery.conftest import FakeClock, make_publication
 from compliance_reports_tests.e2e.faults.cluster import restart_when
 from compliance_reports_tests.e2e.faults.pipeline import (
@@ -243,7 +243,7 @@ def test_publish_outlasts_an_artifact_store_outage(sqlite_url, http_factory, mon
     servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)]
     servers[0].start()
     try:
-        ArtifactStoreResource().store().client.create_bucket(Bucket="fault-artifacts")
+        make_s3_client(f"http://127.0.0.1:{port}").create_bucket(Bucket="fault-artifacts")
         with pipeline(sqlite_url, [webhook("siem", siem.url)], [report_doc("daily", ["siem"])]) as p:
             assert p.run_period("daily", days_ago(1)).success
             servers[0].stop()  # the S3 endpoint goes away (its objects stay in moto's memory)
