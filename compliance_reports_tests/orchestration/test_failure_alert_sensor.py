@@ -11,6 +11,7 @@ from compliance_reports.config import store as config_store
 from compliance_reports.config.models import ReportConfig, parse_destination
 from compliance_reports.delivery import ledger
 from compliance_reports.orchestration.report_failure_alert_sensor import parse_cursor
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER
 from compliance_reports_tests.orchestration.helpers import add_queued_run, location_for_tests, queued_instance
 from compliance_reports_tests.peers import free_port
 
@@ -21,8 +22,7 @@ FAST = {"max_attempts": 3, "initial_delay_s": 0.01, "multiplier": 2, "max_delay_
 def configured(engine, http_factory):
     alerts = http_factory()
     config_store.apply_destinations(engine, [parse_destination(
-        {"name": "oncall", "type": "webhook", "url": alerts.url, "retry": FAST,
-         "allow_private_network": True})])
+        {"name": "oncall", "type": "webhook", "url": alerts.url, "retry": FAST, **LOCAL_RECEIVER})])
     config_store.apply_reports(engine, [ReportConfig.model_validate({
         "id": "utc-daily", "name": "UTC daily", "organization_id": "org-1",
         "report_type": "general_compliance",

@@ -16,10 +16,10 @@ from compliance_reports.db.schema import retention_log, stored_files
 from compliance_reports.delivery import ledger
 from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 from compliance_reports.orchestration.manual_run import run_report_now
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER
 from compliance_reports_tests.orchestration.helpers import location_for_tests
 
 FAST = {"max_attempts": 3, "initial_delay_s": 0.01, "multiplier": 2, "max_delay_s": 0.02}
-LOCAL = {"allow_private_network": True}  # the HTTP peers listen on 127.0.0.1
 
 
 @pytest.fixture
@@ -32,8 +32,8 @@ def setup(engine, tmp_path, monkeypatch, http_factory):
     config_store.apply_destinations(
         engine,
         [
-            parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST, **LOCAL}),
-            parse_destination({"name": "alerts", "type": "webhook", "url": alerts.url, "retry": FAST, **LOCAL}),
+            parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST, **LOCAL_RECEIVER}),
+            parse_destination({"name": "alerts", "type": "webhook", "url": alerts.url, "retry": FAST, **LOCAL_RECEIVER}),
         ],
     )
     config_store.apply_reports(
@@ -162,7 +162,7 @@ def test_no_secret_in_run_config_tags_event_logs_or_database(setup, sqlite_url, 
     monkeypatch.setenv("COMPLIANCE_MANIFEST_KEY", manifest_key)
     config_store.apply_destinations(
         engine,
-        [parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST, **LOCAL,
+        [parse_destination({"name": "hook", "type": "webhook", "url": hook.url, "retry": FAST, **LOCAL_RECEIVER,
                             "signing_secret_env": "HOOK_SIGNING_SECRET"})],
     )
     defs = location_for_tests(sqlite_url)

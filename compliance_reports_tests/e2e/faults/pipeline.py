@@ -35,6 +35,7 @@ from compliance_reports.orchestration.operations_jobs import publication_loader
 from compliance_reports.orchestration.report_assets import report_assets
 from compliance_reports.orchestration.resources import ArtifactStoreResource
 from compliance_reports.settings import load_settings
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER
 from compliance_reports_tests.orchestration.helpers import location_for_tests
 
 ORG = "org-stmarys"  # the first demo organization
@@ -61,7 +62,7 @@ def report_doc(report_id: str, destinations: list[str], notify: list[str] = (), 
 def webhook(name: str, url: str, **retry) -> dict[str, Any]:
     # The receivers run on loopback: allowed on purpose (the outbound guard refuses it otherwise).
     return {"name": name, "type": "webhook", "url": url, "timeout_s": 5, "retry": {**FAST, **retry},
-            "allow_private_network": True}
+            **LOCAL_RECEIVER}
 
 
 def mail(name: str, port: int, to: list[str], **retry) -> dict[str, Any]:
