@@ -474,3 +474,29 @@ def describe_slots(spec: ScheduleSpec, after: datetime, n: int) -> list[dict[str
             }
         )
     return rows
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def human_period_label(key: str, frequency: str) -> str:
+    """The period as a reader names it: "1 October 2026", "Week 48 (23-29 November 2026)",
+    "October 2026", "Q3 2026". Locale-neutral English, for report page 1 and mail subjects."""
+    start = validate_period_key(key, frequency)
+    if frequency == "daily":
+        return f"{start.day} {calendar.month_name[start.month]} {start.year}"
+    if frequency == "weekly":
+        end = start + timedelta(days=6)
+        week = start.isocalendar().week
+        if (start.year, start.month) == (end.year, end.month):
+            span = f"{start.day}-{end.day} {calendar.month_name[end.month]} {end.year}"
+        elif start.year == end.year:
+            span = (f"{start.day} {calendar.month_name[start.month]} - "
+                    f"{end.day} {calendar.month_name[end.month]} {end.year}")
+        else:
+            span = (f"{start.day} {calendar.month_name[start.month]} {start.year} - "
+                    f"{end.day} {calendar.month_name[end.month]} {end.year}")
+        return f"Week {week} ({span})"
+    if frequency == "monthly":
+        return f"{calendar.month_name[start.month]} {start.year}"
+    return f"Q{(start.month - 1) // 3 + 1} {start.year}"

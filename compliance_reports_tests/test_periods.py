@@ -29,6 +29,7 @@ from compliance_reports.periods import (
     ScheduleSpec,
     describe_slots,
     due_periods,
+    human_period_label,
     last_slot_at_or_before,
     latest_ended_period,
     next_period_start,
@@ -677,3 +678,24 @@ def test_slots_are_consistent(spec, after):
         assert period_has_ended(row["period"], spec.frequency, spec.timezone, slot)
         following = next_period_start(d(row["period"]), spec.frequency).isoformat()
         assert not period_has_ended(following, spec.frequency, spec.timezone, slot)
+
+
+@pytest.mark.parametrize(
+    ("key", "frequency", "label"),
+    [
+        ("2026-10-01", "daily", "1 October 2026"),
+        ("2026-11-23", "weekly", "Week 48 (23-29 November 2026)"),
+        ("2026-09-28", "weekly", "Week 40 (28 September - 4 October 2026)"),
+        ("2025-12-29", "weekly", "Week 1 (29 December 2025 - 4 January 2026)"),
+        ("2026-10-01", "monthly", "October 2026"),
+        ("2026-07-01", "quarterly", "Q3 2026"),
+        ("2026-01-01", "quarterly", "Q1 2026"),
+    ],
+)
+def test_human_period_label(key, frequency, label):
+    assert human_period_label(key, frequency) == label
+
+
+def test_human_period_label_refuses_a_key_that_is_not_a_period_start():
+    with pytest.raises(ValueError, match="weekly periods start on Monday"):
+        human_period_label("2026-11-24", "weekly")
