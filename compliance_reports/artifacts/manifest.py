@@ -8,6 +8,9 @@
       "generated_at": ...,           (from the document header, not the clock: reproducible)
       "events_sha256": ...,          (header.events_sha256)
       "document_sha256": ...,        (report_document.document_sha256: canonical JSON)
+      "content_fingerprint": ...,    (document.content_fingerprint: without run-specific fields;
+                                      the delivery ledger's identity of the content)
+      "reissue_of": {...} | null,    (the earlier issue this one supersedes, see document.py)
       "files": [                     (the exported files, the ones delivered; sorted by filename)
         {"filename", "format", "media_type", "size", "sha256", "content_sha256",
          "compressed", "encrypted", "key_id"}
@@ -53,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from compliance_reports.artifacts.checksums import sha256_file
-from compliance_reports.reports.document import document_sha256
+from compliance_reports.reports.document import content_fingerprint, document_sha256
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
@@ -162,6 +165,8 @@ def build_manifest(
         "generated_at": header.get("generated_at"),
         "events_sha256": header.get("events_sha256"),
         "document_sha256": document_sha256(document),
+        "content_fingerprint": content_fingerprint(document),
+        "reissue_of": document.get("reissue_of"),
         "files": entries,
         "sources": source_entries,
     }

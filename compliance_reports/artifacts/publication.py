@@ -1,8 +1,9 @@
 """What delivery sends: a report's stored, exported files and their manifest.
 
 A `Publication` points at files already written by the exporters (never regenerated here).
-Its identity in the ledger is the manifest's SHA-256: the manifest lists every file with its
-own SHA-256, so one manifest hash names exactly one set of file contents.
+The manifest's SHA-256 names exactly one set of file contents (the manifest lists every file
+with its own SHA-256); the ledger keys deliveries on the document's content fingerprint
+(`fingerprint`), which stays the same when a period is re-run over unchanged audit rows.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class Publication:
     manifest_sha256: str
     artifact_location: str
     link_for: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
+    content_fingerprint: str | None = None
+    reissue_of: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", [PublishedFile.coerce(f) for f in self.files])
@@ -113,6 +116,11 @@ class Publication:
     def artifact_sha256(self) -> str:
         """The ledger's artifact hash: the manifest's SHA-256."""
         return self.manifest_sha256
+
+    @property
+    def fingerprint(self) -> str:
+        """The ledger's content identity; a manifest without a fingerprint falls back to its hash."""
+        return self.content_fingerprint or self.manifest_sha256
 
     def with_links(self, link_for: Callable[[str], str] | None) -> "Publication":
         return replace(self, link_for=link_for)
@@ -189,4 +197,6 @@ class Publication:
             manifest_sha256=hashlib.sha256(raw).hexdigest(),
             artifact_location=artifact_location or str(manifest_path.parent),
             link_for=link_for,
+            content_fingerprint=header.get("content_fingerprint"),
+            reissue_of=header.get("reissue_of"),
         )

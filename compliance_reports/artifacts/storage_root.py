@@ -34,6 +34,15 @@ class OutsideRootError(ValueError):
     """A path that is, or would lead, outside the folder it must stay in."""
 
 
+class NameTaken(FileExistsError):
+    """An exclusive write met an existing name; `sha256` is what it holds (None: not a regular
+    file, e.g. a symbolic link, which is never followed)."""
+
+    def __init__(self, name: str, sha256: str | None) -> None:
+        super().__init__(errno.EEXIST, "name exists", name)
+        self.sha256 = sha256
+
+
 def folder_problem(text: str) -> str | None:
     """Why `text` is not a folder relative to the storage root, or None when it is one."""
     if not text or not text.strip():
@@ -142,12 +151,15 @@ def write_file(
     *,
     boundary_parts: int = 0,
     mode: int = 0o600,
+    exclusive: bool = False,
 ) -> Path:
     """Write root/parts atomically (temporary file, then rename) without leaving the root.
 
     The first `boundary_parts` folders (e.g. a destination's base_path) may be reached through
     symbolic links that stay inside the root; the rest (the key) must stay inside the folder
     they lead to. `writer` receives the open temporary file. Returns the real path written.
+    `exclusive` never replaces an existing name (hard link into place, or O_EXCL create where
+    links are not supported): NameTaken says what the name already holds.
     """
     parts = list(parts)
     if not parts:
@@ -171,17 +183,55 @@ def write_file(
                 writer(out)
                 out.flush()
                 os.fsync(out.fileno())
-            # rename never follows a link at the destination name: a planted link is replaced.
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
+            if exclusive:
+                _place_exclusive(dir_fd, tmp, name, mode)
+            else:
+                # rename never follows a link at the destination name: a planted link is replaced.
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        finally:
             try:
                 os.unlink(tmp, dir_fd=dir_fd)
             except FileNotFoundError:
                 pass
-            raise
     finally:
         os.close(dir_fd)
     return dir_real / name
+
+
+def _place_exclusive(dir_fd: int, tmp: str, name: str, mode: int) -> None:
+    try:
+        os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        return
+    except FileExistsError:
+        raise NameTaken(name, _sha256_at(dir_fd, name)) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+    try:  # no hard links on this file system: exclusive create, then copy
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode,
+                     dir_fd=dir_fd)
+    except FileExistsError:
+        raise NameTaken(name, _sha256_at(dir_fd, name)) from None
+    src = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+    with os.fdopen(src, "rb") as inp, os.fdopen(fd, "wb") as out:
+        while block := inp.read(1 << 20):
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _sha256_at(dir_fd: int, name: str) -> str | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+    except OSError:  # a symbolic link (ELOOP) or gone: not our content
+        return None
+    with os.fdopen(fd, "rb") as inp:
+        if not stat.S_ISREG(os.fstat(inp.fileno()).st_mode):
+            return None
+        digest = hashlib.sha256()
+        while block := inp.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def copy_writer(source: Path) -> Callable[[BinaryIO], None]:

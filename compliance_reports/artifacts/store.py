@@ -114,6 +114,10 @@ class ArtifactStore(ABC):
         that is not this store's.
         """
 
+    @abstractmethod
+    def period_runs(self, organization_id: str, report_id: str, period: str, filename: str) -> list[tuple[str, datetime]]:
+        """(run id, time stored) of every run of a period that holds `filename`, oldest first."""
+
     def get_bytes(self, location: str) -> bytes:
         import tempfile
 
@@ -222,6 +226,17 @@ class LocalArtifactStore(ArtifactStore):
             )
         except storage_root.OutsideRootError as exc:
             raise UnsafeKeyError(str(exc)) from None
+
+    def period_runs(self, organization_id: str, report_id: str, period: str, filename: str) -> list[tuple[str, datetime]]:
+        folder = self._path((organization_id, report_id, period, "x", filename)).parent.parent
+        if not folder.is_dir():
+            return []
+        runs = []
+        for run in folder.iterdir():
+            target = run / filename
+            if run.is_dir() and not run.is_symlink() and target.is_file():
+                runs.append((run.name, datetime.fromtimestamp(target.stat().st_mtime, timezone.utc)))
+        return sorted(runs, key=lambda item: (item[1], item[0]))
 
 
 # ---------------------------------------------------------------- S3
@@ -350,6 +365,50 @@ class S3ArtifactStore(ArtifactStore):
             return "changed"
         self.client.delete_object(Bucket=self.bucket, Key=key)
         return "removed"
+
+    def period_runs(self, organization_id: str, report_id: str, period: str, filename: str) -> list[tuple[str, datetime]]:
+        folder = self._key((organization_id, report_id, period, "x", filename))
+        folder = folder[: -len("x/" + filename)]
+        runs = []
+        for obj in self._iter_objects(folder):
+            run_id, _, name = obj["Key"][len(folder):].partition("/")
+            if name == filename:
+                runs.append((run_id, obj["LastModified"]))
+        return sorted(runs, key=lambda item: (item[1], item[0]))
+
+
+def open_store(
+    index_engine,
+    *,
+    provider: str | None = None,
+    base_dir: str | None = None,
+    bucket: str | None = None,
+    prefix: str | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key_id_env: str | None = None,
+    secret_access_key_env: str | None = None,
+) -> ArtifactStore:
+    """The artifact store the arguments name, empty ones from the environment (settings.py);
+    every file it writes is recorded in `index_engine`'s file index (retention deletes only
+    recorded files)."""
+    from compliance_reports.artifacts.file_index import ARTIFACT
+    from compliance_reports.artifacts.s3 import make_s3_client
+    from compliance_reports.settings import load_settings
+
+    settings = load_settings()
+    index = FileIndex(index_engine, ARTIFACT)
+    provider = provider or settings.artifact_provider
+    if provider == "s3":
+        bucket = bucket or settings.artifact_bucket
+        if not bucket:
+            raise ValueError("artifact_store: provider s3 needs a bucket (COMPLIANCE_ARTIFACT_BUCKET)")
+        client = make_s3_client(endpoint_url or settings.s3_endpoint_url, region,
+                                access_key_id_env, secret_access_key_env)
+        return S3ArtifactStore(bucket, settings.artifact_prefix if prefix is None else prefix, client, index=index)
+    if provider != "local":
+        raise ValueError(f"artifact_store: provider must be local or s3, not {provider!r}")
+    return LocalArtifactStore(Path(base_dir) if base_dir else settings.artifacts_dir, settings.storage_root, index)
 
 
 def _is_not_found(exc: Exception) -> bool:

@@ -1,11 +1,16 @@
-"""`compliance-reports deliveries list|retry`: the delivery ledger from the command line.
+"""`compliance-reports deliveries list|retry|redeliver`: the delivery ledger from the command line.
 
 Registered in `cli/main.py`. Exit status 0 on success, 1 when the
-requested change cannot be made (row already sent or being sent), 2 on bad input.
+requested change cannot be made (row already sent or being sent, a redelivery that did not go
+through), 2 on bad input.
 
-`retry` only reschedules: it makes failed (or, with --id or --include-dead, dead) rows due now
-with their attempt count kept, so a dead row gets exactly one more attempt. The resend itself
-is done by the retry sweep on its next tick, from the stored files; nothing is regenerated.
+`retry` only reschedules: it makes failed or unknown (or, with --id or --include-dead, dead)
+rows due now with their attempt count kept, so a row past its give-up time gets exactly one more
+attempt, with the same id (Idempotency-Key, Message-ID). The resend itself is done by the retry
+sweep on its next tick, from the stored files; nothing is regenerated.
+
+`redeliver` sends a period's latest issue again ON PURPOSE: new ledger rows (purpose
+redelivery) with new ids, sent now from the stored files (what fails is left to the sweep).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from compliance_reports.cli.output import DELIVERY_ID, REPORT_ID
 from compliance_reports.delivery import ledger
 
 LIST_COLUMNS = [
-    "id", "report_id", "period", "destination", "channel", "recipient", "status", "attempts",
-    "next_attempt_at", "sent_at", "last_error",
+    "id", "report_id", "period", "destination", "channel", "recipient", "purpose", "status",
+    "attempts", "next_attempt_at", "give_up_at", "sent_at", "last_error",
 ]
 
 
@@ -41,8 +46,8 @@ def _json_default(value: Any) -> Any:
 
 def _cell(column: str, row: dict[str, Any]) -> str:
     value = row.get(column)
-    if column == "attempts":
-        return f"{row['attempts']}/{row['max_attempts']}"
+    if column == "status" and row.get("possible_duplicate"):
+        return f"{value} (possible duplicate)"
     if value is None:
         return "-"
     if isinstance(value, datetime):
@@ -69,7 +74,7 @@ def deliveries() -> None:
     """The delivery ledger: every delivery of every report, sent exactly once."""
 
 
-def _rows(engine, status: str | None, report_id: str | None, since: datetime | None,
+def _rows(engine, status: str | None, report_id: str | None, period: str | None, since: datetime | None,
           limit: int | None) -> list[dict[str, Any]]:
     """Ledger rows created at or after `since`, the newest `limit` of them, oldest first."""
     from sqlalchemy import select
@@ -78,11 +83,13 @@ def _rows(engine, status: str | None, report_id: str | None, since: datetime | N
 
     c = table.c
     query = select(table).order_by(c.created_at.desc(), c.report_id.desc(), c.period.desc(),
-                                   c.destination.desc(), c.recipient.desc())
+                                   c.destination.desc(), c.recipient.desc(), c.sequence.desc())
     if status:
         query = query.where(c.status == status)
     if report_id:
         query = query.where(c.report_id == report_id)
+    if period:
+        query = query.where(c.period == period)
     if since:
         query = query.where(c.created_at >= since)
     if limit:
@@ -94,15 +101,16 @@ def _rows(engine, status: str | None, report_id: str | None, since: datetime | N
 @deliveries.command("list")
 @click.option("--status", type=click.Choice(ledger.STATUSES), default=None, help="Only rows in this status.")
 @click.option("--report", "report_id", default=None, type=REPORT_ID, help="Only this report id.")
+@click.option("--period", default=None, help="Only this period key.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="Only rows created at or after this UTC date or instant (YYYY-MM-DD[THH:MM:SS]).")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=None,
               help="Only the newest N matching rows (still listed oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def deliveries_list(status: str | None, report_id: str | None, since: datetime | None,
+def deliveries_list(status: str | None, report_id: str | None, period: str | None, since: datetime | None,
                     limit: int | None, as_json: bool) -> None:
     """List deliveries, oldest first."""
-    rows = _rows(_engine(), status, report_id, since.replace(tzinfo=timezone.utc) if since else None, limit)
+    rows = _rows(_engine(), status, report_id, period, since.replace(tzinfo=timezone.utc) if since else None, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=_json_default, ensure_ascii=False))
     else:
@@ -114,9 +122,10 @@ def deliveries_list(status: str | None, report_id: str | None, since: datetime |
 @click.option("--include-dead", is_flag=True, help="Without --id: dead rows too, not only failed ones.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def deliveries_retry(row_id: str | None, include_dead: bool, as_json: bool) -> None:
-    """Make failed (or dead) deliveries due now; the retry sweep resends them.
+    """Make failed, unknown (or dead) deliveries due now; the retry sweep resends them.
 
-    Attempts are kept: a dead row gets one more attempt. A sent row is never sent again.
+    Attempts are kept: a row past its give-up time gets one more attempt, with the same id. A
+    sent row is never sent again (see `redeliver`).
     """
     engine = _engine()
     now = datetime.now(timezone.utc)
@@ -130,7 +139,7 @@ def deliveries_retry(row_id: str | None, include_dead: bool, as_json: bool) -> N
             click.echo(str(exc), err=True)
             sys.exit(1)
     else:
-        statuses = ["failed", "dead"] if include_dead else ["failed"]
+        statuses = ["failed", "unknown", "dead"] if include_dead else ["failed", "unknown"]
         results = []
         for status in statuses:
             for row in ledger.list_rows(engine, status=status):
@@ -145,7 +154,67 @@ def deliveries_retry(row_id: str | None, include_dead: bool, as_json: bool) -> N
         click.echo("nothing to retry")
         return
     for r in results:
+        duplicate = " (possible duplicate: resent with the same id)" if r["possible_duplicate"] else ""
         click.echo(
             f"{r['id']}: {r['previous_status']} -> {r['status']}, due now "
-            f"(attempts {r['attempts']}/{r['max_attempts']}); the retry sweep resends it from the stored files"
+            f"(attempts so far {r['attempts']}){duplicate}; the retry sweep resends it from the stored files"
         )
+
+
+@deliveries.command("redeliver")
+@click.option("--report", "report_id", required=True, help="the report id")
+@click.option("--period", required=True, help="the period key")
+@click.option("--destination", "destination_names", multiple=True,
+              help="only this destination (repeatable); default: the report's destinations")
+@click.option("--json", "as_json", is_flag=True)
+def deliveries_redeliver(report_id: str, period: str, destination_names: tuple[str, ...], as_json: bool) -> None:
+    """Send a period's latest issue again, on purpose, from the stored files.
+
+    Every recipient gets a new copy with a new id (receivers do not drop it as a duplicate);
+    the ledger marks the new rows as deliberate redeliveries.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from compliance_reports.artifacts.store import open_store
+    from compliance_reports.config import store as config_store
+    from compliance_reports.delivery.dispatcher import redeliver
+    from compliance_reports.exporters.publishing import stored_publication_loader
+
+    engine = _engine()
+    try:
+        report = config_store.get_report(engine, report_id)
+        names = destination_names or tuple(report.destinations)
+        destinations = [config_store.get_destination(engine, name) for name in names]
+    except config_store.NotFoundError as exc:
+        click.echo(f"--report/--destination: {str(exc).strip(chr(39))}", err=True)
+        sys.exit(2)
+    if not destinations:
+        click.echo(f"--destination: report {report_id} has no destinations; name one", err=True)
+        sys.exit(2)
+    with tempfile.TemporaryDirectory(prefix="redeliver-") as scratch:
+        try:
+            outcomes = redeliver(engine, report.id, period, destinations,
+                                 stored_publication_loader(engine, open_store(engine), Path(scratch)),
+                                 log=lambda line: None if as_json else click.echo(line, err=True))
+        except LookupError as exc:
+            click.echo(f"--period: {str(exc).strip(chr(39))}", err=True)
+            sys.exit(2)
+    emit_outcomes(outcomes, as_json)
+    if not all(o.delivered for o in outcomes):
+        sys.exit(1)
+
+
+def emit_outcomes(outcomes, as_json: bool) -> None:
+    rows = [
+        {"id": o.row_id, "destination": o.destination, "channel": o.channel, "recipient": o.recipient,
+         "status": o.status, "attempts": o.attempts, "possible_duplicate": o.possible_duplicate,
+         "error": o.error}
+        for o in outcomes
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=_json_default, ensure_ascii=False))
+        return
+    for r in rows:
+        error = f": {r['error']}" if r["error"] and r["status"] != "sent" else ""
+        click.echo(f"{r['destination']} -> {r['recipient']}: {r['status']}{error}")

@@ -18,6 +18,7 @@ from compliance_reports.cli.files import FILE_COMMANDS
 from compliance_reports.cli.integrity import integrity
 from compliance_reports.cli.metrics import serve_metrics
 from compliance_reports.cli.output import describe_failure, fail, one_line
+from compliance_reports.cli.publish import publish
 from compliance_reports.cli.reports import reports
 from compliance_reports.cli.run import history, run_report
 from compliance_reports.cli.status import status
@@ -76,7 +77,7 @@ def main() -> None:
 
 
 for command in (db, demo, destinations, templates, reports, run_report, history, doctor,
-                deliveries, integrity, env, status, serve_metrics, *FILE_COMMANDS):
+                deliveries, publish, integrity, env, status, serve_metrics, *FILE_COMMANDS):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -308,10 +308,20 @@ class ScheduleRequest(StrictModel):
 
 
 class RetryPolicy(StrictModel):
+    """Retries of one delivery: a short in-run budget, then the retry sweep until give-up.
+
+    max_attempts: attempts inside one run (publish step, alert) before the row is handed to the
+    retry sweep as `failed`; the sweep keeps retrying with the same backoff, continued
+    (delay = min(max_delay_s, initial_delay_s * multiplier^n), jittered, or Retry-After), and a
+    row that still fails after give_up_after_h hours from its creation is `dead`. Time bounds the
+    total: at most max_attempts per run plus about one attempt per max_delay_s/2 until give-up.
+    """
+
     max_attempts: int = bounded_int(1, 50, 5)
     initial_delay_s: float = bounded_float(0, 3600, 2.0)
     multiplier: float = bounded_float(0, 10, 2.0, ge=1)
     max_delay_s: float = bounded_float(0, 86400, 300.0)
+    give_up_after_h: float = bounded_float(0, 24 * 31, 24.0)
 
 
 class _DestinationBase(StrictModel):
@@ -339,6 +349,7 @@ class EmailDestination(_DestinationBase):
     subject: StrictStr = "Compliance report {report_name} ({period})"
     max_message_mb: float = bounded_float(0, 1024, 10.0)
     oversize: Literal["link", "fail"] = "link"
+    timeout_s: float = Field(default=60.0, gt=0, le=300)  # each SMTP step (socket timeout)
 
     @field_validator("host")
     @classmethod
@@ -414,7 +425,8 @@ class StorageDestination(_DestinationBase):
     region: StrictStr | None = None
     access_key_id_env: EnvName | None = None
     secret_access_key_env: EnvName | None = None
-    key_template: StrictStr = "{organization_id}/{report_id}/{period}/{filename}"
+    # The run id keeps every run's evidence apart: a key is never overwritten.
+    key_template: StrictStr = "{organization_id}/{report_id}/{period}/{run_id}/{filename}"
     retention_days: int | None = bounded_int(1, 36600, None)
     allow_private_network: StrictBool = Field(
         default=False,

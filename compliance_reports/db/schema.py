@@ -109,21 +109,35 @@ schedule_requests = Table(
 deliveries = Table(
     "deliveries",
     app_metadata,
-    # Deterministic id derived from the unique key: it is also the webhook-id and
-    # Idempotency-Key, so it must not change between attempts.
+    # Deterministic id derived from the identity below: it is also the webhook-id,
+    # Idempotency-Key and Message-ID, so it must not change between attempts.
     Column("id", String(64), primary_key=True),
     Column("report_id", String(128), nullable=False),
     Column("organization_id", String(255), nullable=False),
     Column("period", String(10), nullable=False),
+    # The manifest sha256 of the stored set this row sends (what the recipient can check).
     Column("artifact_sha256", String(64), nullable=False),
+    # The document's content fingerprint (reports/document.py): the identity of what is sent.
+    Column("content_fingerprint", String(64), nullable=False),
+    # 0 for the delivery of this content; n >= 1 for the n-th later row of the same content and
+    # recipient (a deliberate redelivery, or a re-issue of content sent before a newer one).
+    Column("sequence", Integer, nullable=False),
+    Column("purpose", String(16), nullable=False),  # delivery | reissue | redelivery | alert
+    Column("supersedes_run_id", String(64)),
+    Column("supersedes_sha256", String(64)),
     Column("destination", String(128), nullable=False),
     Column("channel", String(16), nullable=False),
     Column("recipient", String(512), nullable=False),
-    Column("status", String(16), nullable=False),  # pending | sending | sent | failed | dead
+    Column("status", String(16), nullable=False),  # pending | sending | sent | failed | unknown | dead
     Column("attempts", Integer, nullable=False),
-    Column("max_attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),  # the in-run budget of the destination
+    Column("give_up_at", UTCDateTime),  # failing after this time makes the row dead
     Column("lease_expires_at", UTCDateTime),
     Column("next_attempt_at", UTCDateTime),
+    # The attempt that reached the point of no return (request or message data sent).
+    Column("transmit_attempt", Integer),
+    # Some attempt's outcome was unknown: the receiver may hold a copy more than the ledger says.
+    Column("possible_duplicate", Boolean, nullable=False),
     Column("last_error", Text),
     Column("provider_response", Text),
     Column("artifact_location", Text),
@@ -132,10 +146,11 @@ deliveries = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     UniqueConstraint(
-        "report_id", "period", "artifact_sha256", "destination", "recipient",
-        name="uq_deliveries_once",
+        "report_id", "period", "content_fingerprint", "destination", "recipient", "sequence",
+        name="uq_deliveries_identity",
     ),
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    Index("ix_deliveries_report_period", "report_id", "period"),
 )
 
 integrity_checkpoints = Table(

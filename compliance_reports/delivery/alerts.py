@@ -46,6 +46,7 @@ from compliance_reports.db.schema import deliveries
 from compliance_reports.delivery import alert_fallback, ledger
 from compliance_reports.delivery.attempt import DeliveryOutcome, deliver_row, utcnow
 from compliance_reports.delivery.errors import DeliveryError, SendResult, redact, secret_values
+from compliance_reports.delivery.lease import lease_for
 
 logger = logging.getLogger("compliance_reports.delivery.alerts")
 
@@ -299,7 +300,8 @@ def _record_rows(engine, dest, stored: dict[str, Any], identity: str, now: datet
             period=stored["period"], artifact_sha256=identity, destination=dest.name,
             channel=dest.type, recipient=ALERT_PREFIX + recipient,
             max_attempts=dest.retry.max_attempts, artifact_location=text,
-            run_id=stored.get("run_id"), now=now,
+            run_id=stored.get("run_id"), now=now, give_up_after_h=dest.retry.give_up_after_h,
+            purpose="alert",
         )
         for recipient in alert_recipients(dest)
     ]
@@ -340,8 +342,9 @@ def to_fallback(
     return []
 
 
-def _deliver_alert(engine, row_id: str, dest, send, **kwargs) -> DeliveryOutcome:
-    return deliver_row(engine, row_id, send, dest.retry, secrets=secret_values(dest), **kwargs)
+def _deliver_alert(engine, row_id: str, dest, send, *, lease_s: float | None = None, **kwargs) -> DeliveryOutcome:
+    return deliver_row(engine, row_id, send, dest.retry, secrets=secret_values(dest),
+                       lease_s=lease_s or lease_for(dest), **kwargs)
 
 
 def notify_failure(
@@ -357,7 +360,7 @@ def notify_failure(
     fallback: Fallback | None = None,
     now_fn: Callable[[], datetime] | None = None,
     sleep_fn: Callable[[float], None] = time.sleep,
-    lease_s: float = 300,
+    lease_s: float | None = None,
     in_run_retries: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[DeliveryOutcome]:

@@ -17,11 +17,18 @@ file list (names, sizes, sha256).
 Failures: 4xx SMTP replies, dropped connections and timeouts are retryable; 5xx replies
 (refused recipient, failed authentication, message too big), a missing STARTTLS (never
 downgraded to clear text), missing environment variables and unreadable stored files are not.
+The point of no return is the end of the message data: a timeout or dropped connection while
+waiting for the server's reply to it (its 250 lost) is an unknown outcome, retried with the
+same Message-ID.
+
+A re-issue says so: the subject starts with "Re-issued:" and the body names the run and the
+manifest sha256 it supersedes.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import smtplib
 import socket
 import ssl
@@ -29,7 +36,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from typing import Mapping
+from typing import Callable, Mapping
 
 from compliance_reports.artifacts.publication import Publication
 from compliance_reports.config.validation import SUBJECT_PLACEHOLDERS, render_template
@@ -43,6 +50,7 @@ from compliance_reports.delivery.errors import (
 # RFC 5322 allows 998-character lines; folding at 78 makes Python's folder start some
 # subjects on a continuation line (a leading space shown by clients).
 SMTP_POLICY = SMTP.clone(max_line_length=998)
+REISSUE_PREFIX = "Re-issued:"
 DEFAULT_TIMEOUT_S = 60.0
 # Per-attachment MIME headers and boundaries, for the pre-build estimate.
 _PART_OVERHEAD = 512
@@ -80,6 +88,8 @@ def render_subject(template: str, publication: Publication) -> str:
         "organization_id": publication.organization_id,
     }
     subject = render_placeholders(template, fields, SUBJECT_PLACEHOLDERS, "subject template")
+    if publication.reissue_of:
+        subject = f"{REISSUE_PREFIX} {subject}"
     # One line: a CR or LF from a report name must not start a new header.
     return " ".join(subject.split())
 
@@ -111,6 +121,9 @@ def render_body(
         ("Manifest sha256", p.manifest_sha256),
     ]
     lines = [f"The compliance report {p.report_name} for period {p.period} is ready.", ""]
+    reissue = _reissue_note(p)
+    if reissue:
+        lines += [reissue, ""]
     lines += [f"{k}: {v}" for k, v in head]
     lines.append("")
     if oversize_note:
@@ -143,6 +156,8 @@ def render_body(
             f"<br><code>sha256 {esc(f.sha256)}</code>{link}</li>"
         )
     note = f"<p><b>{esc(oversize_note)}</b></p>" if oversize_note else ""
+    if reissue:
+        note = f"<p><b>{esc(reissue)}</b></p>" + note
     files_html = f"<ul>{''.join(items)}</ul>" if items else "<p>This report produced no files.</p>"
     body_html = (
         "<html><body>"
@@ -153,6 +168,14 @@ def render_body(
         "</body></html>\n"
     )
     return text, body_html
+
+
+def _reissue_note(publication: Publication) -> str | None:
+    previous = publication.reissue_of
+    if not previous:
+        return None
+    return (f"This is a re-issue: it supersedes the version sent earlier from run "
+            f"{previous.get('run_id') or 'unknown'} (manifest sha256 {previous.get('manifest_sha256')}).")
 
 
 # ---------------------------------------------------------------- message
@@ -275,8 +298,19 @@ def _quit(smtp) -> None:
             pass
 
 
-def transmit(smtp: smtplib.SMTP, sender: str, recipient: str, raw: bytes) -> SendResult:
-    """MAIL FROM, RCPT TO one address, DATA; returns the server's final reply."""
+def transmit(
+    smtp: smtplib.SMTP,
+    sender: str,
+    recipient: str,
+    raw: bytes,
+    on_transmit: Callable[[], None] | None = None,
+) -> SendResult:
+    """MAIL FROM, RCPT TO one address, DATA; returns the server's final reply.
+
+    DATA is spelled out (smtplib's `data` in steps) so that a failure before the message's end
+    (nothing delivered) is told apart from a lost reply after it (outcome unknown), and so that
+    `on_transmit` runs right before the message goes out.
+    """
     options = [f"SIZE={len(raw)}"] if smtp.has_extn("size") else []
     code, resp = smtp.mail(sender, options)
     if code != 250:
@@ -286,7 +320,26 @@ def transmit(smtp: smtplib.SMTP, sender: str, recipient: str, raw: bytes) -> Sen
     if code not in (250, 251):
         smtp.rset()
         raise _smtp_error("RCPT TO", code, resp, f" for recipient {recipient}")
-    code, resp = smtp.data(raw)
+    code, resp = smtp.docmd("DATA")
+    if code != 354:
+        smtp.rset()
+        raise _smtp_error("DATA", code, resp)
+    if on_transmit is not None:
+        on_transmit()
+    body = re.sub(rb"(?m)^\.", b"..", raw)  # dot-stuffing (RFC 5321 4.5.2)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    smtp.send(body + b".\r\n")
+    try:
+        code, resp = smtp.getreply()
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(
+            f"SMTP connection lost after the message was sent, before the server's reply "
+            f"({type(exc).__name__}); outcome unknown",
+            retryable=True, outcome_unknown=True,
+        ) from None
+    if code != 250:
+        raise _smtp_error("message data", code, resp)
     text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
     return SendResult(f"{code} {text}")
 
@@ -320,13 +373,14 @@ def send_email(
     *,
     row_id: str,
     now: datetime,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    on_transmit: Callable[[], None] | None = None,
 ) -> SendResult:
     """Send the publication to one recipient; raises DeliveryError on failure."""
     render_subject(destination.subject, publication)  # bad template: fail before connecting
     try:
-        smtp = connect(destination, timeout=timeout, ssl_context=ssl_context)
+        smtp = connect(destination, timeout=timeout or destination.timeout_s, ssl_context=ssl_context)
     except Exception as exc:  # noqa: BLE001 - classified below
         raise classify_exception(exc) from None
     try:
@@ -368,7 +422,7 @@ def send_email(
                     f"of {limit} bytes ({source})",
                     retryable=False,
                 )
-        return transmit(smtp, destination.from_address, recipient, raw)
+        return transmit(smtp, destination.from_address, recipient, raw, on_transmit)
     except Exception as exc:  # noqa: BLE001
         raise classify_exception(exc) from None
     finally:
@@ -383,7 +437,7 @@ def send_plain_email(
     text: str,
     message_id: str,
     now: datetime,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> SendResult:
     """A text-only notification (used by alerts) to one recipient."""
@@ -398,7 +452,7 @@ def send_plain_email(
     msg.set_content(text)
     raw = msg.as_bytes()
     try:
-        smtp = connect(destination, timeout=timeout, ssl_context=ssl_context)
+        smtp = connect(destination, timeout=timeout or destination.timeout_s, ssl_context=ssl_context)
     except Exception as exc:  # noqa: BLE001
         raise classify_exception(exc) from None
     try:

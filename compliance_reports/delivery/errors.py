@@ -35,7 +35,10 @@ class DeliveryError(Exception):
     """A send that did not succeed.
 
     `retryable` decides between `failed` (retried with backoff) and `dead`;
-    `retry_after_s` carries a server's Retry-After so the next attempt waits at least that long.
+    `retry_after_s` carries a server's Retry-After so the next attempt waits at least that long;
+    `outcome_unknown` says the request or message may have reached the receiver (timeout or
+    connection lost after sending): the row is marked `possible_duplicate` and retried with the
+    same id, which receivers that honour it use to drop the second copy.
     The message must never hold a secret (channels build it from server replies and our own
     text; `redact` is applied again before anything is stored or logged).
     """
@@ -47,11 +50,20 @@ class DeliveryError(Exception):
         retryable: bool = True,
         retry_after_s: float | None = None,
         status_code: int | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         self.status_code = status_code
+        self.outcome_unknown = outcome_unknown
+
+
+class LeaseLost(DeliveryError):
+    """Another worker took the row over before this one began sending: nothing was sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
 
 
 class ConfigurationError(DeliveryError):

@@ -16,6 +16,14 @@ An S3 client is guarded (outbound.py) unless the destination sets allow_private_
 S3 objects carry Metadata {sha256, report-id, period} and their media type. One ledger row per
 destination: its recipient is the base location (s3://bucket/prefix or the local folder).
 Each file's SHA-256 is checked against the publication before it is copied.
+
+Evidence is never overwritten: a local file is created exclusively (written aside, then
+hard-linked into place, which fails if the name exists; O_EXCL where links are not supported);
+an S3 object is put after a head check (for endpoints that ignore conditions) with
+If-None-Match: * (for a concurrent writer). A key that already holds the same content counts as
+stored (a retry); one that holds other content fails the delivery, not retryably, and is left
+as it is. Credentials that may not read the bucket (HEAD answers 403) rely on the condition
+alone, and cannot tell their own earlier upload from someone else's.
 """
 
 from __future__ import annotations
@@ -210,6 +218,16 @@ def _check_sha(f: PublishedFile) -> None:
         )
 
 
+class KeyTaken(DeliveryError):
+    def __init__(self, key: str, found: str | None, expected: str) -> None:
+        super().__init__(
+            f"storage key {key} already holds other content (sha256 {found or 'unknown'}, not "
+            f"{expected}); evidence is never overwritten, so this delivery fails: include "
+            "{run_id} in key_template, or move the existing object away",
+            retryable=False,
+        )
+
+
 def _checked_copy(src: Path, expected_sha: str):
     def write(out) -> None:
         digest = hashlib.sha256()
@@ -223,17 +241,78 @@ def _checked_copy(src: Path, expected_sha: str):
     return write
 
 
+def _put_s3(client, destination, key: str, f: PublishedFile, publication: Publication) -> str:
+    """Put one object unless the key exists; returns what happened for the provider response.
+
+    The head check catches endpoints that ignore If-None-Match; the conditional put closes the
+    race with a concurrent writer where it is supported.
+    """
+    from botocore.exceptions import ClientError
+
+    existing = _s3_sha256(client, destination.bucket, key)
+    if existing is not None:
+        if existing != f.sha256:
+            raise KeyTaken(key, existing, f.sha256)
+        return f"{key} (already stored)"
+    args = dict(
+        Bucket=destination.bucket, Key=key, ContentType=f.media_type,
+        ContentLength=f.path.stat().st_size,
+        Metadata={"sha256": f.sha256, "report-id": publication.report_id, "period": publication.period},
+    )
+    try:
+        with open(f.path, "rb") as body:
+            result = client.put_object(Body=body, IfNoneMatch="*", **args)
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 501:  # no conditional writes here: the head check above has to do
+            with open(f.path, "rb") as body:
+                result = client.put_object(Body=body, **args)
+        elif status == 412 or exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            found = _s3_sha256(client, destination.bucket, key)
+            if found != f.sha256:
+                raise KeyTaken(key, found, f.sha256) from None
+            return f"{key} (already stored)"
+        else:
+            raise
+    return f"{key} (etag {result.get('ETag', '').strip(chr(34))})"
+
+
+def _s3_sha256(client, bucket: str, key: str) -> str | None:
+    """The SHA-256 of an existing object (our metadata, else its content); None when absent."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        # 403: write-only credentials (AWS answers 403 for a missing key without ListBucket)
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (403, 404):
+            return None
+        raise
+    recorded = (head.get("Metadata") or {}).get("sha256")
+    if recorded:
+        return recorded
+    digest = hashlib.sha256()
+    for block in client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
+
+
 def _store_local(destination, objects, keys, index: FileIndex | None, now: datetime) -> list[str]:
     root = _root()
     _, base_parts = _local_base(destination)  # checked again here: a link planted since apply
     stored = []
     for f in objects:
         key = keys[f.filename]
+        note = ""
         try:
             storage_root.write_file(
                 root, (*base_parts, *check_key(key).split("/")), _checked_copy(f.path, f.sha256),
-                boundary_parts=len(base_parts),
+                boundary_parts=len(base_parts), exclusive=True,
             )
+        except storage_root.NameTaken as taken:
+            if taken.sha256 != f.sha256:
+                raise KeyTaken(key, taken.sha256, f.sha256) from None
+            note = " (already stored)"  # a retry of a write that went through
         except storage_root.OutsideRootError as exc:
             raise ConfigurationError(f"destination {destination.name}: storage key {key!r}: {exc}") from None
         except OSError as exc:
@@ -242,7 +321,7 @@ def _store_local(destination, objects, keys, index: FileIndex | None, now: datet
             ) from None
         if index is not None:
             index.record(str(root.joinpath(*base_parts, *key.split("/"))), f.sha256, f.size, now)
-        stored.append(key)
+        stored.append(key + note)
     return stored
 
 
@@ -263,18 +342,13 @@ def deliver_to_storage(
     for f in objects:
         key = keys[f.filename]
         try:
-            with open(f.path, "rb") as body:
-                result = client.put_object(
-                    Bucket=destination.bucket, Key=key, Body=body, ContentType=f.media_type,
-                    ContentLength=f.path.stat().st_size,
-                    Metadata={"sha256": f.sha256, "report-id": publication.report_id,
-                              "period": publication.period},
-                )
+            stored.append(_put_s3(client, destination, key, f, publication))
+        except DeliveryError:
+            raise
         except Exception as exc:  # noqa: BLE001 - classified
             raise _classify_s3(exc, f"upload of {key}") from None
         if index is not None:
             index.record(f"s3://{destination.bucket}/{key}", f.sha256, f.size, now)
-        stored.append(f"{key} (etag {result.get('ETag', '').strip(chr(34))})")
     return SendResult(
         f"stored {len(stored)} object(s) in {storage_location(destination)}: " + ", ".join(stored)
     )

@@ -24,7 +24,11 @@ Query parameters named in `query_env` are added to the URL at send time from the
 a credential-looking parameter written into `url` is refused at apply.
 
 Outcome: 2xx sent; 408, 425, 429, 5xx, connection errors and timeouts retryable (Retry-After
-honoured); redirects (never followed) and every other status not retryable.
+honoured); redirects (never followed) and every other status not retryable. A read timeout or
+a connection lost after the request went out is an unknown outcome (the receiver may have it):
+retried with the same webhook-id / Idempotency-Key. A re-issue has type
+"compliance_report.reissued", "issue": "re-issued" (else "original") and a "reissue_of"
+object naming the run and manifest sha256 it supersedes.
 
 The URL's host must resolve to public addresses only, checked at every connection (see
 outbound.py), unless the destination sets allow_private_network. What is kept of the answer,
@@ -39,7 +43,7 @@ import hashlib
 import hmac
 import json
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import requests
 
@@ -55,6 +59,7 @@ from compliance_reports.delivery.errors import (
 from compliance_reports.delivery.outbound import BlockedAddressError, http_session
 
 EVENT_PUBLISHED = "compliance_report.published"
+EVENT_REISSUED = "compliance_report.reissued"
 RETRYABLE_STATUS = {408, 425, 429}
 PROTOCOL_HEADERS = {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature", "idempotency-key"}
 USER_AGENT = "compliance-reports-webhook/1"
@@ -109,7 +114,9 @@ def build_payload(publication: Publication, row_id: str, inline_max_kb: int) -> 
         files.append(entry)
     return {
         "id": row_id,
-        "type": EVENT_PUBLISHED,
+        "type": EVENT_REISSUED if publication.reissue_of else EVENT_PUBLISHED,
+        "issue": "re-issued" if publication.reissue_of else "original",
+        "reissue_of": dict(publication.reissue_of) if publication.reissue_of else None,
         "report": {
             "id": publication.report_id,
             "name": publication.report_name,
@@ -176,13 +183,19 @@ def post_json(
     *,
     now: datetime,
     session: requests.Session | None = None,
+    on_transmit: Callable[[], None] | None = None,
 ) -> SendResult:
-    """Send one signed JSON document; classify the outcome (raises DeliveryError)."""
+    """Send one signed JSON document; classify the outcome (raises DeliveryError).
+
+    `on_transmit` is called right before the request goes out (the ledger's transmit mark).
+    """
     body = encode_body(payload)
     timestamp = int(now.timestamp())
     headers = request_headers(destination, msg_id, timestamp, body)
     params = request_params(destination)
     http = session or http_session(getattr(destination, "allow_private_network", False))
+    if on_transmit is not None:
+        on_transmit()
     try:
         response = _request(http, destination, body, headers, params)
         status = response.status_code
@@ -212,15 +225,30 @@ def _request(http, destination, body: bytes, headers: dict[str, str],
     except BlockedAddressError as exc:
         raise DeliveryError(f"webhook url refused: {exc}", retryable=False) from None
     except (requests.ConnectionError, requests.Timeout) as exc:
+        unknown = _may_have_arrived(exc)
         raise DeliveryError(
-            f"webhook request to {_safe_url(destination.url)} failed: {type(exc).__name__}",
-            retryable=True,
+            f"webhook request to {_safe_url(destination.url)} failed: {type(exc).__name__}"
+            + (" after the request was sent" if unknown else ""),
+            retryable=True, outcome_unknown=unknown,
         ) from None
     except requests.RequestException as exc:
         raise DeliveryError(
             f"webhook request to {_safe_url(destination.url)} failed: {type(exc).__name__}",
             retryable=False,
         ) from None
+
+
+def _may_have_arrived(exc: requests.RequestException) -> bool:
+    """False only when the connection was never made (refused, unresolvable, TLS failed)."""
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return False
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
+    return not isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
 def _safe_url(url: str) -> str:
@@ -243,6 +271,7 @@ def send_webhook(
     row_id: str,
     now: datetime,
     session: requests.Session | None = None,
+    on_transmit: Callable[[], None] | None = None,
 ) -> SendResult:
     payload = build_payload(publication, row_id, destination.inline_max_kb)
-    return post_json(destination, row_id, payload, now=now, session=session)
+    return post_json(destination, row_id, payload, now=now, session=session, on_transmit=on_transmit)

@@ -2,7 +2,16 @@
 load the stored set back for delivery and re-delivery (never regenerating).
 
 The manifest covers the whole stored set of the run folder: the exported files (delivered) and
-the document and event rows they were rendered from (kept in the store, never delivered)."""
+the document and event rows they were rendered from (kept in the store, never delivered).
+
+Re-issues: when the period was delivered before with other content (the ledger's latest issue
+has another content fingerprint), the exported document carries a `reissue_of` block and a
+"Re-issued" section naming the run and manifest sha256 it supersedes (reports/document.py).
+
+`resume_publish` is the plain-Python publish of a stored report run (CLI `publish retry`):
+the stored set is reused when its manifest exists, otherwise rendered once from the stored
+document; then every destination gets what it has not yet received.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +24,10 @@ from compliance_reports.artifacts.checksums import sha256_file
 from compliance_reports.artifacts.manifest import MANIFEST_NAME, source_entry, write_manifest
 from compliance_reports.artifacts.publication import Publication
 from compliance_reports.config.models import ReportConfig
+from compliance_reports.delivery.ledger_queries import latest_issue
 from compliance_reports.exporters.render import export_all
+from compliance_reports.reports.document import content_fingerprint, with_reissue
+from compliance_reports.reports.run import DOCUMENT_FILENAME, EVENTS_FILENAME
 
 
 @dataclass(frozen=True)
@@ -64,11 +76,14 @@ def export_and_store(
     events_location: str | None,
     scratch: Path,
     manifest_key: bytes | None,
+    ledger_engine=None,
 ) -> PublishedSet:
     """Render every configured format once and store files and manifest next to the document.
 
     If the manifest of this report run is already stored (a retried publish), the stored set
-    is returned as it is: files are never rendered twice for one materialization.
+    is returned as it is: files are never rendered twice for one materialization. With
+    `ledger_engine`, a document whose content differs from the period's latest issue is
+    marked as a re-issue.
     """
     parts = _parts(report, period, report_run_id)
     manifest_location = store.location_for((*parts, MANIFEST_NAME))
@@ -79,6 +94,8 @@ def export_and_store(
     source.mkdir(parents=True, exist_ok=True)
     document_path = store.get_file(document_location, source / "report.json")
     document = json.loads(Path(document_path).read_bytes())
+    if ledger_engine is not None:
+        document = mark_reissue(ledger_engine, report.id, period, document)
     events_path = None
     if events_location:
         events_path = store.get_file(events_location, source / "events.parquet")
@@ -112,6 +129,14 @@ def _source(store, parts: tuple[str, ...], location: str, local: Path, role: str
     if store.location_for((*parts, name)) != location:
         raise ValueError(f"the report {role} at {location} is not in the run folder {'/'.join(parts)}")
     return source_entry(Path(local), role, filename=name)
+
+
+def mark_reissue(engine, report_id: str, period: str, document: dict[str, Any]) -> dict[str, Any]:
+    """`document`, marked as re-issued when the period's latest issue had other content."""
+    issue = latest_issue(engine, report_id, period)
+    if issue is None or issue["content_fingerprint"] == content_fingerprint(document):
+        return document
+    return with_reissue(document, issue["run_id"], issue["artifact_sha256"], issue["content_fingerprint"])
 
 
 def load_published_set(
@@ -153,8 +178,13 @@ def _published_set(
     )
 
 
-def fetch_publication(store, published: PublishedSet, report: ReportConfig, folder: Path) -> Publication:
-    """Download the stored set into `folder` and describe it for the delivery channels."""
+def fetch_publication(
+    store, published: PublishedSet, report: ReportConfig, folder: Path, *, verify: bool = True
+) -> Publication:
+    """Download the stored set into `folder` and describe it for the delivery channels.
+
+    With verify=False a changed file is left for the caller to find (`Publication.verify`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     for item in published.files:
         store.get_file(item.location, folder / item.filename)
@@ -169,7 +199,79 @@ def fetch_publication(store, published: PublishedSet, report: ReportConfig, fold
         run_id=published.report_run_id,
         artifact_location=published.manifest_location,
     )
-    problems = publication.verify()
+    problems = publication.verify() if verify else []
     if problems:
         raise ValueError("stored files do not match their manifest: " + "; ".join(problems))
     return publication
+
+
+def stored_publication_loader(engine, store, scratch: Path):
+    """`load_publication(report_id, period, artifact_sha256)` for the retry sweep and redelivery.
+
+    Finds the stored set a ledger row points at (its report run) and downloads it; the caller
+    checks the manifest sha256 and the files (a mismatch is never sent).
+    """
+    from compliance_reports.config import store as config_store
+    from compliance_reports.delivery.ledger_queries import list_rows
+
+    cache: dict[tuple[str, str, str], Publication] = {}
+
+    def load(report_id: str, period: str, artifact_sha256: str) -> Publication:
+        key = (report_id, period, artifact_sha256)
+        if key not in cache:
+            row = next((r for r in list_rows(engine, report_id=report_id, period=period)
+                        if r["artifact_sha256"] == artifact_sha256), None)
+            if row is None:
+                raise LookupError(f"no ledger row names the stored set {artifact_sha256}")
+            report = config_store.get_report(engine, report_id)
+            run_id = row["run_id"] or Path(row["artifact_location"] or "").parent.name
+            folder = scratch / f"stored-{len(cache)}"
+            published = load_published_set(store, report, period, run_id, folder / "manifest")
+            cache[key] = fetch_publication(store, published, report, folder / "files", verify=False)
+        return cache[key]
+
+    return load
+
+
+def latest_stored_run(store, report: ReportConfig, period: str) -> str | None:
+    """The newest report run of a period whose document is stored, or None."""
+    runs = store.period_runs(report.organization_id, report.id, period, DOCUMENT_FILENAME)
+    return runs[-1][0] if runs else None
+
+
+def resume_publish(
+    engine,
+    store,
+    report: ReportConfig,
+    period: str,
+    destinations,
+    scratch: Path,
+    *,
+    manifest_key: bytes | None,
+    run_id: str | None = None,
+    alert_destinations=(),
+    log=None,
+):
+    """Export (or reuse) and deliver a stored report run; returns (PublishedSet, outcomes).
+
+    The run defaults to the newest stored one of the period. LookupError when none is stored.
+    """
+    from compliance_reports.delivery.dispatcher import deliver_publication
+
+    run_id = run_id or latest_stored_run(store, report, period)
+    if run_id is None:
+        raise LookupError(f"no stored report run of {report.id} for period {period}; run the report first")
+    parts = (report.organization_id, report.id, period, run_id)
+    document_location = store.location_for((*parts, DOCUMENT_FILENAME))
+    if not store.exists(document_location):
+        raise LookupError(f"report run {run_id} of {report.id} {period} has no stored document")
+    events_location = store.location_for((*parts, EVENTS_FILENAME))
+    published = export_and_store(
+        store, report, period, run_id, document_location,
+        events_location if store.exists(events_location) else None,
+        scratch / "export", manifest_key, ledger_engine=engine,
+    )
+    publication = fetch_publication(store, published, report, scratch / "files")
+    outcomes = deliver_publication(engine, publication, destinations, log=log,
+                                   alert_destinations=alert_destinations)
+    return published, outcomes

@@ -1,6 +1,5 @@
 """Operational jobs: the delivery retry sweep and retention."""
 
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 import tempfile
@@ -23,35 +22,13 @@ from compliance_reports.delivery import ledger
 from compliance_reports.delivery.alerts import due_alert_rows, send_due_alerts
 from compliance_reports.delivery.dispatcher import retry_due
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
-from compliance_reports.exporters.publishing import fetch_publication, load_published_set
+from compliance_reports.exporters.publishing import stored_publication_loader
 from compliance_reports.operations.retention import purge_files, record
 from compliance_reports.settings import load_settings
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def publication_loader(engine, store, scratch: Path):
-    """`load_publication(report_id, period, artifact_sha256)` for the sweep: the STORED files of
-    the run a ledger row was delivered from, fetched once per publication into `scratch`."""
-    cache: dict = {}
-
-    def load_publication(report_id: str, period: str, artifact_sha256: str):
-        key = (report_id, period, artifact_sha256)
-        if key not in cache:
-            row = next(
-                r for r in ledger.list_rows(engine, report_id=report_id)
-                if r["period"] == period and r["artifact_sha256"] == artifact_sha256
-            )
-            report = config_store.get_report(engine, report_id)
-            # artifact_location is the stored manifest: .../<org>/<report>/<period>/<run>/manifest.json
-            report_run_id = Path(row["artifact_location"]).parent.name
-            published = load_published_set(store, report, period, report_run_id, scratch / str(len(cache)))
-            cache[key] = fetch_publication(store, published, report, scratch / f"{len(cache)}-files")
-        return cache[key]
-
-    return load_publication
 
 
 @op(description="Send recorded failure alerts; re-deliver due failed deliveries from the stored files.")
@@ -66,18 +43,14 @@ def retry_due_deliveries(
     for outcome in alerts:
         context.log.info(f"alert {outcome.row_id} to {outcome.destination} {outcome.recipient}: {outcome.status}")
     with tempfile.TemporaryDirectory(prefix="redeliver-") as scratch:
-        load_publication = publication_loader(engine, store, Path(scratch))
-
         def load_alert_destinations(report_id: str):
             report = config_store.get_report(engine, report_id)
             return [config_store.get_destination(engine, n) for n in report.notify_on_failure]
 
         outcomes = retry_due(
             engine,
-            load_publication,
+            stored_publication_loader(engine, store, Path(scratch)),
             lambda name: config_store.get_destination(engine, name),
-            now_fn=_now,
-            sleep_fn=time.sleep,
             log=context.log.info,
             load_alert_destinations=load_alert_destinations,
         )
@@ -105,7 +78,7 @@ def delivery_retry_job():
 def delivery_retry_schedule(context: ScheduleEvaluationContext, compliance_db: ComplianceDatabase):
     """Delivery retry sweep, launched only when something is due."""
     engine = compliance_db.app_engine()
-    due = ledger.due_rows(engine, _now(), 1) or due_alert_rows(engine, _now(), 1)
+    due = ledger.due_rows(engine, None, 1) or due_alert_rows(engine, _now(), 1)  # ledger: the database's clock
     if not due:
         return SkipReason("no deliveries are due for another attempt")
     return RunRequest()

@@ -1,8 +1,6 @@
 """The publish job: export a report materialization's files once, then deliver them."""
 
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster import (
@@ -68,6 +66,7 @@ def _export(context, config: PublishConfig, compliance_db, artifact_store) -> di
             config.events_location or None,
             Path(scratch),
             artifact_store.manifest_key(),
+            ledger_engine=compliance_db.app_engine(),
         )
     files = {
         f.filename: {"location": f.location, "size": f.size, "sha256": f.sha256} for f in published.files
@@ -133,8 +132,6 @@ def _deliver(context, published: dict, compliance_db, artifact_store) -> tuple:
             engine,
             publication,
             destinations,
-            now_fn=lambda: datetime.now(timezone.utc),
-            sleep_fn=time.sleep,
             log=context.log.info,
             alert_destinations=alerts,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 from dagster import ConfigurableResource
@@ -65,27 +64,12 @@ class ArtifactStoreResource(ConfigurableResource):
     def store(self, index_engine: Engine):
         """The configured store; every file it writes is recorded in `index_engine`'s file index
         (retention deletes only recorded files)."""
-        from compliance_reports.artifacts.file_index import ARTIFACT, FileIndex
-        from compliance_reports.artifacts.s3 import make_s3_client
-        from compliance_reports.artifacts.store import LocalArtifactStore, S3ArtifactStore
+        from compliance_reports.artifacts.store import open_store
 
-        settings = load_settings()
-        index = FileIndex(index_engine, ARTIFACT)
-        provider = self.provider or settings.artifact_provider
-        if provider == "s3":
-            bucket = self.bucket or settings.artifact_bucket
-            if not bucket:
-                raise ValueError("artifact_store: provider s3 needs a bucket (COMPLIANCE_ARTIFACT_BUCKET)")
-            client = make_s3_client(
-                self.endpoint_url or settings.s3_endpoint_url, self.region,
-                self.access_key_id_env, self.secret_access_key_env,
-            )
-            prefix = settings.artifact_prefix if self.prefix is None else self.prefix
-            return S3ArtifactStore(bucket, prefix, client, index=index)
-        if provider != "local":
-            raise ValueError(f"artifact_store: provider must be local or s3, not {provider!r}")
-        return LocalArtifactStore(
-            Path(self.base_dir) if self.base_dir else settings.artifacts_dir, settings.storage_root, index
+        return open_store(
+            index_engine, provider=self.provider, base_dir=self.base_dir, bucket=self.bucket,
+            prefix=self.prefix, endpoint_url=self.endpoint_url, region=self.region,
+            access_key_id_env=self.access_key_id_env, secret_access_key_env=self.secret_access_key_env,
         )
 
     def checkpoint_key(self) -> bytes | None:

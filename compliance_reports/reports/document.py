@@ -25,6 +25,22 @@ A Section is a dict with "id" (slug), "title", optional "description", and "kind
 
 Scalars are str, int, float, bool or None; datetimes are ISO 8601 strings. Everything is
 plain JSON so that the same document gives byte-identical exports on every run.
+
+A re-issue (the period was published before with other content) carries a top-level
+"reissue_of": {"run_id", "manifest_sha256", "content_fingerprint"} naming what it supersedes,
+and a first "text" section with id REISSUE_SECTION_ID saying so, so that every format shows it.
+
+Content fingerprint: the SHA-256 of the canonical JSON of the document minus its volatile
+parts, which differ between two runs of one period over the same audit rows:
+- header fields VOLATILE_HEADER_FIELDS (generated_at, run_id) and the top-level "reissue_of"
+  with the re-issue section (the generation duration is run metadata, never in the document);
+- the integrity checkpoint bookkeeping, i.e. which signed checkpoint the run compared with or
+  wrote (a re-run finds the checkpoint its first run wrote): the "checkpoints" section, facts
+  labelled "Previous checkpoint..." or "Checkpoint written...", "integrity_note" findings, and
+  the keys previous_checkpoint, checkpoint_written and notes in `data` and `data.integrity`.
+  What the comparison found (verdict, problems, breaks) is content.
+The delivery ledger keys on the fingerprint, so re-running a period with unchanged content
+delivers nothing new.
 """
 
 from __future__ import annotations
@@ -58,6 +74,16 @@ HEADER_FIELDS = (
 )
 
 SECTION_KINDS = ("facts", "table", "findings", "attestation", "text")
+
+# Run-specific values: they differ between two runs of one period over the same audit rows.
+# (The generation duration is run metadata, never part of the document.)
+VOLATILE_HEADER_FIELDS = ("generated_at", "run_id")
+VOLATILE_FIELDS = ("reissue_of",)
+REISSUE_SECTION_ID = "reissue"
+CHECKPOINT_SECTION_ID = "checkpoints"
+CHECKPOINT_FACT_PREFIXES = ("Previous checkpoint", "Checkpoint written")
+CHECKPOINT_NOTE_CODE = "integrity_note"
+CHECKPOINT_DATA_KEYS = ("previous_checkpoint", "checkpoint_written", "notes")
 
 
 def facts(section_id: str, title: str, items: list[tuple[str, Any]], description: str | None = None) -> dict:
@@ -119,6 +145,59 @@ def canonical_json(document: dict[str, Any]) -> bytes:
 
 def document_sha256(document: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def content_fingerprint(document: dict[str, Any]) -> str:
+    """SHA-256 of the document without its volatile parts (see the module docstring)."""
+    return hashlib.sha256(canonical_json(stable_content(document))).hexdigest()
+
+
+def stable_content(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `document` without its volatile parts (what the fingerprint hashes)."""
+    stable = {k: v for k, v in document.items() if k not in VOLATILE_FIELDS}
+    if isinstance(stable.get("header"), dict):
+        stable["header"] = {k: v for k, v in stable["header"].items() if k not in VOLATILE_HEADER_FIELDS}
+    if isinstance(stable.get("sections"), list):
+        stable["sections"] = [_stable_section(s) for s in stable["sections"]
+                              if s.get("id") not in (REISSUE_SECTION_ID, CHECKPOINT_SECTION_ID)]
+    data = stable.get("data")
+    if isinstance(data, dict):
+        data = _without(data, CHECKPOINT_DATA_KEYS)
+        if isinstance(data.get("integrity"), dict):
+            data["integrity"] = _without(data["integrity"], CHECKPOINT_DATA_KEYS)
+        stable["data"] = data
+    return stable
+
+
+def _without(mapping: dict[str, Any], keys) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def _stable_section(section: dict[str, Any]) -> dict[str, Any]:
+    if section.get("kind") == "facts":
+        return {**section, "facts": [f for f in section.get("facts", [])
+                                     if not str(f.get("label", "")).startswith(CHECKPOINT_FACT_PREFIXES)]}
+    if section.get("kind") == "findings":
+        return {**section, "findings": [f for f in section.get("findings", [])
+                                        if f.get("code") != CHECKPOINT_NOTE_CODE]}
+    return section
+
+
+def with_reissue(document: dict[str, Any], run_id: str | None, manifest_sha256: str,
+                 fingerprint: str | None) -> dict[str, Any]:
+    """A copy of `document` marked as re-issued, superseding the named earlier issue."""
+    notice = text(REISSUE_SECTION_ID, "Re-issued", [
+        "This report was re-issued: its content differs from the version published earlier "
+        f"for the same period (run {run_id or 'unknown'}, manifest sha256 {manifest_sha256}), "
+        "which it supersedes.",
+    ])
+    sections = [s for s in document.get("sections", []) if s.get("id") != REISSUE_SECTION_ID]
+    return {
+        **document,
+        "reissue_of": {"run_id": run_id, "manifest_sha256": manifest_sha256,
+                       "content_fingerprint": fingerprint},
+        "sections": [notice, *sections],
+    }
 
 
 def validate_document(document: dict[str, Any]) -> None:

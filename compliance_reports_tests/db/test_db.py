@@ -113,3 +113,56 @@ def test_settings_default_to_a_project_local_sqlite_file(tmp_path):
     assert split.compliance_db_url == "postgresql+psycopg2://u@h/app"
     assert split.audit_db_url == "postgresql+psycopg2://u@h/audit"
     assert normalise_db_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def _ledger_rows_survive_c0004(engine):
+    """Rows written under the old key keep their ids and gain the fingerprint columns."""
+    from compliance_reports.db.types import UTCDateTime
+    from compliance_reports.delivery import ledger
+
+    migrate.upgrade("audit", engine)
+    migrate.upgrade("app", engine, "c0002")
+    created = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
+    def table(*extra):
+        names = ("id", "report_id", "organization_id", "period", "artifact_sha256", "destination",
+                 "channel", "recipient", "status", "attempts", "max_attempts", *extra)
+        return sa.table("deliveries", *[sa.column(c) for c in names],
+                        sa.column("created_at", UTCDateTime), sa.column("updated_at", UTCDateTime))
+
+    old_table = table()
+    common = {"report_id": "r", "organization_id": "o", "period": "2026-11-23", "status": "sent",
+              "attempts": 1, "max_attempts": 5, "created_at": created, "updated_at": created}
+    report_id = ledger.delivery_id("r", "2026-11-23", "ab" * 32, "hook", "https://x.test/h")
+    alert_id = ledger.delivery_id("r", "2026-11-23", "failure:run", "mail", "alert:a@x.test")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(old_table), [
+            {**common, "id": report_id, "artifact_sha256": "ab" * 32, "destination": "hook",
+             "channel": "webhook", "recipient": "https://x.test/h"},
+            {**common, "id": alert_id, "artifact_sha256": "failure:run", "destination": "mail",
+             "channel": "email", "recipient": "alert:a@x.test"},
+        ])
+    _check_migrated(engine)
+    rows = {r["id"]: r for r in ledger.list_rows(engine)}
+    assert rows[report_id]["content_fingerprint"] == "ab" * 32 and rows[report_id]["purpose"] == "delivery"
+    assert rows[alert_id]["purpose"] == "alert" and rows[alert_id]["sequence"] == 0
+    assert rows[report_id]["give_up_at"] == created + timedelta(hours=24)
+    assert rows[report_id]["possible_duplicate"] is False and rows[report_id]["status"] == "sent"
+    # the new unique key holds: the same identity cannot be written twice
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.insert(table("content_fingerprint", "sequence")),
+                     {**common, "id": "another-id", "artifact_sha256": "cd" * 32, "destination": "hook",
+                      "channel": "webhook", "recipient": "https://x.test/h",
+                      "content_fingerprint": "ab" * 32, "sequence": 0})
+
+
+def test_sqlite_ledger_migration_keeps_rows(tmp_path):
+    _ledger_rows_survive_c0004(make_engine(f"sqlite:///{tmp_path / 'old.db'}"))
+
+
+@pytest.mark.postgres
+def test_postgres_ledger_migration_keeps_rows(pg_database):
+    engine = make_engine(pg_database())
+    try:
+        _ledger_rows_survive_c0004(engine)
+    finally:
+        engine.dispose()

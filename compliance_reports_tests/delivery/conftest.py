@@ -113,3 +113,62 @@ def ledger_texts(engine) -> list[str]:
         rows = conn.execute(sa.text("SELECT * FROM deliveries")).all()
     return [str(v) for row in rows for v in row if v is not None]
 
+
+
+# ---------------------------------------------------------------- real stored report runs
+
+
+class StoredRuns:
+    """Report runs of one period stored and exported the way the publish job does it."""
+
+    def __init__(self, engine, base: Path) -> None:
+        from compliance_reports.artifacts.store import LocalArtifactStore
+        from compliance_reports.config.models import ReportConfig
+
+        self.engine = engine
+        self.base = base
+        self.store = LocalArtifactStore(base / "artifacts")
+        self.report = ReportConfig.model_validate({
+            "id": "hipaa-monthly", "name": "HIPAA monthly", "organization_id": "acme-health",
+            "report_type": "hipaa_audit_trail", "formats": ["json", "csv"],
+            "schedule": {"frequency": "monthly", "timezone": "Europe/Berlin"},
+        })
+
+    def document(self, run_id: str, *, failed_logins: int = 311) -> dict:
+        from compliance_reports_tests.exporters.sample import sample_document
+
+        doc = sample_document()
+        doc["header"].update(run_id=run_id, generated_at=f"2026-12-01T06:{len(run_id):02d}:00Z")
+        doc["summary"][2]["value"] = failed_logins
+        return doc
+
+    def store_run(self, run_id: str, **content) -> None:
+        """What the report asset leaves: the run's document and events in the artifact store."""
+        from compliance_reports.reports.document import canonical_json
+        from compliance_reports_tests.exporters.sample import write_events
+
+        folder = self.base / "runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "report.json").write_bytes(canonical_json(self.document(run_id, **content)))
+        parts = ("acme-health", "hipaa-monthly", "2026-11-01", run_id)
+        self.store.put_file((*parts, "report.json"), folder / "report.json")
+        self.store.put_file((*parts, "events.parquet"), write_events(folder / "events.parquet"))
+
+    def publish(self, run_id: str, **content) -> Publication:
+        """Store a run, export it (marking a re-issue from the ledger) and load the stored set."""
+        from compliance_reports.exporters.publishing import export_and_store, fetch_publication
+
+        self.store_run(run_id, **content)
+        parts = ("acme-health", "hipaa-monthly", "2026-11-01", run_id)
+        published = export_and_store(
+            self.store, self.report, "2026-11-01", run_id,
+            self.store.location_for((*parts, "report.json")),
+            self.store.location_for((*parts, "events.parquet")),
+            self.base / "scratch" / run_id, None, ledger_engine=self.engine,
+        )
+        return fetch_publication(self.store, published, self.report, self.base / "fetched" / run_id)
+
+
+@pytest.fixture
+def stored_runs(engine, tmp_path) -> StoredRuns:
+    return StoredRuns(engine, tmp_path / "stored")

@@ -185,7 +185,7 @@ def test_starttls_is_never_downgraded(smtp_server, publication, deliver):
     assert smtp_server.messages == []
 
 
-def test_connection_refused_is_retried_then_dead(publication, deliver, clock):
+def test_connection_refused_is_retried_then_handed_to_the_sweep(publication, deliver, clock):
     from compliance_reports_tests.delivery.conftest import free_port
 
     class Peer:
@@ -193,9 +193,48 @@ def test_connection_refused_is_retried_then_dead(publication, deliver, clock):
 
     dest = email_dest(Peer, to=["alice@example.org"], cc=[], bcc=[])
     (outcome,) = deliver(publication, [dest])
-    assert outcome.status == "dead" and outcome.attempts == 3
+    # the in-run budget (max_attempts) ends; the row is not dead: the sweep goes on until give-up
+    assert outcome.status == "failed" and outcome.attempts == 3
+    assert outcome.next_attempt_at > clock.now()
     assert "connection" in outcome.error.lower()
     assert len(clock.sleeps) == 2
+
+
+def test_smtp_down_then_up_within_the_give_up_time_is_delivered_once_by_the_sweep(publication, deliver, engine, clock):
+    from collections import Counter
+
+    from aiosmtpd.controller import Controller
+
+    from compliance_reports.delivery.dispatcher import retry_due
+    from compliance_reports_tests.delivery.conftest import free_port
+    from compliance_reports_tests.peers import SMTPRecorder
+
+    class Down:
+        host, port = "127.0.0.1", free_port()
+
+    dest = email_dest(Down, to=["alice@example.org", "bob@example.org"], cc=[], bcc=[])
+    outcomes = deliver(publication, [dest])
+    assert [o.status for o in outcomes] == ["failed", "failed"]  # handed to the sweep, not dead
+    load_dest = {"officers": dest}.__getitem__
+
+    clock.advance(3600)  # still down an hour later: the sweep tries, the rows stay failed
+    assert {o.status for o in retry_due(engine, lambda *key: publication, load_dest, clock.now())} == {"failed"}
+
+    recorder = SMTPRecorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=Down.port)
+    controller.start()  # the server comes back within the give-up time
+    try:
+        clock.advance(3600)
+        swept = retry_due(engine, lambda *key: publication, load_dest, clock.now())
+        assert [o.status for o in swept] == ["sent", "sent"]
+        clock.advance(3600)
+        assert retry_due(engine, lambda *key: publication, load_dest, clock.now()) == []
+    finally:
+        controller.stop()
+    assert Counter(m["rcpt_tos"][0] for m in recorder.messages) == {"alice@example.org": 1, "bob@example.org": 1}
+    rows = ledger.list_rows(engine)
+    assert {r["status"] for r in rows} == {"sent"} and all(r["attempts"] == 5 for r in rows)
+    assert not any(r["possible_duplicate"] for r in rows)
 
 
 def test_subject_template_allows_only_known_placeholders(publication):

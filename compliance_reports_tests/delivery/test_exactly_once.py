@@ -76,6 +76,7 @@ def test_worker_killed_after_claim_is_delivered_once_after_lease_expiry(engine, 
     assert [(o.row_id, o.status, o.attempts) for o in swept] == [(row_id, "sent", 2)]
     assert calls == [("hipaa-weekly", "2026-11-23", publication.manifest_sha256)]
     assert len(peer.requests) == 1 and peer.requests[0].headers["webhook-id"] == row_id
+    assert ledger.get_row(engine, row_id)["possible_duplicate"] is False  # it died before sending
 
     (again,) = deliver_publication(engine, publication, [dest])
     assert again.status == "already_sent"

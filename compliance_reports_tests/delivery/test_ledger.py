@@ -65,18 +65,27 @@ def test_lifecycle(db, publication, clock: FakeClock):
     clock.advance(42)
     c3 = ledger.claim(db, row_id, 30, clock.now())
     assert c3.attempt == 3
-    assert ledger.mark_failed(db, row_id, "HTTP 503", clock.now(), retry, True, None) == "dead"
+    # attempts alone never kill a row: it stays failed until its give-up time
+    assert ledger.mark_failed(db, row_id, "HTTP 503", clock.now(), retry, True, None) == "failed"
+    give_up_at = ledger.get_row(db, row_id)["give_up_at"]
+    assert give_up_at == ledger.get_row(db, row_id)["created_at"] + timedelta(hours=24)
+    clock.t = give_up_at
+    c4 = ledger.claim(db, row_id, 30, clock.now())
+    assert c4.attempt == 4
+    rec = ledger.record_failure(db, row_id, "HTTP 503", clock.now(), retry, True, None, attempt=4)
+    assert rec.status == "dead" and rec.next_attempt_at is None
     row = ledger.get_row(db, row_id)
-    assert row["status"] == "dead" and row["attempts"] == 3 and row["next_attempt_at"] is None
+    assert row["status"] == "dead" and row["attempts"] == 4 and row["next_attempt_at"] is None
+    assert row["possible_duplicate"] is False
     clock.advance(10_000)
     assert ledger.claim(db, row_id, 30, clock.now()) is None
     assert ledger.due_rows(db, clock.now()) == []
 
     # an operator reschedules: one more attempt, attempts kept
     info = ledger.reschedule(db, row_id, clock.now())
-    assert info["previous_status"] == "dead" and info["status"] == "failed" and info["attempts"] == 3
-    c4 = ledger.claim(db, row_id, 30, clock.now())
-    assert c4.attempt == 4
+    assert info["previous_status"] == "dead" and info["status"] == "failed" and info["attempts"] == 4
+    c5 = ledger.claim(db, row_id, 30, clock.now())
+    assert c5.attempt == 5
     assert ledger.mark_sent(db, row_id, "HTTP 200 OK", clock.now())
     assert not ledger.mark_sent(db, row_id, "again", clock.now())
     row = ledger.get_row(db, row_id)
@@ -84,6 +93,19 @@ def test_lifecycle(db, publication, clock: FakeClock):
     with pytest.raises(ledger.RescheduleError):
         ledger.reschedule(db, row_id, clock.now())
     assert ledger.claim(db, row_id, 30, clock.now() + timedelta(days=365)) is None
+
+
+def test_the_last_attempt_before_give_up_is_at_the_give_up_time(db, publication, clock):
+    retry = fast_retry(initial_delay_s=600, max_delay_s=3600, give_up_after_h=1)
+    (row_id,) = _rows(db, publication, now=clock.now())  # DEST gives up after 24 h
+    clock.advance(24 * 3600 - 60)
+    ledger.claim(db, row_id, 30, clock.now())
+    rec = ledger.record_failure(db, row_id, "HTTP 503", clock.now(), retry, True, None, attempt=1, rand=lambda: 1.0)
+    give_up_at = ledger.get_row(db, row_id)["give_up_at"]
+    assert rec.status == "failed" and rec.next_attempt_at == give_up_at and rec.delay_s == 60
+    clock.t = give_up_at
+    ledger.claim(db, row_id, 30, clock.now())
+    assert ledger.mark_failed(db, row_id, "HTTP 503", clock.now(), retry, True, None) == "dead"
 
 
 def test_not_retryable_is_dead_at_once(db, publication, clock):
@@ -106,44 +128,112 @@ def test_expired_lease_is_reclaimed_and_stale_worker_is_fenced(db, publication, 
     assert not rec.applied and ledger.get_row(db, row_id)["status"] == "sending"
 
 
-def test_expired_lease_on_last_attempt_goes_dead(db, publication, clock):
-    (row_id,) = _rows(db, publication, max_attempts=1, now=clock.now())
-    assert ledger.claim(db, row_id, 5, clock.now()).attempt == 1
-    clock.advance(6)
-    assert ledger.claim(db, row_id, 5, clock.now()) is None
-    row = ledger.get_row(db, row_id)
-    assert row["status"] == "dead" and "lease expired" in row["last_error"]
+def test_expired_lease_after_give_up_is_dead_only_when_nothing_was_sent(db, publication, clock):
+    a, b = _rows(db, publication, ["a@x.io", "b@x.io"], now=clock.now())
+    give_up_at = ledger.get_row(db, a)["give_up_at"]
+    clock.t = give_up_at - timedelta(seconds=1)
+    claim_a = ledger.claim(db, a, 5, clock.now())
+    claim_b = ledger.claim(db, b, 5, clock.now())
+    assert ledger.mark_transmitting(db, b, claim_b.attempt, clock.now())  # b's worker began sending
+    clock.advance(6)  # both workers died; their leases ran out after the give-up time
+    assert ledger.claim(db, a, 5, clock.now()) is None and ledger.claim(db, b, 5, clock.now()) is None
+    row_a, row_b = ledger.get_row(db, a), ledger.get_row(db, b)
+    assert (row_a["status"], row_a["possible_duplicate"]) == ("dead", False)
+    assert "before sending" in row_a["last_error"] and claim_a.attempt == 1
+    # b may have reached its receiver: never "dead", not retried automatically
+    assert (row_b["status"], row_b["possible_duplicate"], row_b["next_attempt_at"]) == ("unknown", True, None)
+    assert "may have been delivered" in row_b["last_error"]
+    assert ledger.due_rows(db, clock.now() + timedelta(days=1)) == []
+    # an operator retries it: same id (so same Idempotency-Key / Message-ID), still flagged
+    assert ledger.reschedule(db, b, clock.now())["status"] == "unknown"
+    again = ledger.claim(db, b, 5, clock.now())
+    assert again.id == b and again.attempt == 2
+    ledger.mark_sent(db, b, "HTTP 200", clock.now())
+    assert ledger.get_row(db, b)["possible_duplicate"] is True
 
 
-def test_due_rows_skip_young_pending_rows(db, publication, clock):
+def test_crash_after_transmitting_is_retried_as_a_possible_duplicate(db, publication, clock):
     (row_id,) = _rows(db, publication, now=clock.now())
-    assert ledger.due_rows(db, clock.now(), pending_grace_s=60) == []
-    assert [r["id"] for r in ledger.due_rows(db, clock.now() + timedelta(seconds=61), pending_grace_s=60)] == [row_id]
-    assert [r["id"] for r in ledger.list_rows(db, status="pending", report_id="hipaa-weekly")] == [row_id]
-    assert ledger.list_rows(db, status="sent") == []
+    first = ledger.claim(db, row_id, 5, clock.now())
+    assert ledger.mark_transmitting(db, row_id, first.attempt, clock.now())
+    assert ledger.renew_lease(db, row_id, first.attempt, 5, clock.now() + timedelta(seconds=4))
+    clock.advance(8)  # renewed until +9 s
+    assert ledger.claim(db, row_id, 5, clock.now()) is None
+    clock.advance(2)
+    second = ledger.claim(db, row_id, 5, clock.now())
+    assert second.attempt == 2
+    row = ledger.get_row(db, row_id)
+    assert row["possible_duplicate"] is True and "after sending" in row["last_error"]
+    # the first worker wakes up: its lease is gone, it may neither renew nor begin sending
+    assert not ledger.renew_lease(db, row_id, first.attempt, 5, clock.now())
+    assert not ledger.mark_transmitting(db, row_id, first.attempt, clock.now())
 
 
-def test_concurrent_claims_have_one_winner(db, publication, clock):
-    recipients = [f"user{i}@x.io" for i in range(12)]
-    row_ids = _rows(db, publication, recipients, now=clock.now())
-    wins: dict[str, list[str]] = {r: [] for r in row_ids}
-    errors = []
+def test_unknown_outcome_is_retried_until_give_up_then_stays_unknown(db, publication, clock):
+    retry = fast_retry(initial_delay_s=10, max_delay_s=10)
+    (row_id,) = _rows(db, publication, now=clock.now())
+    ledger.claim(db, row_id, 30, clock.now())
+    rec = ledger.record_failure(db, row_id, "read timeout", clock.now(), retry, True, None, attempt=1,
+                                outcome_unknown=True)
+    assert rec.status == "unknown" and rec.next_attempt_at is not None
+    assert ledger.get_row(db, row_id)["possible_duplicate"] is True
+    clock.advance(10)
+    assert [r["id"] for r in ledger.due_rows(db, clock.now())] == [row_id]
+    ledger.claim(db, row_id, 30, clock.now())
+    # a later, known failure keeps the flag; past give-up the row is unknown, not dead
+    rec = ledger.record_failure(db, row_id, "HTTP 400", clock.now(), retry, False, None, attempt=2)
+    row = ledger.get_row(db, row_id)
+    assert rec.status == "unknown" and row["next_attempt_at"] is None and row["possible_duplicate"] is True
 
-    def worker(name: str, barrier: threading.Barrier) -> None:
-        try:
-            for row_id in row_ids:
-                barrier.wait()
-                if ledger.claim(db, row_id, 60, clock.now()) is not None:
-                    wins[row_id].append(name)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
 
-    barrier = threading.Barrier(2)
-    threads = [threading.Thread(target=worker, args=(n, barrier)) for n in ("a", "b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors
-    assert all(len(w) == 1 for w in wins.values()), wins
-    assert all(ledger.get_row(db, r)["attempts"] == 1 for r in row_ids)
+def test_database_clock_decides_due_and_lease_times(db, publication, monkeypatch):
+    """Without an explicit `now`, times come from the database, not from this process's clock."""
+    from datetime import datetime, timezone
+
+    import compliance_reports.delivery.attempt as attempt
+    from compliance_reports.delivery.dispatcher import retry_due
+    from compliance_reports.delivery.ledger_db import database_time
+
+    before = database_time(db)
+    (row_id,) = _rows(db, publication)
+    claimed = ledger.claim(db, row_id, 600)
+    after = database_time(db)
+    assert before + timedelta(seconds=600) <= claimed.lease_expires_at <= after + timedelta(seconds=600)
+    row = ledger.get_row(db, row_id)
+    assert before <= row["created_at"] <= after and row["give_up_at"] == row["created_at"] + timedelta(hours=24)
+    assert abs((database_time(db) - datetime.now(timezone.utc)).total_seconds()) < 5
+
+    # a sweep on a host whose clock runs an hour fast still sees the lease held
+    monkeypatch.setattr(attempt, "utcnow", lambda: datetime.now(timezone.utc) + timedelta(hours=1))
+
+    def never(*args):
+        raise AssertionError("nothing is due")
+
+    assert retry_due(db, never, never) == []
+    assert ledger.claim(db, row_id, 600) is None
+    assert ledger.get_row(db, row_id)["attempts"] == 1
+
+
+def test_a_second_unknown_outcome_stops_automatic_retries(db, publication, clock):
+    """At most one extra copy: after two attempts that may both have delivered, a person decides."""
+    retry = fast_retry(initial_delay_s=10, max_delay_s=10)
+    reported, crashed = _rows(db, publication, ["a@x.io", "b@x.io"], now=clock.now())
+    ledger.claim(db, reported, 30, clock.now())
+    ledger.record_failure(db, reported, "read timeout", clock.now(), retry, True, None, attempt=1, outcome_unknown=True)
+    clock.advance(10)
+    ledger.claim(db, reported, 30, clock.now())
+    rec = ledger.record_failure(db, reported, "read timeout", clock.now(), retry, True, None, attempt=2,
+                                outcome_unknown=True)
+    assert rec.status == "unknown" and rec.next_attempt_at is None
+
+    first = ledger.claim(db, crashed, 5, clock.now())
+    ledger.mark_transmitting(db, crashed, first.attempt, clock.now())
+    clock.advance(6)
+    second = ledger.claim(db, crashed, 5, clock.now())  # one resend with the same id...
+    assert second.id == crashed and ledger.get_row(db, crashed)["possible_duplicate"] is True
+    ledger.mark_transmitting(db, crashed, second.attempt, clock.now())
+    clock.advance(6)
+    assert ledger.claim(db, crashed, 5, clock.now()) is None  # ...but not a third copy
+    row = ledger.get_row(db, crashed)
+    assert (row["status"], row["next_attempt_at"]) == ("unknown", None) and "at most one extra copy" in row["last_error"]
+    assert ledger.due_rows(db, clock.now() + timedelta(days=2)) == []

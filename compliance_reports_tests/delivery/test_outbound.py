@@ -161,7 +161,8 @@ def test_failed_responses_keep_the_excerpt_only(db, http_factory, publication, c
     (outcome,) = deliver_publication(db, publication, [hook(peer.url, **LOCAL_RECEIVER)],
                                      now_fn=clock.now, sleep_fn=clock.sleep)
     row = ledger.get_row(db, outcome.row_id)
-    assert row["status"] == "dead" and row["last_error"].startswith("HTTP 500: internal error; api_key=")
+    # a 500 stays failed for the sweep until the give-up time
+    assert row["status"] == "failed" and row["last_error"].startswith("HTTP 500: internal error; api_key=")
     assert "sk_live" not in row["last_error"] and len(row["last_error"]) <= len("HTTP 500: ") + 203
 
 

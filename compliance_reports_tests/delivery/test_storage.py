@@ -169,3 +169,67 @@ def test_changed_stored_file_is_not_delivered(storage_root, publication, deliver
     (outcome,) = deliver(publication, [local_dest("s")])
     assert outcome.status == "dead" and "does not match" in outcome.error
     assert not (storage_root / "s").exists() or not list((storage_root / "s").rglob("*.pdf"))
+
+
+def test_local_key_with_other_content_is_never_overwritten(tmp_path, storage_root, deliver, engine):
+    base = storage_root / "share"
+    dest = local_dest("share", key_template="{report_id}/{period}/{filename}")  # no {run_id}
+    first = make_publication(tmp_path / "run-1", {"report.pdf": 300}, run_id="run-1")
+    (sent,) = deliver(first, [dest])
+    assert sent.status == "sent"
+    stored = base / "hipaa-weekly/2026-11-23/report.pdf"
+    original = stored.read_bytes()
+
+    # another delivery of the same content finds the file: success, nothing rewritten
+    (again,) = deliver(first, [local_dest("share", name="share-again", key_template="{report_id}/{period}/{filename}")])
+    assert again.status == "sent" and "already stored" in again.provider_response
+    assert stored.read_bytes() == original
+
+    other = make_publication(tmp_path / "run-2", {"report.pdf": 300}, seed=b"other content", run_id="run-2")
+    (refused,) = deliver(other, [dest])
+    assert refused.status == "dead" and refused.attempts == 1
+    assert "already holds other content" in refused.error and "never overwritten" in refused.error
+    assert stored.read_bytes() == original
+    assert not list(base.rglob(".*.part"))
+
+
+def test_s3_key_with_other_content_is_never_overwritten(s3_dest, tmp_path, deliver):
+    client = s3_client(s3_dest)
+    first = make_publication(tmp_path / "run-1", {"report.pdf": 300}, run_id="run-1")
+    (sent,) = deliver(first, [s3_dest])
+    key = "compliance/org-1/hipaa-weekly/2026-11-23/pdf/report.pdf"
+    original = client.get_object(Bucket=s3_dest.bucket, Key=key)["Body"].read()
+
+    same_again = s3_dest.model_copy(update={"name": "archive-again"})
+    (again,) = deliver(first, [same_again])
+    assert again.status == "sent" and "already stored" in again.provider_response
+
+    other = make_publication(tmp_path / "run-2", {"report.pdf": 300}, seed=b"other content", run_id="run-2")
+    (refused,) = deliver(other, [s3_dest])
+    assert refused.status == "dead" and "already holds other content" in refused.error
+    assert client.get_object(Bucket=s3_dest.bucket, Key=key)["Body"].read() == original
+    assert client.head_object(Bucket=s3_dest.bucket, Key=key)["Metadata"]["sha256"] == first.files[0].sha256
+
+
+def test_s3_conditional_put_refuses_a_concurrent_writer(s3_dest, tmp_path, monkeypatch):
+    """The head check passed, then someone else wrote the key: If-None-Match keeps theirs."""
+    from compliance_reports.delivery import storage_channel
+    from compliance_reports.delivery.errors import DeliveryError
+
+    pub = make_publication(tmp_path / "p", {"report.pdf": 300})
+    client = s3_client(s3_dest)
+    key = "compliance/org-1/hipaa-weekly/2026-11-23/pdf/report.pdf"
+    real_head = storage_channel._s3_sha256
+    calls = []
+
+    def head_then_race(c, bucket, k):
+        found = real_head(c, bucket, k)
+        if not calls:
+            client.put_object(Bucket=bucket, Key=k, Body=b"written meanwhile")
+        calls.append(k)
+        return found
+
+    monkeypatch.setattr(storage_channel, "_s3_sha256", head_then_race)
+    with pytest.raises(DeliveryError, match="already holds other content"):
+        storage_channel._put_s3(client, s3_dest, key, pub.files[0], pub)
+    assert client.get_object(Bucket=s3_dest.bucket, Key=key)["Body"].read() == b"written meanwhile"

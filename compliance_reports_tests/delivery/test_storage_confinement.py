@@ -84,12 +84,13 @@ def test_a_link_staying_inside_the_root_is_followed(engine, storage_root, public
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == publication.files[0].sha256
 
 
-def test_a_link_planted_at_the_file_name_is_replaced_not_followed(engine, storage_root, outside, publication):
+def test_a_link_planted_at_the_file_name_is_neither_followed_nor_replaced(engine, storage_root, outside, publication):
     folder = storage_root / "share" / "org-1" / "hipaa-weekly" / "2026-11-23"
     folder.mkdir(parents=True)
     (folder / "report.pdf").symlink_to(outside / "id_rsa")
     (outcome,) = deliver_publication(engine, publication, [local("share")], sleep_fn=lambda s: None)
-    assert outcome.status == "sent"
+    # the name is taken (evidence is never overwritten), and a link is never read through
+    assert outcome.status == "dead" and "already holds other content (sha256 unknown" in outcome.error
     assert (outside / "id_rsa").read_text() == "private key"
-    assert not (folder / "report.pdf").is_symlink()
-    assert hashlib.sha256((folder / "report.pdf").read_bytes()).hexdigest() == publication.files[0].sha256
+    assert (folder / "report.pdf").is_symlink()
+    assert not list(folder.glob(".*.part"))

@@ -6,13 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from compliance_reports.config.models import WebhookDestination
 from compliance_reports.delivery import ledger
-from compliance_reports.delivery.dispatcher import deliver_publication
+from compliance_reports.delivery.dispatcher import deliver_publication, retry_due
 from compliance_reports.delivery.webhook_channel import sign, verify_signature
 from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER, fast_retry, free_port, make_publication
 
@@ -123,12 +124,35 @@ def test_408_425_are_retryable_other_4xx_are_not(http_factory, publication, deli
     assert outcome2.status == "dead" and len(peer2.requests) == 1
 
 
-def test_dead_after_last_failure_sends_one_alert(http_factory, publication, deliver, engine):
+def test_500_forever_is_dead_only_after_the_give_up_time_and_alerted_once(http_factory, publication, deliver, engine, clock):
     peer = http_factory(default=503)
     alerts = http_factory()
     alert_dest = hook(alerts.url, name="oncall")
-    (outcome,) = deliver(publication, [hook(peer.url)], alert_destinations=[alert_dest])
-    assert outcome.status == "dead" and outcome.attempts == 3 and len(peer.requests) == 3
+    dest = hook(peer.url, retry=fast_retry(max_attempts=3, give_up_after_h=2).model_dump())
+    (outcome,) = deliver(publication, [dest], alert_destinations=[alert_dest])
+    # the in-run budget ends: handed to the sweep, not dead, no alert
+    assert outcome.status == "failed" and outcome.attempts == 3 and len(peer.requests) == 3
+    assert alerts.requests == []
+    row = ledger.get_row(engine, outcome.row_id)
+    assert row["give_up_at"] == row["created_at"] + timedelta(hours=2)
+
+    def sweep():
+        return retry_due(engine, lambda *key: publication, {"siem": dest}.__getitem__, clock.now(),
+                         load_alert_destinations=lambda report_id: [alert_dest])
+
+    statuses = []
+    while not statuses or statuses[-1] != "dead":  # the sweep keeps trying, with backoff
+        clock.advance(600)
+        outcomes = sweep()
+        assert len(outcomes) <= 1
+        if outcomes:
+            statuses.append(outcomes[0].status)
+            if outcomes[0].status != "dead":
+                assert clock.now() < row["give_up_at"] and alerts.requests == []
+    assert statuses.count("failed") >= 5 and statuses[-1] == "dead"
+    final = ledger.get_row(engine, outcome.row_id)
+    assert final["status"] == "dead" and final["updated_at"] >= final["give_up_at"]
+    assert len(peer.requests) == final["attempts"] == 3 + len(statuses)
     assert len(alerts.requests) == 1
     alert = alerts.requests[0]
     payload = alert.json()
@@ -139,9 +163,9 @@ def test_dead_after_last_failure_sends_one_alert(http_factory, publication, deli
                             alert.headers["webhook-signature"])
 
     # a second run for the same publication: nothing resent, no second alert
-    (again,) = deliver(publication, [hook(peer.url)], alert_destinations=[alert_dest])
+    (again,) = deliver(publication, [dest], alert_destinations=[alert_dest])
     assert again.status == "dead"
-    assert len(peer.requests) == 3 and len(alerts.requests) == 1
+    assert len(peer.requests) == final["attempts"] and len(alerts.requests) == 1
     alert_rows = [r for r in ledger.list_rows(engine) if r["recipient"].startswith("alert:")]
     assert len(alert_rows) == 1 and alert_rows[0]["status"] == "sent"
     assert alert_rows[0]["artifact_sha256"].startswith("failure:delivery:")  # one per distinct failure

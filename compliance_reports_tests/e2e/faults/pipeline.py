@@ -31,7 +31,7 @@ from compliance_reports.db.engine import make_engine
 from compliance_reports.delivery import alert_fallback, ledger
 from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 from compliance_reports.delivery.dispatcher import retry_due
-from compliance_reports.orchestration.operations_jobs import publication_loader
+from compliance_reports.exporters.publishing import stored_publication_loader
 from compliance_reports.orchestration.report_assets import report_assets
 from compliance_reports.orchestration.resources import ArtifactStoreResource
 from compliance_reports.settings import load_settings
@@ -164,7 +164,7 @@ class Pipeline:
         engine = self.engine
         with tempfile.TemporaryDirectory(prefix="sweep-") as scratch:
             return retry_due(
-                engine, publication_loader(engine, ArtifactStoreResource().store(engine), Path(scratch)),
+                engine, stored_publication_loader(engine, ArtifactStoreResource().store(engine), Path(scratch)),
                 lambda name: config_store.get_destination(engine, name), now_fn=lambda: when,
                 sleep_fn=lambda s: None,
                 load_alert_destinations=lambda rid: [config_store.get_destination(engine, n) for n in
