@@ -162,11 +162,11 @@ def deliveries_retry(row_id: str | None, include_dead: bool, as_json: bool) -> N
 
 
 @deliveries.command("redeliver")
-@click.option("--report", "report_id", required=True, help="the report id")
-@click.option("--period", required=True, help="the period key")
+@click.option("--report", "report_id", required=True, help="The report id.")
+@click.option("--period", required=True, help="The period key.")
 @click.option("--destination", "destination_names", multiple=True,
-              help="only this destination (repeatable); default: the report's destinations")
-@click.option("--json", "as_json", is_flag=True)
+              help="Only this destination (repeatable); default: the report's destinations.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def deliveries_redeliver(report_id: str, period: str, destination_names: tuple[str, ...], as_json: bool) -> None:
     """Send a period's latest issue again, on purpose, from the stored files.
 

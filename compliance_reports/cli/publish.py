@@ -26,10 +26,10 @@ def publish() -> None:
 
 
 @publish.command("retry")
-@click.option("--report", "report_id", required=True, help="the report id")
-@click.option("--period", required=True, help="the period key")
-@click.option("--run", "run_id", default=None, help="the report run to publish; default: the newest stored")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--report", "report_id", required=True, help="The report id.")
+@click.option("--period", required=True, help="The period key.")
+@click.option("--run", "run_id", default=None, help="The report run to publish; default: the newest stored one.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def publish_retry(ctx: Context, report_id: str, period: str, run_id: str | None, as_json: bool) -> None:
     """Resume a failed publish of one period from its stored files."""

@@ -11,7 +11,7 @@ from compliance_reports.cli.main import main
 from compliance_reports.config import store as config_store
 from compliance_reports.config.models import parse_destination
 from compliance_reports.delivery import ledger
-from compliance_reports_tests.delivery.conftest import StoredRuns
+from compliance_reports_tests.delivery.conftest import LOCAL_RECEIVER, StoredRuns
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def setup(engine, tmp_path, monkeypatch, http_factory):
     monkeypatch.delenv("COMPLIANCE_MANIFEST_KEY", raising=False)
     peer = http_factory()
     config_store.apply_destinations(engine, [parse_destination(
-        {"name": "siem", "type": "webhook", "url": peer.url,
+        {"name": "siem", "type": "webhook", "url": peer.url, **LOCAL_RECEIVER,
          "retry": {"max_attempts": 2, "initial_delay_s": 0.01, "max_delay_s": 0.02}})])
     runs = StoredRuns(engine, tmp_path)  # its artifact store is the settings' <data folder>/artifacts
     config_store.apply_reports(engine, [runs.report.model_copy(update={"destinations": ["siem"]})])

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from compliance_reports.audit.integrity import commit_checkpoint
 from compliance_reports.reports import document as rd
 from compliance_reports.reports.builder import build_report
 from compliance_reports_tests.exporters.sample import sample_document
@@ -21,9 +22,12 @@ KEY = b"checkpoint-key-0123456789abcdef"
 
 
 def _build(engine, report_type, run_id, hours_later=0):
-    return build_report(engine, engine, golden_config(report_type), PERIOD, run_id=run_id,
-                        generated_at=GENERATED_AT + timedelta(hours=hours_later),
-                        checkpoint_key=KEY, write_checkpoint=True).document
+    """One successful run: the report built, then the checkpoint it signed stored."""
+    result = build_report(engine, engine, golden_config(report_type), PERIOD, run_id=run_id,
+                          generated_at=GENERATED_AT + timedelta(hours=hours_later),
+                          checkpoint_key=KEY, sign_checkpoint=True)
+    commit_checkpoint(engine, result.integrity)
+    return result.document
 
 
 @pytest.mark.parametrize("report_type", REPORT_TYPES)
