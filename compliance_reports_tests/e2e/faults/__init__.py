@@ -5,7 +5,4 @@ matrix" table names the test behind every row.
 Budget: the whole folder stays under 3 minutes on two cores (each module states its own).
 Modules: test_database_outages (the test's own PostgreSQL cluster, stopped and restarted),
 test_schedule_faults, test_delivery_faults, test_crashes (kill -9 of real processes).
-Tests marked `xfail(strict=True, reason="issue 13 delivery core, not landed ...")` state behaviour
-the delivery-core half of issue 13 provides (commit 62f6f91, in history but not applied); they
-pass once it is merged, and strict xfail then forces them to be unmarked.
 """

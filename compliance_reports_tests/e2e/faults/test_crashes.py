@@ -154,8 +154,6 @@ def test_kill_9_after_send_resends_once_with_the_same_idempotency_key(engine, pu
     assert row["status"] == "sent"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 delivery core, not landed (commit 62f6f91): an attempt whose outcome is unknown is recorded as such and "
-                                       "the ledger row says possible_duplicate")
 def test_kill_9_after_send_marks_the_row_possible_duplicate(engine, publication, http_factory):
     _kill_after_send(engine, publication, http_factory)
     row = _only_row(engine)

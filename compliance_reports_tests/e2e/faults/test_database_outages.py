@@ -118,8 +118,6 @@ def test_long_outage_fails_the_run_and_the_schedule_retries_the_period_after_the
         assert statuses == ["FAILURE", "SUCCESS"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 delivery core, not landed (commit 62f6f91): database errors around one row are caught and retried; "
-                                       "the outcome of a send is recorded once the database is back")
 def test_database_down_while_recording_a_send(cluster, http_factory, monkeypatch):
     """The receiver accepted; the database is gone before `sent` is written."""
     monkeypatch.setattr(transient_errors, "STEP_RETRY", StepRetry(max_retries=6, initial_s=1, max_delay_s=2))

@@ -265,8 +265,6 @@ def test_publish_outlasts_an_artifact_store_outage(sqlite_url, http_factory, mon
 # ---------------------------------------------------------------- the delivery core's half (issue 13)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 delivery core, not landed (commit 62f6f91): failed rows are retried by the sweep until a per-destination "
-                                       "give-up time, not dead after max_attempts")
 def test_smtp_down_during_a_publish_then_up_is_delivered_by_the_sweep(engine, publication, clock):
     from aiosmtpd.controller import Controller
 
@@ -289,8 +287,6 @@ def test_smtp_down_during_a_publish_then_up_is_delivered_by_the_sweep(engine, pu
     assert [r["status"] for r in ledger.list_rows(engine) if not r["recipient"].startswith("alert:")] == ["sent"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 delivery core, not landed (commit 62f6f91): the ledger identity is the content fingerprint, so a re-run "
-                                       "with unchanged content delivers nothing new")
 def test_second_run_of_a_period_delivers_nothing_new(sqlite_url, http_factory):
     siem = http_factory()
     with pipeline(sqlite_url, [webhook("siem", siem.url)], [report_doc("daily", ["siem"])]) as p:
@@ -300,15 +296,14 @@ def test_second_run_of_a_period_delivers_nothing_new(sqlite_url, http_factory):
         assert list(copies_by_key(siem).values()) == [1]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 delivery core, not landed (commit 62f6f91): default storage keys include the run id and an existing key "
-                                       "is never overwritten")
-def test_re_run_never_overwrites_delivered_evidence(sqlite_url, tmp_path):
+def test_re_run_never_overwrites_delivered_evidence(sqlite_url):
     from sqlalchemy import insert
 
     from compliance_reports.db.schema import audit_log
+    from compliance_reports.settings import load_settings
 
-    archive = tmp_path / "archive"
-    storage = {"name": "archive", "type": "storage", "provider": "local", "base_path": str(archive)}
+    archive = load_settings().storage_root / "archive"
+    storage = {"name": "archive", "type": "storage", "provider": "local", "base_path": "archive"}
     with pipeline(sqlite_url, [storage], [report_doc("daily", ["archive"])]) as p:
         assert p.run_period("daily", days_ago(1)).success and p.publish()[0].success
         first = {f: f.read_bytes() for f in archive.rglob("*.json")}
