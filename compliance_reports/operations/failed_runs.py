@@ -9,7 +9,10 @@ The failure sensor asks `react` once per failed run; this is the whole policy, i
   failure that recovers by itself alerts nobody);
 - a report run whose period failed more often than COMPLIANCE_RETRY_MAX allows retries:
   "gave_up" (the period is left failed);
-- anything else (a publish run that failed for another reason, a period the schedule will not
+- a publish run that the publish sensor will request again after the cool-down (its runs, in
+  `runs`, are the publish runs of the same report run): nothing; after COMPLIANCE_RETRY_MAX
+  retries: "gave_up";
+- anything else (a publish run that names no report run, a period the schedule will not
   retry - outside its look-back, report disabled, already reported before): "run".
 """
 
@@ -49,9 +52,7 @@ def react(failed: FailedRun, report: ReportConfig | None, runs: PeriodRuns, rule
     if report is None:
         return Reaction(None, f"{key}: the report no longer exists; nothing to alert")
     if failed.stage == "publish":
-        return Reaction("run", f"{key}: the publish run failed; resume it from its stored files "
-                               f"(`compliance-reports publish retry --report {failed.report_id} "
-                               f"--period {failed.period}`) or re-execute the run")
+        return _react_to_publish(failed, runs, rule, key)
     if runs.in_flight:
         return Reaction(None, f"{key}: another run of the period is queued or running; its outcome decides")
     if runs.materialized:
@@ -66,3 +67,18 @@ def react(failed: FailedRun, report: ReportConfig | None, runs: PeriodRuns, rule
                               f"(retry {max(runs.failures, 1)} of {rule.max_retries})")
     return Reaction("run", f"{key}: not retried automatically (report disabled or the period is "
                            f"outside its schedule's look-back); {rerun}")
+
+
+def _react_to_publish(failed: FailedRun, runs: PeriodRuns, rule: RetryRule, key: str) -> Reaction:
+    resume = (f"resume it from its stored files (`compliance-reports publish retry --report {failed.report_id} "
+              f"--period {failed.period}`) or re-execute the run")
+    if not runs.failures:  # nothing known of its report run: nothing will retry it
+        return Reaction("run", f"{key}: the publish run failed; {resume}")
+    if runs.materialized or runs.in_flight:
+        return Reaction(None, f"{key}: another publish run of the same report run succeeded or is running")
+    if runs.failures > rule.max_retries:
+        return Reaction("gave_up", f"{key}: the publish failed {runs.failures} times ({runs.failures - 1} "
+                                   f"retries by the publish sensor); {resume}")
+    retry_at = (runs.last_failure_at or failed.failed_at) + rule.cooldown
+    return Reaction(None, f"{key}: the publish sensor requests it again at {retry_at.isoformat(timespec='minutes')} "
+                          f"(retry {runs.failures} of {rule.max_retries})")

@@ -224,3 +224,41 @@ def lookback(frequency: str, max_catch_up: int) -> timedelta:
     """How far back in-flight and failed runs matter for a schedule tick."""
     days = {"daily": 1, "weekly": 7, "monthly": 31, "quarterly": 92}[frequency]
     return timedelta(days=days * (max_catch_up + 2))
+
+
+# The tag a publish run carries naming the report run (materialization) it publishes.
+REPORT_RUN_TAG = "report_run_id"
+
+
+def _fold_publish_runs(records) -> PeriodRuns:
+    """A report run's publish runs as PeriodRuns: `materialized` means one of them succeeded."""
+    published = any(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in records)
+    return fold_runs([r for r in records if r.dagster_run.status != DagsterRunStatus.SUCCESS],
+                     materialized=published)
+
+
+def publish_runs_of(instance: DagsterInstance, job_name: str, report_run_id: str) -> PeriodRuns:
+    """PeriodRuns of the publish runs of one report run."""
+    return _fold_publish_runs(instance.get_run_records(
+        RunsFilter(job_name=job_name, tags={REPORT_RUN_TAG: report_run_id})
+    ))
+
+
+def failed_publishes(instance: DagsterInstance, job_name: str, since: datetime) -> dict[str, tuple[PeriodRuns, Any]]:
+    """report run id -> (PeriodRuns of its publish runs, its latest failed publish run), for the
+    report runs whose publish failed after `since`. Two run-storage queries."""
+    failed = instance.get_run_records(RunsFilter(
+        job_name=job_name, statuses=[DagsterRunStatus.FAILURE], updated_after=since,
+    ))
+    ids = sorted({r.dagster_run.tags[REPORT_RUN_TAG] for r in failed if REPORT_RUN_TAG in r.dagster_run.tags})
+    if not ids:
+        return {}
+    grouped: dict[str, list] = defaultdict(list)
+    for record in instance.get_run_records(RunsFilter(job_name=job_name, tags={REPORT_RUN_TAG: ids})):
+        grouped[record.dagster_run.tags[REPORT_RUN_TAG]].append(record)
+    result = {}
+    for report_run_id, records in grouped.items():
+        failures = [r for r in records if r.dagster_run.status == DagsterRunStatus.FAILURE]
+        if failures:
+            result[report_run_id] = (_fold_publish_runs(records), max(failures, key=_finished_at).dagster_run)
+    return result

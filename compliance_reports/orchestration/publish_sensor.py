@@ -1,7 +1,10 @@
-"""Launches the publish job once for each new report materialization."""
+"""Launches the publish job once for each new report materialization, and again after a
+cool-down for one whose publish run failed (artifact store or database unavailable longer than
+the step retries), at most COMPLIANCE_RETRY_MAX times: a failed publish is never left behind."""
 
 
 import json
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     AssetRecordsFilter,
@@ -17,9 +20,10 @@ from dagster import (
     sensor,
 )
 
-from compliance_reports.orchestration.dagster_runs import report_asset_key
+from compliance_reports.orchestration.dagster_runs import REPORT_RUN_TAG, failed_publishes, report_asset_key
 from compliance_reports.orchestration.report_partitions import FREQUENCIES
-from compliance_reports.scheduling import TRIGGERS, run_tags
+from compliance_reports.scheduling import TRIGGERS, RetryRule, retry_decision, run_tags
+from compliance_reports.settings import load_settings
 
 BATCH = 100
 
@@ -47,7 +51,7 @@ def publish_run_request(frequency: str, record, report_trigger: str | None = Non
         "materialization_id": record.storage_id,
     }
     tags = run_tags(report_id, metadata.get("organization_id", ""), frequency, period, trigger)
-    tags["report_run_id"] = record.run_id
+    tags[REPORT_RUN_TAG] = record.run_id
     return RunRequest(
         run_key=f"publish:{record.storage_id}",
         run_config={"ops": {"export_report": {"config": config}}},
@@ -78,9 +82,31 @@ def already_published(instance, job_name: str, report_run_ids: set[str]) -> set[
         return set()
     records = instance.get_run_records(RunsFilter(
         job_name=job_name, statuses=[DagsterRunStatus.SUCCESS],
-        tags={"report_run_id": sorted(report_run_ids)},
+        tags={REPORT_RUN_TAG: sorted(report_run_ids)},
     ))
-    return {record.dagster_run.tags.get("report_run_id") for record in records}
+    return {record.dagster_run.tags.get(REPORT_RUN_TAG) for record in records}
+
+
+def publish_retry_requests(instance, job_name: str, now: datetime, rule: RetryRule) -> list[RunRequest]:
+    """A new publish run for each report run whose publish failed, once the cool-down since its
+    last failure has passed, at most `rule.max_retries` times (trigger `retry`).
+
+    A report run published since (by a later run, `publish retry` or a re-execution in the UI:
+    any successful publish run) or with a publish run in flight is left alone. The request
+    repeats the failed run's config; its run key names the retry, so a tick never asks twice.
+    """
+    since = now - (rule.cooldown * (rule.max_retries + 1) + timedelta(days=1))
+    requests = []
+    for report_run_id, (runs, last) in sorted(failed_publishes(instance, job_name, since).items()):
+        decision = retry_decision(runs, now, rule)
+        if decision.action != "retry":
+            continue
+        tags = {k: v for k, v in last.tags.items() if not k.startswith("dagster/")}
+        tags["trigger"] = "retry"
+        requests.append(RunRequest(
+            run_key=f"publish:{report_run_id}:retry{decision.retry}", run_config=last.run_config, tags=tags,
+        ))
+    return requests
 
 
 def build_publish_sensor(publish_job: JobDefinition) -> SensorDefinition:
@@ -89,7 +115,8 @@ def build_publish_sensor(publish_job: JobDefinition) -> SensorDefinition:
         job=publish_job,
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Publishes each new compliance report materialization (export and deliver) exactly once.",
+        description=("Publishes each new compliance report materialization (export and deliver) exactly once; "
+                     "requests a failed publish again after the retry cool-down."),
     )
     def _sensor(context: SensorEvaluationContext):
         # Cursor: the last materialization storage id handled per frequency (small, monotonic).
@@ -110,8 +137,10 @@ def build_publish_sensor(publish_job: JobDefinition) -> SensorDefinition:
                 if request is not None and record.run_id not in published:
                     requests.append(request)
                 cursor[frequency] = record.storage_id
+        requests += publish_retry_requests(context.instance, publish_job.name, datetime.now(timezone.utc),
+                                           RetryRule.from_settings(load_settings()))
         if not requests:
-            return SensorResult(skip_reason=SkipReason("no new report materializations"),
+            return SensorResult(skip_reason=SkipReason("no new report materializations or failed publishes due"),
                                 cursor=json.dumps(cursor, sort_keys=True))
         return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
 

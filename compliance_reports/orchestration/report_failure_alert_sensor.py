@@ -36,8 +36,10 @@ from compliance_reports.operations.failed_runs import FailedRun, react
 from compliance_reports.operations.transient_errors import classify
 from compliance_reports.orchestration.dagster_runs import (
     PERIOD_TAG,
+    REPORT_RUN_TAG,
     REPORT_TAG,
     WILL_RETRY_TAG,
+    publish_runs_of,
     runs_of_period,
 )
 from compliance_reports.orchestration.operations_jobs import delivery_retry_job
@@ -121,6 +123,8 @@ def react_to_failed_run(context, run, failure_record, compliance_db: ComplianceD
     frequency = tags.get("frequency") or (report.frequency if report else None)
     if stage == "report" and frequency:
         runs = runs_of_period(instance, frequency, report_id, period)
+    elif stage == "publish" and tags.get(REPORT_RUN_TAG):
+        runs = publish_runs_of(instance, run.job_name, tags[REPORT_RUN_TAG])
     reaction = react(failed, report, runs, RetryRule.from_settings(settings))
     context.log.info(f"failed run {run.run_id}: {reaction.reason}")
     if reaction.alert is None:

@@ -65,3 +65,14 @@ def test_a_retry_that_would_fall_outside_the_look_back_is_alerted_now():
 
 def test_a_deleted_report_alerts_nobody():
     assert react(_run(), None, _failures(4), RULE).alert is None
+
+
+def test_a_failed_publish_the_publish_sensor_retries_is_not_alerted_until_it_gives_up():
+    first = react(_run("publish"), REPORT, _failures(1), RULE)
+    assert first.alert is None
+    assert "publish sensor requests it again at 2026-11-28T07:05" in first.reason and "retry 1 of 3" in first.reason
+    last = react(_run("publish"), REPORT, _failures(4), RULE)
+    assert last.alert == "gave_up" and "failed 4 times (3 retries by the publish sensor)" in last.reason
+    assert "publish retry --report daily --period 2026-11-27" in last.reason
+    recovered = react(_run("publish"), REPORT, PeriodRuns(materialized=True, failures=2, last_failure_at=NOW), RULE)
+    assert recovered.alert is None and "succeeded" in recovered.reason

@@ -262,6 +262,45 @@ def test_publish_outlasts_an_artifact_store_outage(sqlite_url, http_factory, mon
         servers[-1].stop()
 
 
+def test_publish_failed_by_a_long_artifact_store_outage_is_requested_again_after_the_cool_down(
+        sqlite_url, http_factory, monkeypatch):
+    """The store is down longer than the step retries: the publish run fails, nobody is alerted
+    (it will be retried), and the publish sensor requests it again once the cool-down passed."""
+    siem, oncall = http_factory(), http_factory()
+    port = free_port()
+    monkeypatch.setattr(transient_errors, "STEP_RETRY", StepRetry(max_retries=1, initial_s=0.2, max_delay_s=0.2))
+    for name, value in {"COMPLIANCE_ARTIFACT_PROVIDER": "s3", "COMPLIANCE_ARTIFACT_BUCKET": "fault-artifacts",
+                        "COMPLIANCE_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "COMPLIANCE_RETRY_COOLDOWN_MIN": "60"}.items():
+        monkeypatch.setenv(name, value)
+    servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)]
+    servers[0].start()
+    try:
+        make_s3_client(f"http://127.0.0.1:{port}").create_bucket(Bucket="fault-artifacts")
+        with pipeline(sqlite_url, [webhook("siem", siem.url), webhook("oncall", oncall.url)],
+                      [report_doc("daily", ["siem"], notify=["oncall"])]) as p:
+            assert p.run_period("daily", days_ago(1)).success
+            servers[0].stop()
+            [failed] = p.publish()
+            assert not failed.success and siem.requests == []
+            p.tick_alerts()
+            assert p.alert_rows() == [] and oncall.requests == []  # it will be retried: no alert
+            servers.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False))
+            servers[-1].start()
+            assert p.publish() == []  # the cool-down has not passed
+            monkeypatch.setenv("COMPLIANCE_RETRY_COOLDOWN_MIN", "0")
+            [retried] = p.publish()
+            assert retried.success and retried.dagster_run.tags["trigger"] == "retry"
+            assert p.publish() == []  # published: never requested again
+            assert list(copies_by_key(siem).values()) == [1]
+            assert [r["status"] for r in p.rows()] == ["sent"]
+            p.tick_alerts()
+            assert p.alert_rows() == [] and oncall.requests == []
+    finally:
+        servers[-1].stop()
+
+
 # ---------------------------------------------------------------- the delivery core's half (issue 13)
 
 
