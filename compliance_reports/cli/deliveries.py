@@ -74,30 +74,6 @@ def deliveries() -> None:
     """The delivery ledger: every delivery of every report, sent exactly once."""
 
 
-def _rows(engine, status: str | None, report_id: str | None, period: str | None, since: datetime | None,
-          limit: int | None) -> list[dict[str, Any]]:
-    """Ledger rows created at or after `since`, the newest `limit` of them, oldest first."""
-    from sqlalchemy import select
-
-    from compliance_reports.db.schema import deliveries as table
-
-    c = table.c
-    query = select(table).order_by(c.created_at.desc(), c.report_id.desc(), c.period.desc(),
-                                   c.destination.desc(), c.recipient.desc(), c.sequence.desc())
-    if status:
-        query = query.where(c.status == status)
-    if report_id:
-        query = query.where(c.report_id == report_id)
-    if period:
-        query = query.where(c.period == period)
-    if since:
-        query = query.where(c.created_at >= since)
-    if limit:
-        query = query.limit(limit)
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()][::-1]
-
-
 @deliveries.command("list")
 @click.option("--status", type=click.Choice(ledger.STATUSES), default=None, help="Only rows in this status.")
 @click.option("--report", "report_id", default=None, type=REPORT_ID, help="Only this report id.")
@@ -110,7 +86,8 @@ def _rows(engine, status: str | None, report_id: str | None, period: str | None,
 def deliveries_list(status: str | None, report_id: str | None, period: str | None, since: datetime | None,
                     limit: int | None, as_json: bool) -> None:
     """List deliveries, oldest first."""
-    rows = _rows(_engine(), status, report_id, period, since.replace(tzinfo=timezone.utc) if since else None, limit)
+    rows = ledger.list_rows(_engine(), status, report_id, period=period,
+                           since=since.replace(tzinfo=timezone.utc) if since else None, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=_json_default, ensure_ascii=False))
     else:

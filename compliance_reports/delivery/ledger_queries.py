@@ -61,21 +61,24 @@ def list_rows(
     report_id: str | None = None,
     *,
     period: str | None = None,
+    since: datetime | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    query = select(deliveries).order_by(
-        d.created_at, d.report_id, d.period, d.destination, d.recipient, d.sequence
-    )
+    """Ledger rows, oldest first: those created at or after `since`, the newest `limit` of them."""
+    order = (d.created_at, d.report_id, d.period, d.destination, d.recipient, d.sequence)
+    query = select(deliveries).order_by(*(c.desc() for c in order))
     if status:
         query = query.where(d.status == status)
     if report_id:
         query = query.where(d.report_id == report_id)
     if period:
         query = query.where(d.period == period)
+    if since:
+        query = query.where(d.created_at >= since)
     if limit:
         query = query.limit(limit)
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+        return [dict(r) for r in conn.execute(query).mappings()][::-1]
 
 
 def latest_issue(
