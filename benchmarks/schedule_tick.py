@@ -1,4 +1,6 @@
-"""Schedule tick evaluation with 5,000 enabled reports (target: steady-state tick under 2 s).
+"""Schedule tick evaluation with 5,000 enabled reports (targets: steady-state tick under 2 s;
+the first tick after deployment, 15,000 catch-up runs due, under 3 s: it requests the newest
+COMPLIANCE_MAX_RUNS_PER_TICK (500) and leaves the rest to the next ticks).
 
 Prints the tick time, reports per second, and, as a same-run baseline, the time of the bare
 configuration query the tick cannot avoid, so the ratio shows what the tick adds.
@@ -88,16 +90,24 @@ def main() -> None:
                 conn.execute(select(report_configs).where(report_configs.c.frequency == "daily")).all()
             baseline = time.perf_counter() - start
 
-            # Worst case: the first tick after deployment requests every report's catch-up.
+            # Worst case: the first tick after deployment, every report's catch-up due.
             first, data = _tick(defs, instance, first_time)
-            requested = data.run_requests or []
-            # Those runs succeed (recorded as materializations of their partitions) ...
-            key = AssetKey("daily_compliance_report")
-            for request in requested:
-                instance.report_runless_asset_event(
-                    AssetMaterialization(asset_key=key, partition=str(request.partition_key))
-                )
-            # ... and the steady state is a tick five minutes later: only the reports whose
+            requested = list(data.run_requests or [])
+            first_batch = len(requested)
+            # The next ticks request the rest (each requested run counts as done here).
+            ticks = 1
+            while True:
+                key = AssetKey("daily_compliance_report")
+                for request in data.run_requests or []:
+                    instance.report_runless_asset_event(
+                        AssetMaterialization(asset_key=key, partition=str(request.partition_key))
+                    )
+                _, data = _tick(defs, instance, first_time)
+                if not data.run_requests:
+                    break
+                ticks += 1
+                requested += data.run_requests
+            # The steady state is a tick five minutes later: only the reports whose
             # slot fell in those five minutes are due.
             steady = []
             for _ in range(3):
@@ -110,9 +120,10 @@ def main() -> None:
               f"best of 3 {tick:.3f} s, worst {max(steady):.3f} s")
         print(f"reports per second (steady state): {args.reports / tick:,.0f}")
         print(f"ratio steady tick / baseline query: {tick / baseline:.1f}x")
-        print(f"first tick after deployment: {len(requested)} run requests in {first:.3f} s "
-              "(dominated by Dagster validating each requested partition key)")
+        print(f"first tick after deployment: {len(requested)} runs due, {first_batch} requested in {first:.3f} s "
+              f"(ratio {first / baseline:.1f}x the baseline query); all requested after {ticks} ticks")
         print(f"target steady-state tick under 2 s: {'MET' if max(steady) < 2.0 else 'NOT MET'}")
+        print(f"target first tick under 3 s: {'MET' if first < 3.0 else 'NOT MET'}")
 
 
 if __name__ == "__main__":

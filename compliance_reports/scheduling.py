@@ -189,6 +189,23 @@ def run_tags(report_id: str, organization_id: str, frequency: str, period: str, 
     }
 
 
+# Which due runs a capped tick requests first: the latest slot's period and retries, then
+# catch-up; within each, the newest period first.
+_TRIGGER_ORDER = {"schedule": 0, "retry": 1, "catch_up": 2}
+
+
+def first_batch(runs: list[DueRun], cap: int) -> list[DueRun]:
+    """The `cap` runs a tick requests when more are due; the others stay due for the next ticks."""
+    if len(runs) <= cap:
+        return list(runs)
+    ordered = sorted(runs, key=lambda r: (_TRIGGER_ORDER.get(r.trigger, 3), _desc(r.period), r.report_id))
+    return ordered[:cap]
+
+
+def _desc(period: str) -> tuple[int, ...]:
+    return tuple(-int(part) for part in period.split("-"))
+
+
 def plan_due_runs(
     reports: Iterable[ReportConfig],
     now: datetime,

@@ -55,6 +55,9 @@ class Settings:
     # most `retry_max` times; then it is left failed with a "gave_up" alert.
     retry_cooldown_min: int = 60
     retry_max: int = 3
+    # At most this many report runs requested by one schedule tick; a larger catch-up (the first
+    # tick after an outage or a deployment) continues on the next ticks, newest periods first.
+    max_runs_per_tick: int = 500
     # Where alerts also go when their own destination is the failing one (or cannot carry
     # them): a destination name, or None for the JSON-lines file `alerts_log`.
     alert_fallback: str | None = None
@@ -94,6 +97,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         run_retention_days=_whole_number(env, "COMPLIANCE_RUN_RETENTION_DAYS", 400, 1, "days"),
         retry_cooldown_min=_whole_number(env, "COMPLIANCE_RETRY_COOLDOWN_MIN", 60, 0, "minutes"),
         retry_max=_whole_number(env, "COMPLIANCE_RETRY_MAX", 3, 0, "retries"),
+        max_runs_per_tick=_whole_number(env, "COMPLIANCE_MAX_RUNS_PER_TICK", 500, 1, "runs"),
         alert_fallback=(env.get("COMPLIANCE_ALERT_FALLBACK") or "").strip() or None,
     )
     _check_artifact_dir(settings)

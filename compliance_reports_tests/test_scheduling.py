@@ -76,3 +76,16 @@ def test_requested_period_defaults_to_the_latest_ended():
     assert requested_period(report, "2026-09-01", NOW) == "2026-09-01"
     with pytest.raises(PeriodRefused, match="has not ended"):
         requested_period(report, "2026-11-01", NOW)
+
+
+def test_first_batch_takes_latest_slots_and_retries_before_catch_up_newest_first():
+    from compliance_reports.scheduling import DueRun, first_batch
+
+    def run(report_id, period, trigger):
+        return DueRun(report_id, "org-1", "daily", period, trigger)
+
+    due = [run("a", "2026-11-25", "catch_up"), run("a", "2026-11-27", "schedule"), run("b", "2026-11-26", "catch_up"),
+           run("c", "2026-11-20", "retry"), run("b", "2026-11-27", "schedule")]
+    assert first_batch(due, 10) == due  # under the cap: all, as planned
+    assert [(r.report_id, r.period) for r in first_batch(due, 4)] == [
+        ("a", "2026-11-27"), ("b", "2026-11-27"), ("c", "2026-11-20"), ("b", "2026-11-26")]

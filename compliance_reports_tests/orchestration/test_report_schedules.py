@@ -117,6 +117,19 @@ def test_second_tick_requests_nothing_new_and_says_why(configured, sqlite_url):
         assert "has run or is running" in second.skip_message
 
 
+def test_a_large_catch_up_is_requested_over_several_ticks_newest_first(configured, sqlite_url, monkeypatch):
+    monkeypatch.setenv("COMPLIANCE_MAX_RUNS_PER_TICK", "2")
+    defs = location_for_tests(sqlite_url)
+    with queued_instance() as instance:
+        first = _tick(defs, instance, "daily", "2026-11-28T06:05:00Z")
+        # four runs are due: the latest slot's periods first, then the newest catch-up
+        assert sorted(r.run_key for r in first.run_requests) == ["berlin-daily:2026-11-27", "kiritimati-daily:2026-11-27"]
+        for request in first.run_requests:
+            add_queued_run(instance, request.tags["report_id"], request.tags["period"], "daily")
+        second = _tick(defs, instance, "daily", "2026-11-28T06:10:00Z")
+        assert sorted(r.run_key for r in second.run_requests) == ["berlin-daily:2026-11-25", "berlin-daily:2026-11-26"]
+
+
 def test_failed_period_is_retried_after_the_cool_down_with_its_own_run_key(configured, sqlite_url, monkeypatch):
     from datetime import datetime, timedelta, timezone
 
