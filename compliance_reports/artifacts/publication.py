@@ -21,12 +21,13 @@ MEDIA_TYPES: dict[str, str] = {
     ".json": "application/json",
     ".xml": "application/xml",
     ".parquet": "application/vnd.apache.parquet",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".gz": "application/gzip",
     ".gzip": "application/gzip",
     ".zip": "application/zip",
     ".enc": "application/octet-stream",
 }
-FORMAT_NAMES = {"pdf", "csv", "json", "xml", "parquet"}
+FORMAT_NAMES = {"pdf", "csv", "json", "xml", "parquet", "xlsx"}
 
 
 def media_type_for(filename: str) -> str:

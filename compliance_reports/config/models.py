@@ -61,7 +61,7 @@ ReportType = Literal[
     "hipaa_audit_trail", "gdpr_processing_activities", "general_compliance",
     "integrity_verification", "custom",
 ]
-ExportFormat = Literal["pdf", "csv", "json", "xml", "parquet"]
+ExportFormat = Literal["pdf", "csv", "json", "xml", "parquet", "xlsx"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 DataClassification = Literal["PUBLIC", "INTERNAL", "CONFIDENTIAL", "PHI"]
 EventStatus = Literal["attempt", "success", "failure"]
@@ -230,7 +230,7 @@ class ReportConfig(StrictModel):
     criteria: Criteria = Field(default_factory=Criteria)
     schedule: Schedule
     formats: list[ExportFormat] = Field(
-        default_factory=lambda: ["pdf", "csv"], min_length=1, max_length=5
+        default_factory=lambda: ["pdf", "csv"], min_length=1, max_length=len(FORMATS)
     )
     export: ExportSettings = Field(default_factory=ExportSettings)
     options: ReportOptions = Field(default_factory=ReportOptions)
