@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from compliance_reports.artifacts.checksums import sha256_file
+from compliance_reports.reports.digest import ReportDigest
 
 # Media types by file name ending (longest ending first wins).
 MEDIA_TYPES: dict[str, str] = {
@@ -90,8 +91,11 @@ class PublishedFile:
 class Publication:
     """One report period's exported files, as stored by the artifact store.
 
-    `link_for(filename)` returns a link to a stored file (presigned S3 URL or stored path);
-    email uses it when attachments are too large, webhooks for files too big to inline.
+    `link_for(filename)` returns a link to a stored file (a presigned S3 URL or a public URL,
+    see artifacts.public_links) or None when none can be made; email uses it for files too
+    large to attach, webhooks for files too big to inline. `digest` holds the aggregates of
+    the report document (reports.digest) that a mail may show; None when the stored set has
+    no document.
     """
 
     report_id: str
@@ -104,7 +108,8 @@ class Publication:
     manifest_path: Path
     manifest_sha256: str
     artifact_location: str
-    link_for: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
+    link_for: Callable[[str], str | None] | None = field(default=None, compare=False, repr=False)
+    digest: ReportDigest | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", [PublishedFile.coerce(f) for f in self.files])
@@ -115,7 +120,7 @@ class Publication:
         """The ledger's artifact hash: the manifest's SHA-256."""
         return self.manifest_sha256
 
-    def with_links(self, link_for: Callable[[str], str] | None) -> "Publication":
+    def with_links(self, link_for: Callable[[str], str | None] | None) -> "Publication":
         return replace(self, link_for=link_for)
 
     def manifest(self) -> Any:
@@ -146,7 +151,8 @@ class Publication:
         period: str | None = None,
         run_id: str | None = None,
         artifact_location: str | None = None,
-        link_for: Callable[[str], str] | None = None,
+        link_for: Callable[[str], str | None] | None = None,
+        digest: ReportDigest | None = None,
     ) -> "Publication":
         """Build from a stored manifest.json whose files sit next to it.
 
@@ -190,4 +196,5 @@ class Publication:
             manifest_sha256=hashlib.sha256(raw).hexdigest(),
             artifact_location=artifact_location or str(manifest_path.parent),
             link_for=link_for,
+            digest=digest,
         )

@@ -336,7 +336,8 @@ class EmailDestination(_DestinationBase):
     to: list[EmailAddress] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     cc: list[EmailAddress] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
     bcc: list[EmailAddress] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
-    subject: StrictStr = "Compliance report {report_name} ({period})"
+    # A severity prefix ("[2 critical] ") goes in front of the rendered template.
+    subject: StrictStr = "{report_name} - {period_label}"
     max_message_mb: float = bounded_float(0, 1024, 10.0)
     oversize: Literal["link", "fail"] = "link"
 
