@@ -21,7 +21,8 @@ Every header row is frozen. Cells follow the CSV rules where they apply: text th
 by csv_exporter.unguard), so no cell is ever a formula; typed numbers, booleans and dates are
 never changed. Characters XML cannot hold (control characters other than tab, LF and CR)
 become U+FFFD, and text longer than Excel's 32,767-character cell limit is cut with a marker
-(the CSV and JSON exports hold it whole). ISO 8601 UTC texts in document tables
+(the CSV and JSON exports hold it whole). A carriage return inside a text reads back as a line
+feed (XML normalises line ends). ISO 8601 UTC texts in document tables
 (`2026-11-27T09:15:02.123Z`) become date-times too; local times with an offset stay text.
 
 Memory: the events file is read batch by batch (`events.open_events`, as for CSV) and openpyxl
