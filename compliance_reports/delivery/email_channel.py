@@ -132,12 +132,14 @@ def build_message(
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<{row_id}@{_domain(destination.from_address)}>"
     msg["X-Compliance-Report"] = f"{publication.report_id}; period={publication.period}"
-    lines = [file_line(f, f.filename in attach, links.get(f.filename)) for f in publication.files]
+    by_name = {f.filename: f for f in publication.files}
+    ordered = [by_name[name] for name in attachment_order(publication)]  # the PDF first
+    lines = [file_line(f, f.filename in attach, links.get(f.filename)) for f in ordered]
     text, body_html = render_bodies(publication, lines, run_url=run_url, oversize_note=oversize_note)
     msg.set_content(text)
     msg.add_alternative(body_html, subtype="html")
     msg.make_mixed()
-    for f in publication.files:
+    for f in ordered:
         if f.filename not in attach:
             continue
         try:

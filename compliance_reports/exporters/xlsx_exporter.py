@@ -42,7 +42,7 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,13 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.packaging.core import DocumentProperties
-from openpyxl.styles import Alignment, Font
+from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.xml.functions import tostring
 
 from compliance_reports.exporters.csv_exporter import neutralise
 from compliance_reports.exporters.events import EventColumn, event_columns, format_array, open_events
-from compliance_reports.periods import human_period_label
-from compliance_reports.reports.digest import severity_counts
+from compliance_reports.reports.digest import period_label, severity_counts
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_CELL_CHARS = 32_767
@@ -76,7 +75,6 @@ _ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 # Integers beyond this lose digits as Excel numbers (IEEE doubles): they are written as text.
 _EXACT_INT = 2**53
 _BOLD = Font(bold=True)
-_WRAP = Alignment(wrap_text=True, vertical="top")
 
 _HEADER_ROWS = (
     ("Report", "report_name"),
@@ -186,13 +184,6 @@ def sheet_name(title: str, taken: set[str]) -> str:
 # ---------------------------------------------------------------- summary
 
 
-def _period_label(header: dict[str, Any]) -> str | None:
-    try:
-        return human_period_label(str(header.get("period")), str(header.get("frequency")))
-    except (ValueError, TypeError):
-        return None
-
-
 def _write_summary(ws, document: dict[str, Any]) -> None:
     header = document.get("header") or {}
     ws.column_dimensions["A"].width = 34
@@ -200,8 +191,9 @@ def _write_summary(ws, document: dict[str, Any]) -> None:
     ws.column_dimensions["C"].width = 14
     ws.column_dimensions["D"].width = 14
     ws.append(_row(ws, ["Field", "Value"], bold=True))
+    human = period_label(str(header.get("period") or ""), header.get("frequency"))
     for label, key in _HEADER_ROWS:
-        value = _period_label(header) if key is None else header.get(key)
+        value = human if key is None else header.get(key)
         ws.append(_row(ws, [label, document_value(value)]))
     summary = document.get("summary") or []
     if summary:

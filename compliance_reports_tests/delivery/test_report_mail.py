@@ -174,7 +174,9 @@ def test_pdf_attached_and_the_large_file_linked_under_the_public_base_url(
     assert [o.status for o in outcomes] == ["sent", "sent"]
     msg, text, html = received(smtp_server)
     assert msg["Subject"] == "[2 critical] HIPAA weekly audit trail - Week 48 (23-29 November 2026)"
-    assert sorted(p.get_filename() for p in msg.iter_attachments()) == ["report.json", "report.pdf"]
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["report.pdf", "report.json"]
+    # listed like they are attached: the PDF, then the smallest files
+    assert text.index("- report.pdf (") < text.index("- report.json (") < text.index("- events.csv (")
     url = f"{PUBLIC}/delivered/org-1/hipaa-weekly/2026-11-23/events.csv"
     assert f"download: {url}" in text and f'href="{url}"' in html
     assert "not attached: events.csv" in text and "max_message_mb=0.05" in text

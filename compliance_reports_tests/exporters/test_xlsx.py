@@ -156,3 +156,13 @@ def test_export_all_names_and_media_type(tmp_path, events):
     assert f.filename == "hipaa-monthly_2026-11-01.xlsx"
     assert f.media_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert zipfile.is_zipfile(f.path)
+
+
+def test_summary_shows_the_change_against_the_previous_period_when_the_document_has_it(tmp_path):
+    doc = sample_document()
+    doc["summary"][0].update({"change": -1250, "change_pct": -2.53})
+    summary = pd.read_excel(write_xlsx(doc, None, tmp_path / "r.xlsx"), sheet_name="Summary", header=None)
+    heading = summary.index[summary[0] == "Headline figures"][0]
+    assert summary.iloc[heading].tolist() == ["Headline figures", "Value", "Change", "Change (%)"]
+    assert summary.iloc[heading + 1].tolist() == ["Total events", 48213, -1250, -2.53]
+    assert pd.isna(summary.iloc[heading + 2, 2])  # a figure without a change leaves it empty
