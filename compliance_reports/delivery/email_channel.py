@@ -39,17 +39,17 @@ from typing import Collection, Mapping
 
 from compliance_reports.artifacts.publication import Publication
 from compliance_reports.config.validation import SUBJECT_PLACEHOLDERS, render_template
-from compliance_reports.delivery.mail_content import (
-    file_line,
-    human_size,
-    render_bodies,
-    severity_prefix,
-)
 from compliance_reports.delivery.errors import (
     ConfigurationError,
     DeliveryError,
     SendResult,
     read_env_secret,
+)
+from compliance_reports.delivery.mail_content import (
+    file_line,
+    human_size,
+    render_bodies,
+    severity_prefix,
 )
 
 # RFC 5322 allows 998-character lines; folding at 78 makes Python's folder start some
