@@ -48,7 +48,10 @@ class Settings:
     artifact_bucket: str | None = None     # s3 provider
     artifact_prefix: str = ""
     s3_endpoint_url: str | None = None     # MinIO, GCS interoperability, moto
-    ui_url: str = "http://127.0.0.1:3000"  # links to runs in failure alerts
+    ui_url: str = "http://127.0.0.1:3000"  # links to runs in failure alerts and report mails
+    # Where a web server publishes the storage root's folders: links to locally stored files
+    # are this URL + the file's path below the root. None: no links to local files.
+    public_base_url: str | None = None
     artifact_retention_days: int = 2555    # seven years
     run_retention_days: int = 400          # Dagster runs and their event logs
     # A failed period is re-requested by its schedule this long after its last failure, at
@@ -93,6 +96,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         artifact_prefix=env.get("COMPLIANCE_ARTIFACT_PREFIX", ""),
         s3_endpoint_url=env.get("COMPLIANCE_S3_ENDPOINT_URL") or None,
         ui_url=(env.get("COMPLIANCE_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        public_base_url=_http_url(env, "COMPLIANCE_PUBLIC_BASE_URL"),
         artifact_retention_days=_whole_number(env, "COMPLIANCE_ARTIFACT_RETENTION_DAYS", 2555, 1, "days"),
         run_retention_days=_whole_number(env, "COMPLIANCE_RUN_RETENTION_DAYS", 400, 1, "days"),
         retry_cooldown_min=_whole_number(env, "COMPLIANCE_RETRY_COOLDOWN_MIN", 60, 0, "minutes"),
@@ -116,6 +120,16 @@ def _check_artifact_dir(settings: Settings) -> None:
             "(COMPLIANCE_STORAGE_ROOT, default the data folder): move the artifact folder under "
             "the root or set COMPLIANCE_STORAGE_ROOT to a folder that contains it"
         )
+
+
+def _http_url(env, name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise ValueError(f"environment variable {name} must be an http:// or https:// URL, not {raw!r}")
+    return raw.rstrip("/")
 
 
 def _whole_number(env, name: str, default: int, minimum: int, unit: str) -> int:

@@ -12,6 +12,7 @@ from compliance_reports.cli.main import main
 from compliance_reports.settings import (
     apply_environment,
     env_file_path,
+    load_settings,
     parse_env_file,
     update_env_file,
 )
@@ -105,3 +106,20 @@ def test_a_malformed_env_file_is_refused_with_exit_2(cli_env):
     result = CliRunner().invoke(main, ["env"])
     assert result.exit_code == 2
     assert "COMPLIANCE_ENV_FILE" in result.output and "line 1" in result.output
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (None, None), ("", None), ("https://files.example.org/compliance/", "https://files.example.org/compliance"),
+    ("http://10.0.0.5:8080", "http://10.0.0.5:8080"),
+])
+def test_public_base_url_is_an_http_url_without_trailing_slash(tmp_path, raw, expected):
+    env = {"COMPLIANCE_DATA_DIR": str(tmp_path)}
+    if raw is not None:
+        env["COMPLIANCE_PUBLIC_BASE_URL"] = raw
+    assert load_settings(env).public_base_url == expected
+
+
+@pytest.mark.parametrize("raw", ["files.example.org", "file:///srv/reports", "ftp://x", "https://"])
+def test_public_base_url_refuses_anything_but_http_naming_the_variable(tmp_path, raw):
+    with pytest.raises(ValueError, match="COMPLIANCE_PUBLIC_BASE_URL"):
+        load_settings({"COMPLIANCE_DATA_DIR": str(tmp_path), "COMPLIANCE_PUBLIC_BASE_URL": raw})

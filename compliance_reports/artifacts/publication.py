@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from compliance_reports.artifacts.checksums import sha256_file
+from compliance_reports.reports.digest import ReportDigest
 
 # Media types by file name ending (longest ending first wins).
 MEDIA_TYPES: dict[str, str] = {
@@ -22,12 +23,13 @@ MEDIA_TYPES: dict[str, str] = {
     ".json": "application/json",
     ".xml": "application/xml",
     ".parquet": "application/vnd.apache.parquet",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".gz": "application/gzip",
     ".gzip": "application/gzip",
     ".zip": "application/zip",
     ".enc": "application/octet-stream",
 }
-FORMAT_NAMES = {"pdf", "csv", "json", "xml", "parquet"}
+FORMAT_NAMES = {"pdf", "csv", "json", "xml", "parquet", "xlsx"}
 
 
 def media_type_for(filename: str) -> str:
@@ -90,8 +92,11 @@ class PublishedFile:
 class Publication:
     """One report period's exported files, as stored by the artifact store.
 
-    `link_for(filename)` returns a link to a stored file (presigned S3 URL or stored path);
-    email uses it when attachments are too large, webhooks for files too big to inline.
+    `link_for(filename)` returns a link to a stored file (a presigned S3 URL or a public URL,
+    see artifacts.public_links) or None when none can be made; email uses it for files too
+    large to attach, webhooks for files too big to inline. `digest` holds the aggregates of
+    the report document (reports.digest) that a mail may show; None when the stored set has
+    no document.
     """
 
     report_id: str
@@ -104,7 +109,8 @@ class Publication:
     manifest_path: Path
     manifest_sha256: str
     artifact_location: str
-    link_for: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
+    link_for: Callable[[str], str | None] | None = field(default=None, compare=False, repr=False)
+    digest: ReportDigest | None = field(default=None, compare=False, repr=False)
     content_fingerprint: str | None = None
     reissue_of: Mapping[str, Any] | None = None
 
@@ -122,7 +128,7 @@ class Publication:
         """The ledger's content identity; a manifest without a fingerprint falls back to its hash."""
         return self.content_fingerprint or self.manifest_sha256
 
-    def with_links(self, link_for: Callable[[str], str] | None) -> "Publication":
+    def with_links(self, link_for: Callable[[str], str | None] | None) -> "Publication":
         return replace(self, link_for=link_for)
 
     def manifest(self) -> Any:
@@ -153,7 +159,8 @@ class Publication:
         period: str | None = None,
         run_id: str | None = None,
         artifact_location: str | None = None,
-        link_for: Callable[[str], str] | None = None,
+        link_for: Callable[[str], str | None] | None = None,
+        digest: ReportDigest | None = None,
     ) -> "Publication":
         """Build from a stored manifest.json whose files sit next to it.
 
@@ -199,4 +206,5 @@ class Publication:
             link_for=link_for,
             content_fingerprint=header.get("content_fingerprint"),
             reissue_of=header.get("reissue_of"),
+            digest=digest,
         )

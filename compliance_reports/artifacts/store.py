@@ -334,6 +334,13 @@ class S3ArtifactStore(ArtifactStore):
             raise
         return True
 
+    def presigned_url(self, location: str, expires_s: int) -> str:
+        """A time-limited GET link to a stored object."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key_from_location(location)},
+            ExpiresIn=int(expires_s),
+        )
+
     def head(self, location: str) -> dict[str, Any]:
         return self.client.head_object(Bucket=self.bucket, Key=self._key_from_location(location))
 

@@ -61,7 +61,7 @@ ReportType = Literal[
     "hipaa_audit_trail", "gdpr_processing_activities", "general_compliance",
     "integrity_verification", "custom",
 ]
-ExportFormat = Literal["pdf", "csv", "json", "xml", "parquet"]
+ExportFormat = Literal["pdf", "csv", "json", "xml", "parquet", "xlsx"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 DataClassification = Literal["PUBLIC", "INTERNAL", "CONFIDENTIAL", "PHI"]
 EventStatus = Literal["attempt", "success", "failure"]
@@ -230,7 +230,7 @@ class ReportConfig(StrictModel):
     criteria: Criteria = Field(default_factory=Criteria)
     schedule: Schedule
     formats: list[ExportFormat] = Field(
-        default_factory=lambda: ["pdf", "csv"], min_length=1, max_length=5
+        default_factory=lambda: ["pdf", "csv"], min_length=1, max_length=len(FORMATS)
     )
     export: ExportSettings = Field(default_factory=ExportSettings)
     options: ReportOptions = Field(default_factory=ReportOptions)
@@ -346,7 +346,8 @@ class EmailDestination(_DestinationBase):
     to: list[EmailAddress] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     cc: list[EmailAddress] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
     bcc: list[EmailAddress] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
-    subject: StrictStr = "Compliance report {report_name} ({period})"
+    # A severity prefix ("[2 critical] ") goes in front of the rendered template.
+    subject: StrictStr = "{report_name} - {period_label}"
     max_message_mb: float = bounded_float(0, 1024, 10.0)
     oversize: Literal["link", "fail"] = "link"
     timeout_s: float = Field(default=60.0, gt=0, le=300)  # each SMTP step (socket timeout)

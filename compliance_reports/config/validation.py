@@ -75,13 +75,14 @@ RESERVED_HEADERS = {
     "host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "expect",
 }
 
-SUBJECT_PLACEHOLDERS = ("report_name", "report_id", "period", "organization_id")
+SUBJECT_PLACEHOLDERS = ("report_name", "report_id", "period", "period_label", "organization_id")
 KEY_PLACEHOLDERS = ("organization_id", "report_id", "period", "format", "filename", "run_id")
 # The longest value each placeholder can take, so a rendered template is checked at its worst.
 _DUMMY_FIELDS = {
     "report_name": "N" * MAX_NAME,
     "report_id": "r" * MAX_ID,
     "period": "2026-01-01",
+    "period_label": "Week 53 (28 December 2026 - 3 January 2027)",
     "organization_id": "o" * MAX_NAME,
     "format": "parquet",
     "filename": "f" * MAX_ID + "_2026-01-01.parquet.gz.enc",

@@ -6,13 +6,20 @@ while the visible To and Cc headers show the configured lists; bcc addresses nev
 headers. The Message-ID is derived from the row id, so a resend after a crash carries the same
 Message-ID.
 
-Size: the message is serialised (base64 attachments, headers) and its exact length compared
-with max_message_mb and with the server's advertised SIZE (EHLO). Over the limit,
-oversize=link sends the mail without attachments, listing a link per file and a note saying
-why; oversize=fail fails (not retryable). There is never an empty mail.
+Content (delivery/mail_content.py): the subject is the destination's template with a severity
+prefix (`[2 critical] St Mary's HIPAA audit trail - October 2026`); the body, HTML with a
+plain-text alternative, shows the report's aggregates (headline figures, findings by severity,
+integrity verdict), a link to the run in the Dagster UI (COMPLIANCE_UI_URL) and the stored
+files.
 
-No PHI: subject and body hold only report name, ids, period, organization id, run id and the
-file list (names, sizes, sha256).
+Size: the message is serialised (base64 attachments, headers) and its exact length compared
+with max_message_mb and with the server's advertised SIZE (EHLO). When every file does not
+fit, oversize=link attaches what fits (the PDF first, then the smallest files) and lists the
+others with a download link (`Publication.link_for`: presigned S3 or COMPLIANCE_PUBLIC_BASE_URL)
+or, when no URL can be made, as available from the operator with name and sha256 (never a
+filesystem path), plus a note saying why; oversize=fail fails (not retryable).
+
+No PHI: subject and body hold aggregates only (reports.digest), never event content.
 
 Failures: 4xx SMTP replies, dropped connections and timeouts are retryable; 5xx replies
 (refused recipient, failed authentication, message too big), a missing STARTTLS (never
@@ -27,7 +34,6 @@ manifest sha256 it supersedes.
 
 from __future__ import annotations
 
-import html
 import re
 import smtplib
 import socket
@@ -36,7 +42,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 from compliance_reports.artifacts.publication import Publication
 from compliance_reports.config.validation import SUBJECT_PLACEHOLDERS, render_template
@@ -46,14 +52,22 @@ from compliance_reports.delivery.errors import (
     SendResult,
     read_env_secret,
 )
+from compliance_reports.delivery.mail_content import (
+    file_line,
+    human_size,
+    render_bodies,
+    severity_prefix,
+)
 
 # RFC 5322 allows 998-character lines; folding at 78 makes Python's folder start some
 # subjects on a continuation line (a leading space shown by clients).
 SMTP_POLICY = SMTP.clone(max_line_length=998)
 REISSUE_PREFIX = "Re-issued:"
 DEFAULT_TIMEOUT_S = 60.0
-# Per-attachment MIME headers and boundaries, for the pre-build estimate.
+# Per-attachment MIME headers and boundaries, and the headers and both body parts, for the
+# pre-build estimate (the built message is measured exactly before sending).
 _PART_OVERHEAD = 512
+_BODY_ESTIMATE = 24_576
 
 
 # ---------------------------------------------------------------- recipients and templates
@@ -81,101 +95,21 @@ def render_placeholders(template: str, fields: Mapping[str, object], allowed, wh
 
 
 def render_subject(template: str, publication: Publication) -> str:
+    """`Re-issued:` for a re-issue, the severity prefix (mail_content.severity_prefix), then the
+    rendered template."""
+    digest = publication.digest
     fields = {
         "report_name": publication.report_name,
         "report_id": publication.report_id,
         "period": publication.period,
+        "period_label": digest.period_label if digest is not None else publication.period,
         "organization_id": publication.organization_id,
     }
-    subject = render_placeholders(template, fields, SUBJECT_PLACEHOLDERS, "subject template")
+    subject = severity_prefix(digest) + render_placeholders(template, fields, SUBJECT_PLACEHOLDERS, "subject template")
     if publication.reissue_of:
         subject = f"{REISSUE_PREFIX} {subject}"
     # One line: a CR or LF from a report name must not start a new header.
     return " ".join(subject.split())
-
-
-def _human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} bytes"
-
-
-def render_body(
-    publication: Publication,
-    *,
-    links: Mapping[str, str] | None = None,
-    oversize_note: str | None = None,
-) -> tuple[str, str]:
-    """The text and HTML bodies (no PHI: identifiers, period and the file list only)."""
-    p = publication
-    head = [
-        ("Report", p.report_name),
-        ("Report id", p.report_id),
-        ("Report type", p.report_type),
-        ("Organization", p.organization_id),
-        ("Period", p.period),
-        ("Run id", p.run_id or "-"),
-        ("Manifest sha256", p.manifest_sha256),
-    ]
-    lines = [f"The compliance report {p.report_name} for period {p.period} is ready.", ""]
-    reissue = _reissue_note(p)
-    if reissue:
-        lines += [reissue, ""]
-    lines += [f"{k}: {v}" for k, v in head]
-    lines.append("")
-    if oversize_note:
-        lines += [oversize_note, ""]
-    if not p.files:
-        lines.append("This report produced no files.")
-    else:
-        lines.append("Files (download links):" if links else "Files (attached):")
-        for f in p.files:
-            lines.append(f"  - {f.filename} ({f.media_type}, {_human_size(f.size)}, {f.size} bytes)")
-            lines.append(f"    sha256 {f.sha256}")
-            if links:
-                lines.append(f"    {links.get(f.filename, '(no link available)')}")
-    lines += [
-        "",
-        "Check a file with `sha256sum FILE`; the value must match the one listed here.",
-        "This message carries no audit event data; the events are in the files.",
-    ]
-    text = "\n".join(lines) + "\n"
-
-    esc = html.escape
-    rows = "".join(f"<tr><th align='left'>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in head)
-    items = []
-    for f in p.files:
-        link = ""
-        if links and f.filename in links:
-            link = f"<br><a href=\"{esc(links[f.filename])}\">download</a>"
-        items.append(
-            f"<li><b>{esc(f.filename)}</b> ({esc(f.media_type)}, {esc(_human_size(f.size))})"
-            f"<br><code>sha256 {esc(f.sha256)}</code>{link}</li>"
-        )
-    note = f"<p><b>{esc(oversize_note)}</b></p>" if oversize_note else ""
-    if reissue:
-        note = f"<p><b>{esc(reissue)}</b></p>" + note
-    files_html = f"<ul>{''.join(items)}</ul>" if items else "<p>This report produced no files.</p>"
-    body_html = (
-        "<html><body>"
-        f"<p>The compliance report <b>{esc(p.report_name)}</b> for period {esc(p.period)} is ready.</p>"
-        f"<table>{rows}</table>{note}{files_html}"
-        "<p>Check a file with <code>sha256sum FILE</code>; the value must match the one listed here. "
-        "This message carries no audit event data; the events are in the files.</p>"
-        "</body></html>\n"
-    )
-    return text, body_html
-
-
-def _reissue_note(publication: Publication) -> str | None:
-    previous = publication.reissue_of
-    if not previous:
-        return None
-    return (f"This is a re-issue: it supersedes the version sent earlier from run "
-            f"{previous.get('run_id') or 'unknown'} (manifest sha256 {previous.get('manifest_sha256')}).")
 
 
 # ---------------------------------------------------------------- message
@@ -191,10 +125,15 @@ def build_message(
     *,
     row_id: str,
     now: datetime,
-    attach: bool = True,
-    links: Mapping[str, str] | None = None,
+    attach: Collection[str] | None = None,
+    links: Mapping[str, str | None] | None = None,
     oversize_note: str | None = None,
+    run_url: str | None = None,
 ) -> EmailMessage:
+    """The message; `attach` names the files to attach (None: all), the others are listed with
+    their link from `links` (or as available from the operator)."""
+    attach = {f.filename for f in publication.files} if attach is None else set(attach)
+    links = links or {}
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["Subject"] = render_subject(destination.subject, publication)
     msg["From"] = destination.from_address
@@ -204,32 +143,66 @@ def build_message(
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<{row_id}@{_domain(destination.from_address)}>"
     msg["X-Compliance-Report"] = f"{publication.report_id}; period={publication.period}"
-    text, body_html = render_body(publication, links=links, oversize_note=oversize_note)
+    by_name = {f.filename: f for f in publication.files}
+    ordered = [by_name[name] for name in attachment_order(publication)]  # the PDF first
+    lines = [file_line(f, f.filename in attach, links.get(f.filename)) for f in ordered]
+    text, body_html = render_bodies(publication, lines, run_url=run_url, oversize_note=oversize_note)
     msg.set_content(text)
     msg.add_alternative(body_html, subtype="html")
     msg.make_mixed()
-    if attach:
-        for f in publication.files:
-            try:
-                data = f.path.read_bytes()
-            except OSError as exc:
-                raise DeliveryError(
-                    f"stored file {f.filename} cannot be read: {exc.strerror or exc}", retryable=False
-                ) from None
-            maintype, _, subtype = f.media_type.partition("/")
-            msg.add_attachment(
-                data, maintype=maintype, subtype=subtype or "octet-stream", filename=f.filename
-            )
+    for f in ordered:
+        if f.filename not in attach:
+            continue
+        try:
+            data = f.path.read_bytes()
+        except OSError as exc:
+            raise DeliveryError(
+                f"stored file {f.filename} cannot be read: {exc.strerror or exc}", retryable=False
+            ) from None
+        maintype, _, subtype = f.media_type.partition("/")
+        msg.add_attachment(
+            data, maintype=maintype, subtype=subtype or "octet-stream", filename=f.filename
+        )
     return msg
 
 
+def _encoded_size(size: int) -> int:
+    """Base64 size of one attachment (4 bytes per 3, CRLF every 76) plus its part headers."""
+    b64 = 4 * ((size + 2) // 3)
+    return b64 + 2 * (b64 // 76 + 1) + _PART_OVERHEAD
+
+
 def estimate_encoded_size(publication: Publication) -> int:
-    """Base64 size of the attachments (4 bytes per 3, CRLF every 76) plus part headers."""
-    total = 8192
-    for f in publication.files:
-        b64 = 4 * ((f.size + 2) // 3)
-        total += b64 + 2 * (b64 // 76 + 1) + _PART_OVERHEAD
-    return total
+    """The message with every file attached, before building it."""
+    return _BODY_ESTIMATE + sum(_encoded_size(f.size) for f in publication.files)
+
+
+def attachment_order(publication: Publication) -> list[str]:
+    """The order in which files are attached when not all fit: the PDF (the report people
+    read) first, then the smallest files, so as many as possible travel with the mail."""
+    ranked = sorted(publication.files, key=lambda f: (f.format != "pdf", f.size, f.filename))
+    return [f.filename for f in ranked]
+
+
+def plan_attachments(publication: Publication, limit: int) -> list[str]:
+    """The files (in attachment_order) whose estimated encoded size fits under `limit`."""
+    sizes = {f.filename: f.size for f in publication.files}
+    total, chosen = _BODY_ESTIMATE, []
+    for name in attachment_order(publication):
+        cost = _encoded_size(sizes[name])
+        if total + cost <= limit:
+            chosen.append(name)
+            total += cost
+    return chosen
+
+
+def run_link(run_id: str | None) -> str | None:
+    """The run's page in the Dagster UI (COMPLIANCE_UI_URL)."""
+    if not run_id:
+        return None
+    from compliance_reports.settings import load_settings
+
+    return f"{load_settings().ui_url}/runs/{run_id}"
 
 
 def _size_limit(destination, smtp: smtplib.SMTP) -> tuple[int, str]:
@@ -380,53 +353,64 @@ def send_email(
     """Send the publication to one recipient; raises DeliveryError on failure."""
     render_subject(destination.subject, publication)  # bad template: fail before connecting
     try:
+        run_url = run_link(publication.run_id)
+    except ValueError as exc:  # a malformed setting in the environment
+        raise ConfigurationError(str(exc)) from None
+    try:
         smtp = connect(destination, timeout=timeout or destination.timeout_s, ssl_context=ssl_context)
     except Exception as exc:  # noqa: BLE001 - classified below
         raise classify_exception(exc) from None
     try:
         limit, source = _size_limit(destination, smtp)
-        raw: bytes | None = None
-        encoded = estimate_encoded_size(publication)
-        if encoded <= limit + 65536:
-            raw = build_message(destination, publication, row_id=row_id, now=now).as_bytes()
-            encoded = len(raw)
-            if encoded > limit:
-                raw = None
-        if raw is None:
-            if destination.oversize == "fail":
-                raise DeliveryError(
-                    f"message of {encoded} bytes with attachments exceeds the limit of {limit} "
-                    f"bytes ({source}) and oversize is 'fail'",
-                    retryable=False,
-                )
-            if publication.link_for is None:
-                raise DeliveryError(
-                    f"message of {encoded} bytes with attachments exceeds the limit of {limit} "
-                    f"bytes ({source}); oversize is 'link' but no link to the stored files is "
-                    "available (configure S3 storage or provide link_for)",
-                    retryable=False,
-                )
-            links = {f.filename: publication.link_for(f.filename) for f in publication.files}
-            note = (
-                f"The files are not attached: with attachments this message would be "
-                f"{_human_size(encoded)}, over the limit of {_human_size(limit)} ({source}). "
-                "Download them from the links below."
-            )
-            raw = build_message(
-                destination, publication, row_id=row_id, now=now, attach=False, links=links,
-                oversize_note=note,
-            ).as_bytes()
-            if len(raw) > limit:
-                raise DeliveryError(
-                    f"even without attachments the message ({len(raw)} bytes) exceeds the limit "
-                    f"of {limit} bytes ({source})",
-                    retryable=False,
-                )
+        raw = _fitting_message(destination, publication, row_id, now, limit, source, run_url)
         return transmit(smtp, destination.from_address, recipient, raw, on_transmit)
     except Exception as exc:  # noqa: BLE001
         raise classify_exception(exc) from None
     finally:
         _quit(smtp)
+
+
+def _fitting_message(destination, publication: Publication, row_id: str, now: datetime, limit: int,
+                     source: str, run_url: str | None) -> bytes:
+    """The message bytes within `limit`: everything attached when it fits, else (oversize=link)
+    the files of plan_attachments, dropping the last one while the built message is too big."""
+    def build(**kw) -> bytes:
+        return build_message(destination, publication, row_id=row_id, now=now, run_url=run_url,
+                             **kw).as_bytes()
+
+    encoded = estimate_encoded_size(publication)
+    if encoded <= limit + 65536:
+        raw = build()
+        if len(raw) <= limit:
+            return raw
+        encoded = len(raw)
+    if destination.oversize == "fail":
+        raise DeliveryError(
+            f"message of {encoded} bytes with attachments exceeds the limit of {limit} "
+            f"bytes ({source}) and oversize is 'fail'",
+            retryable=False,
+        )
+    attach = plan_attachments(publication, limit)
+    link_for = publication.link_for
+    links = {f.filename: link_for(f.filename) if link_for is not None else None
+             for f in publication.files if f.filename not in attach}
+    while True:
+        left_out = [f.filename for f in publication.files if f.filename not in attach]
+        note = (
+            f"These files are not attached: {', '.join(left_out)}. With every file attached this message would be "
+            f"{human_size(encoded)}, over the limit of {human_size(limit)} ({source})."
+        )
+        raw = build(attach=attach, links=links, oversize_note=note)
+        if len(raw) <= limit:
+            return raw
+        if not attach:
+            raise DeliveryError(
+                f"even without attachments the message ({len(raw)} bytes) exceeds the limit "
+                f"of {limit} bytes ({source})",
+                retryable=False,
+            )
+        dropped = attach.pop()
+        links[dropped] = link_for(dropped) if link_for is not None else None
 
 
 def send_plain_email(

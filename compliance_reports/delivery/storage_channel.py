@@ -37,11 +37,11 @@ from typing import Callable
 from compliance_reports.artifacts import storage_root
 from compliance_reports.artifacts.checksums import sha256_file
 from compliance_reports.artifacts.file_index import FileIndex, IndexedFile
+from compliance_reports.artifacts.public_links import DEFAULT_LINK_EXPIRY_S, public_url
 from compliance_reports.artifacts.publication import Publication, PublishedFile
 from compliance_reports.delivery.errors import ConfigurationError, DeliveryError, SendResult
 
 KEY_PLACEHOLDERS = ("organization_id", "report_id", "period", "format", "filename", "run_id")
-DEFAULT_LINK_EXPIRY_S = 7 * 24 * 3600
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -354,10 +354,14 @@ def deliver_to_storage(
     )
 
 
-def presigned_url(destination, key: str, expires_s: int = DEFAULT_LINK_EXPIRY_S) -> str:
-    """A time-limited GET link (S3) or the absolute file path (local) for a stored key."""
+def presigned_url(destination, key: str, expires_s: int = DEFAULT_LINK_EXPIRY_S) -> str | None:
+    """A time-limited GET link (S3), or for a local destination the public URL of the file
+    (COMPLIANCE_PUBLIC_BASE_URL, see artifacts.public_links) or None without one."""
     if destination.provider == "local":
-        return str(local_target(destination, key))
+        from compliance_reports.settings import load_settings
+
+        settings = load_settings()
+        return public_url(local_target(destination, key), settings.storage_root, settings.public_base_url)
     client = s3_client(destination)
     return client.generate_presigned_url(
         "get_object", Params={"Bucket": destination.bucket, "Key": check_key(key)},
@@ -367,11 +371,11 @@ def presigned_url(destination, key: str, expires_s: int = DEFAULT_LINK_EXPIRY_S)
 
 def link_factory(
     destination, publication: Publication, expires_s: int = DEFAULT_LINK_EXPIRY_S
-) -> Callable[[str], str]:
+) -> Callable[[str], str | None]:
     """A `link_for(filename)` for files this destination stored."""
     keys = planned_keys(destination, publication)
 
-    def link_for(filename: str) -> str:
+    def link_for(filename: str) -> str | None:
         return presigned_url(destination, keys[filename], expires_s)
 
     return link_for

@@ -107,10 +107,9 @@ def build_payload(publication: Publication, row_id: str, inline_max_kb: int) -> 
                 raise DeliveryError(
                     f"stored file {f.filename} cannot be read: {exc.strerror or exc}", retryable=False
                 ) from None
-        elif publication.link_for is not None:
-            entry["url"] = publication.link_for(f.filename)
         else:
-            entry["url"] = publication.artifact_location.rstrip("/") + "/" + f.filename
+            url = publication.link_for(f.filename) if publication.link_for is not None else None
+            entry["url"] = url or publication.artifact_location.rstrip("/") + "/" + f.filename
         files.append(entry)
     return {
         "id": row_id,

@@ -12,13 +12,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT_EXTENSIONS = {"pdf": "pdf", "csv": "csv", "json": "json", "xml": "xml", "parquet": "parquet"}
+FORMAT_EXTENSIONS = {
+    "pdf": "pdf", "csv": "csv", "json": "json", "xml": "xml", "parquet": "parquet", "xlsx": "xlsx",
+}
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORMAT_MEDIA_TYPES = {
     "pdf": "application/pdf",
     "csv": "text/csv",
     "json": "application/json",
     "xml": "application/xml",
     "parquet": "application/vnd.apache.parquet",
+    "xlsx": XLSX_MEDIA_TYPE,
 }
 ENCRYPTED_MEDIA_TYPE = "application/octet-stream"
 

@@ -22,12 +22,15 @@ from typing import Any
 
 from compliance_reports.artifacts.checksums import sha256_file
 from compliance_reports.artifacts.manifest import MANIFEST_NAME, source_entry, write_manifest
+from compliance_reports.artifacts.public_links import DEFAULT_LINK_EXPIRY_S
 from compliance_reports.artifacts.publication import Publication
+from compliance_reports.artifacts.store import S3ArtifactStore
 from compliance_reports.config.models import ReportConfig
 from compliance_reports.delivery.ledger_queries import latest_issue
 from compliance_reports.exporters.render import export_all
 from compliance_reports.reports.document import content_fingerprint, with_reissue
 from compliance_reports.reports.run import DOCUMENT_FILENAME, EVENTS_FILENAME
+from compliance_reports.reports.digest import ReportDigest, digest_document
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,38 @@ def _published_set(
     )
 
 
+def _stored_digest(store, published: PublishedSet, report: ReportConfig, manifest_path: Path,
+                   folder: Path) -> ReportDigest | None:
+    """The digest of the report document the files were rendered from (None for a manifest
+    that lists no document); the document must still match its manifest entry."""
+    manifest = json.loads(manifest_path.read_bytes())
+    entry = next((e for e in manifest.get("sources") or [] if e.get("role") == "document"), None)
+    if entry is None:
+        return None
+    parts = _parts(report, published.period, published.report_run_id)
+    local = Path(store.get_file(store.location_for((*parts, entry["filename"])), folder / ".document.json"))
+    try:
+        if sha256_file(local) != entry["sha256"]:
+            raise ValueError("stored files do not match their manifest: the report document changed")
+        return digest_document(json.loads(local.read_bytes()))
+    finally:
+        local.unlink()
+
+
+def _artifact_links(store, published: PublishedSet):
+    """Links to the stored files when the artifact store can make them for anyone: presigned
+    URLs of an S3 store. A local artifact store also holds the sources, so it is not published;
+    a storage destination's copy provides local links (see delivery.dispatcher)."""
+    if not isinstance(store, S3ArtifactStore):
+        return None
+    locations = {f.filename: f.location for f in published.files}
+
+    def link_for(filename: str) -> str:
+        return store.presigned_url(locations[filename], DEFAULT_LINK_EXPIRY_S)
+
+    return link_for
+
+
 def fetch_publication(
     store, published: PublishedSet, report: ReportConfig, folder: Path, *, verify: bool = True
 ) -> Publication:
@@ -189,6 +224,7 @@ def fetch_publication(
     for item in published.files:
         store.get_file(item.location, folder / item.filename)
     store.get_file(published.manifest_location, folder / MANIFEST_NAME)
+    digest = _stored_digest(store, published, report, folder / MANIFEST_NAME, folder)
     publication = Publication.from_manifest(
         folder / MANIFEST_NAME,
         report_id=report.id,
@@ -198,6 +234,8 @@ def fetch_publication(
         period=published.period,
         run_id=published.report_run_id,
         artifact_location=published.manifest_location,
+        link_for=_artifact_links(store, published),
+        digest=digest,
     )
     problems = publication.verify() if verify else []
     if problems:

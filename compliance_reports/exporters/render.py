@@ -10,8 +10,8 @@ moved into `out_dir` only when every format succeeded, so a failure leaves no pa
 behind. Bad input (unknown format, unusable header values, a missing or malformed encryption
 key) is rejected before anything is written.
 
-Determinism: for the same document, events file and settings, the CSV, JSON, XML and Parquet
-files are byte-identical on every run, also gzip- or zip-compressed. Encrypted files differ
+Determinism: for the same document, events file and settings, the CSV, JSON, XML, Parquet and
+XLSX files are byte-identical on every run, also gzip- or zip-compressed. Encrypted files differ
 (a fresh nonce per file); their `content_sha256` (the rendered content) does not.
 
 Identifier redaction (`export.redact_identifiers`) is not applied here: the report builders
@@ -73,6 +73,10 @@ def _render(
         from compliance_reports.exporters.parquet_exporter import write_parquet
 
         write_parquet(document, events_path, out_path, include_events)
+    elif fmt == "xlsx":
+        from compliance_reports.exporters.xlsx_exporter import write_xlsx
+
+        write_xlsx(document, events_path, out_path, include_events, formats=formats)
     else:  # pragma: no cover - rejected before rendering
         raise ValueError(fmt)
 

@@ -138,12 +138,16 @@ def test_oversize_fail_is_loud_and_sends_nothing(smtp_server, tmp_path, deliver)
     assert smtp_server.messages == []
 
 
-def test_oversize_link_without_any_link_fails_instead_of_sending_an_empty_mail(smtp_server, tmp_path, deliver):
+def test_oversize_link_without_any_link_names_the_files_instead_of_a_path(smtp_server, tmp_path, deliver):
     pub = make_publication(tmp_path / "big", {"report.pdf": 40_000})
     dest = email_dest(smtp_server, to=["alice@example.org"], cc=[], bcc=[], max_message_mb=0.02)
     (outcome,) = deliver(pub, [dest])
-    assert outcome.status == "dead" and "no link" in outcome.error
-    assert smtp_server.messages == []
+    assert outcome.status == "sent"
+    msg = parse(smtp_server.messages[0])
+    assert list(msg.iter_attachments()) == []
+    text = msg.get_body(("plain",)).get_content()
+    assert "report.pdf" in text and pub.files[0].sha256 in text and "ask the operator" in text
+    assert str(tmp_path) not in text and str(tmp_path) not in msg.get_body(("html",)).get_content()
 
 
 def test_server_size_limit_is_honoured(smtp_factory, tmp_path, deliver):

@@ -76,7 +76,7 @@ def test_changed_content_is_one_reissue_per_recipient(engine, stored_runs, smtp_
     assert _per_recipient(smtp_server) == {"alice@example.org": 2, "bob@example.org": 2}
     for recipient, msg in [(m["rcpt_tos"][0], email.message_from_bytes(m["data"], policy=policy.default))
                            for m in smtp_server.messages[2:]]:
-        assert msg["Subject"].startswith("Re-issued: Compliance report HIPAA monthly")
+        assert msg["Subject"].startswith("Re-issued: [1 critical] HIPAA monthly - November 2026")
         text = msg.get_body(("plain",)).get_content()
         assert "re-issue" in text and "run-1" in text and first.manifest_sha256 in text
     assert not any(email.message_from_bytes(m["data"])["Subject"].startswith("Re-issued")

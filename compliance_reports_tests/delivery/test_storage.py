@@ -97,7 +97,8 @@ def test_oversize_email_links_to_the_stored_s3_copy(s3_dest, smtp_server, tmp_pa
 
     msg = email.message_from_bytes(smtp_server.messages[0]["data"], policy=policy.default)
     text = msg.get_body(("plain",)).get_content()
-    url = next(line.strip() for line in text.splitlines() if line.strip().startswith("http"))
+    url = next(line.strip().removeprefix("download: ") for line in text.splitlines()
+               if line.strip().startswith("download: "))
     assert requests.get(url, timeout=10).content == pub.files[0].path.read_bytes()
 
 

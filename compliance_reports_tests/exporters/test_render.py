@@ -17,7 +17,7 @@ from compliance_reports.exporters.common import FLAT_COLUMNS
 from compliance_reports.exporters.render import export_all
 from compliance_reports_tests.exporters.sample import sample_document, write_events
 
-DETERMINISTIC = ["csv", "json", "xml", "parquet"]
+DETERMINISTIC = ["csv", "json", "xml", "parquet", "xlsx"]
 KEY_HEX = "00112233445566778899aabbccddeeff" * 2
 
 
@@ -180,7 +180,7 @@ def test_byte_identical_across_processes(tmp_path, events):
         "from compliance_reports.exporters.render import export_all\n"
         "from compliance_reports_tests.exporters.sample import sample_document\n"
         "for c in ('none', 'gzip', 'zip'):\n"
-        "    export_all(sample_document(), Path(sys.argv[1]), ['csv', 'json', 'xml', 'parquet'],\n"
+        "    export_all(sample_document(), Path(sys.argv[1]), ['csv', 'json', 'xml', 'parquet', 'xlsx'],\n"
         "               ExportSettings(compression=c), Path(sys.argv[2]), pdf_event_limit=5)\n"
     )
     env = dict(os.environ, PYTHONHASHSEED="12345")
@@ -190,6 +190,6 @@ def test_byte_identical_across_processes(tmp_path, events):
     for c in ("none", "gzip", "zip"):
         mine += export_all(sample_document(), events, DETERMINISTIC, ExportSettings(compression=c),
                            tmp_path / "parent", pdf_event_limit=5)
-    assert len(mine) == 12
+    assert len(mine) == 3 * len(DETERMINISTIC)
     for f in mine:
         assert (tmp_path / "child" / f.filename).read_bytes() == f.path.read_bytes(), f.filename
