@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions
 
 from compliance_reports.config.models import ReportConfig
 from compliance_reports.orchestration.report_assets import report_assets
+from compliance_reports.orchestration.report_jobs import report_jobs
 from compliance_reports.orchestration.report_partitions import partition_key, report_id_partitions
 from compliance_reports.orchestration.resources import default_resources
 from compliance_reports.scheduling import check_requested_period, run_tags
@@ -21,6 +22,14 @@ def _failure_text(event) -> str:
     return event.message or event.event_type_value
 
 
+def report_job(frequency: str, app_db_url: str | None = None, audit_db_url: str | None = None):
+    """The frequency's named report job, resolved with resources on the given databases."""
+    name = report_jobs[frequency].name
+    defs = Definitions(assets=[report_assets[frequency]], jobs=[report_jobs[frequency]],
+                       resources=default_resources(app_db_url=app_db_url, audit_db_url=audit_db_url))
+    return defs.resolve_job_def(name)
+
+
 def run_report_now(
     report: ReportConfig,
     period: str,
@@ -31,7 +40,8 @@ def run_report_now(
     trigger: str = "manual",
     log_level: str = "INFO",
 ) -> dict[str, Any]:
-    """Run the report asset for one partition; the run is recorded in the instance's storage.
+    """Run the report's named job (`<frequency>_reports_job`) for one partition; the run is
+    recorded in the instance's storage.
 
     A period that may not run (scheduling.check_requested_period) raises PeriodRefused before
     any run exists, so no failed run is left behind for that period.
@@ -43,11 +53,9 @@ def run_report_now(
         partitions = report_id_partitions[report.frequency]
         if not instance.has_dynamic_partition(partitions.name, report.id):
             instance.add_dynamic_partitions(partitions.name, [report.id])
-        result = materialize(
-            [report_assets[report.frequency]],
+        result = report_job(report.frequency, app_db_url, audit_db_url).execute_in_process(
             partition_key=partition_key(period, report.id),
             instance=instance,
-            resources=default_resources(app_db_url=app_db_url, audit_db_url=audit_db_url),
             tags=run_tags(report.id, report.organization_id, report.frequency, period, trigger),
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},

@@ -5,7 +5,6 @@ import os
 from datetime import timezone
 
 from dagster import (
-    AssetsDefinition,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
@@ -32,12 +31,12 @@ def tick_cron() -> str:
     return os.environ.get("COMPLIANCE_SCHEDULE_CRON", DEFAULT_TICK_CRON)
 
 
-def build_report_schedule(frequency: str, report_asset: AssetsDefinition) -> ScheduleDefinition:
+def build_report_schedule(frequency: str, report_job) -> ScheduleDefinition:
     @schedule(
         name=f"{frequency}_reports_schedule",
         cron_schedule=tick_cron(),
         execution_timezone="UTC",
-        target=report_asset,
+        job=report_job,
         default_status=DefaultScheduleStatus.RUNNING,
         description=(
             f"Requests each enabled {frequency} report's ended periods once its slot has passed "

@@ -430,8 +430,9 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
                 [(r["job"], r["status"], r["period"], r["trigger"]) for r in rows]))
             return rows
 
-        # Report runs are asset-job runs (__ASSET_JOB, or the schedule's anonymous asset job);
-        # a publish run carries the trigger of the report run it publishes.
+        # Schedule and request runs are runs of the named daily_reports_job (an asset backfill
+        # from the UI's asset page is Dagster's __ASSET_JOB); a publish run carries the trigger
+        # of the report run it publishes.
         def split(rows):
             reports = {(r["status"], r["period"], r["trigger"]) for r in rows if r["dagster_job"] != PUBLISH_JOB}
             publications = {(r["status"], r["period"], r["trigger"]) for r in rows if r["dagster_job"] == PUBLISH_JOB}
@@ -439,6 +440,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
 
         rows = history("e2e-now")
         assert split(rows) == ({("SUCCESS", now_period, "request")}, {("SUCCESS", now_period, "request")}), rows
+        assert {r["dagster_job"] for r in rows} == {"daily_reports_job", PUBLISH_JOB}, rows
         assert all(r["trigger"] and r["run_id"] and r["duration_s"] is not None for r in rows), rows
         rows = history("e2e-backfill")
         assert len(rows) == 6, rows
@@ -447,6 +449,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
         rows = history("e2e-slot")
         assert split(rows) == ({("SUCCESS", slot_period, "schedule")},
                                {("SUCCESS", slot_period, "schedule")}), rows
+        assert {r["dagster_job"] for r in rows} == {"daily_reports_job", PUBLISH_JOB}, rows
         rows = history("e2e-unsched")
         assert [(r["status"], r["period"], r["trigger"]) for r in rows] == [
             ("CANCELED", backfill_periods[0], "request")

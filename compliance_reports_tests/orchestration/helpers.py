@@ -49,7 +49,7 @@ def queued_instance(overrides: dict | None = None):
         yield instance
 
 
-def _origin() -> RemoteJobOrigin:
+def _origin(frequency: str) -> RemoteJobOrigin:
     return RemoteJobOrigin(
         repository_origin=RemoteRepositoryOrigin(
             code_location_origin=InProcessCodeLocationOrigin(
@@ -58,7 +58,7 @@ def _origin() -> RemoteJobOrigin:
             ),
             repository_name="__repository__",
         ),
-        job_name="__ASSET_JOB",
+        job_name=f"{frequency}_reports_job",
     )
 
 
@@ -69,10 +69,10 @@ def add_queued_run(
     run_id = make_new_run_id()
     instance.add_run(
         DagsterRun(
-            job_name="__ASSET_JOB",
+            job_name=f"{frequency}_reports_job",
             run_id=run_id,
             status=DagsterRunStatus.QUEUED,
-            remote_job_origin=_origin(),
+            remote_job_origin=_origin(frequency),
             tags={
                 REPORT_TAG: report_id,
                 PERIOD_TAG: period,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dagster import build_schedule_context
+from dagster import AssetKey, build_schedule_context
 from dagster._core.definitions.partitions.context import partition_loading_context
 
 from compliance_reports.config import store as config_store
@@ -204,3 +204,12 @@ def test_schedule_tick_on_a_postgres_backed_instance(pg_database):
             assert not second.run_requests
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("frequency", ["daily", "weekly", "monthly", "quarterly"])
+def test_each_frequency_has_a_named_job_that_its_schedule_targets(sqlite_url, frequency):
+    defs = location_for_tests(sqlite_url)
+    job = defs.resolve_job_def(f"{frequency}_reports_job")
+    assert job.partitions_def is not None and job.tags["frequency"] == frequency
+    assert job.asset_layer.executable_asset_keys == {AssetKey(f"{frequency}_compliance_report")}
+    assert defs.resolve_schedule_def(f"{frequency}_reports_schedule").job_name == f"{frequency}_reports_job"
