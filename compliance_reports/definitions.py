@@ -10,6 +10,7 @@ from compliance_reports.orchestration.operations_jobs import (
     delivery_retry_job,
     delivery_retry_schedule,
 )
+from compliance_reports.orchestration.publication_assets import publication_assets
 from compliance_reports.orchestration.publish_job import publish_report_job
 from compliance_reports.orchestration.publish_sensor import build_publish_sensor
 from compliance_reports.orchestration.report_assets import report_assets
@@ -30,7 +31,7 @@ schedule_requests_sensor = build_schedule_requests_sensor()
 publish_report_sensor = build_publish_sensor(publish_report_job)
 
 defs = Definitions(
-    assets=[audit_log, *report_assets.values()],
+    assets=[audit_log, *report_assets.values(), *publication_assets.values()],
     jobs=[*report_jobs.values(), publish_report_job, delivery_retry_job, artifact_retention_job],
     schedules=[*report_schedules, delivery_retry_schedule, artifact_retention_schedule],
     sensors=[schedule_requests_sensor, publish_report_sensor, report_failure_alert_sensor],
