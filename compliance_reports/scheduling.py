@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from compliance_reports.config.models import ReportConfig
+from compliance_reports.settings import first_periods
 from compliance_reports.periods import (
     Window,
     due_periods,
@@ -31,17 +32,6 @@ from compliance_reports.periods import (
 )
 
 TRIGGERS = ("schedule", "manual", "backfill", "catch_up", "retry", "request")
-
-# The first period each report asset offers; orchestration/report_partitions.py starts the
-# Dagster partitions here. Periods x reports should stay under ~100,000 per asset, so the daily
-# asset starts later than the others; move a start back to backfill older data.
-FIRST_PERIODS = {
-    "daily": "2025-01-01",
-    "weekly": "2024-01-01",  # a Monday
-    "monthly": "2020-01-01",
-    "quarterly": "2020-01-01",
-}
-
 
 class PeriodRefused(ValueError):
     """A requested period that cannot run; the message is one line saying why."""
@@ -59,7 +49,7 @@ def check_requested_period(period: str, frequency: str, timezone: str, now: date
         validate_period_key(period, frequency)
     except ValueError as exc:
         raise PeriodRefused(str(exc)) from None
-    first = FIRST_PERIODS[frequency]
+    first = first_periods()[frequency]
     if period < first:
         raise PeriodRefused(
             f"{frequency} period {period} is before {first}, the first period of "

@@ -10,8 +10,11 @@ from click.testing import CliRunner
 
 from compliance_reports.cli.main import main
 from compliance_reports.settings import (
+    DEFAULT_FIRST_PERIODS,
     apply_environment,
     env_file_path,
+    first_periods,
+    load_settings,
     parse_env_file,
     update_env_file,
 )
@@ -105,3 +108,34 @@ def test_a_malformed_env_file_is_refused_with_exit_2(cli_env):
     result = CliRunner().invoke(main, ["env"])
     assert result.exit_code == 2
     assert "COMPLIANCE_ENV_FILE" in result.output and "line 1" in result.output
+
+
+def test_first_periods_default_and_override_per_frequency():
+    assert first_periods({}) == DEFAULT_FIRST_PERIODS
+    chosen = first_periods({"COMPLIANCE_FIRST_PERIOD_DAILY": "2026-06-01",
+                            "COMPLIANCE_FIRST_PERIOD_QUARTERLY": "2025-07-01"})
+    assert chosen == {**DEFAULT_FIRST_PERIODS, "daily": "2026-06-01", "quarterly": "2025-07-01"}
+    assert load_settings({"COMPLIANCE_FIRST_PERIOD_WEEKLY": "2026-11-23"}).first_periods["weekly"] == "2026-11-23"
+
+
+@pytest.mark.parametrize(("name", "value", "why"), [
+    ("COMPLIANCE_FIRST_PERIOD_WEEKLY", "2026-11-24", "Tuesday"),
+    ("COMPLIANCE_FIRST_PERIOD_QUARTERLY", "2026-02-01", "calendar quarter"),
+    ("COMPLIANCE_FIRST_PERIOD_MONTHLY", "June 2026", "YYYY-MM-DD"),
+])
+def test_a_bad_first_period_names_its_variable(name, value, why):
+    with pytest.raises(ValueError, match=name) as caught:
+        load_settings({name: value})
+    assert why in str(caught.value)
+
+
+def test_the_request_check_follows_the_first_period_setting(monkeypatch):
+    from datetime import datetime, timezone
+
+    from compliance_reports.scheduling import PeriodRefused, check_requested_period
+
+    now = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+    check_requested_period("2026-05-01", "daily", "UTC", now)
+    monkeypatch.setenv("COMPLIANCE_FIRST_PERIOD_DAILY", "2026-06-01")
+    with pytest.raises(PeriodRefused, match="before 2026-06-01"):
+        check_requested_period("2026-05-01", "daily", "UTC", now)

@@ -209,7 +209,7 @@ def test_unschedule_after_delete_still_cancels_the_queued_runs(configured, sqlit
 
 
 def test_a_period_outside_the_assets_partitions_fails_only_its_own_request(configured, sqlite_url, monkeypatch):
-    # Should the asset's partitions ever start later than scheduling.FIRST_PERIODS, the request
+    # Should the asset's partitions ever start later than the request check's first period, the request
     # is failed on its own instead of making Dagster reject the whole tick.
     monkeypatch.setitem(
         report_partitions.period_partitions, "daily", DailyPartitionsDefinition(start_date="2025-06-01", end_offset=1)
