@@ -3,6 +3,8 @@
 from dagster import Definitions
 
 from compliance_reports.orchestration.audit_log_asset import audit_log
+from compliance_reports.orchestration.audit_log_check_job import audit_log_check_job, audit_log_check_schedule
+from compliance_reports.orchestration.audit_log_freshness_check import organizations_not_silent
 from compliance_reports.orchestration.dagster_warnings import silence_internal_warnings
 from compliance_reports.orchestration.operations_jobs import (
     artifact_retention_job,
@@ -32,8 +34,9 @@ publish_report_sensor = build_publish_sensor(publish_report_job)
 
 defs = Definitions(
     assets=[audit_log, *report_assets.values(), *publication_assets.values()],
-    jobs=[*report_jobs.values(), publish_report_job, delivery_retry_job, artifact_retention_job],
-    schedules=[*report_schedules, delivery_retry_schedule, artifact_retention_schedule],
+    asset_checks=[organizations_not_silent],
+    jobs=[*report_jobs.values(), audit_log_check_job, publish_report_job, delivery_retry_job, artifact_retention_job],
+    schedules=[*report_schedules, audit_log_check_schedule, delivery_retry_schedule, artifact_retention_schedule],
     sensors=[schedule_requests_sensor, publish_report_sensor, report_failure_alert_sensor],
     resources=default_resources(),
 )

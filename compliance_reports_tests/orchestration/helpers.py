@@ -36,6 +36,7 @@ def location_for_tests(app_url: str, audit_url: str | None = None, artifact_dir:
         )
     return Definitions(
         assets=location.defs.assets,
+        asset_checks=location.defs.asset_checks,
         schedules=location.defs.schedules,
         sensors=location.defs.sensors,
         jobs=location.defs.jobs,
