@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,22 @@ def _default(value: Any) -> Any:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
+
+
+@contextmanager
+def progress_status(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner on stderr while long work runs (nothing when quiet, e.g. under --json)."""
+    if quiet:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
+
+
+def json_option(help_text: str = "Print the outcome as JSON."):
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
 
 
 def emit_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -30,6 +30,18 @@ def report_job(frequency: str, app_db_url: str | None = None, audit_db_url: str 
     return defs.resolve_job_def(name)
 
 
+def _materialized(result) -> dict[str, Any]:
+    """What the run stored: verdict, event count and the stored document and events."""
+    for event in result.get_asset_materialization_events():
+        meta = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+        return {
+            "integrity_verdict": meta.get("integrity_verdict"),
+            "event_count": meta.get("event_count"),
+            "files": [meta[k] for k in ("document_location", "events_location") if meta.get(k)],
+        }
+    return {"integrity_verdict": None, "event_count": None, "files": []}
+
+
 def run_report_now(
     report: ReportConfig,
     period: str,
@@ -65,8 +77,10 @@ def run_report_now(
         return {
             "report_id": report.id,
             "period": period,
+            "job": report_jobs[report.frequency].name,
             "run_id": result.run_id,
             "status": run.status.value if run else ("SUCCESS" if result.success else "FAILURE"),
+            **_materialized(result),
             "messages": messages,
         }
     finally:
