@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from compliance_reports.cli.output import (
     ensure_dagster_home,
     fail,
     pass_ctx,
+    progress_bar,
+    progress_status,
 )
 from compliance_reports.config import store as config_store
 from compliance_reports.config.loader import (
@@ -96,15 +97,9 @@ def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_
         end_date=end_date,
     )
     total = orgs * days * events_per_day
-    with click.progressbar(length=total, label="Seeding audit_log", file=sys.stderr) as bar:
-        done = [0]
-
-        def progress(rows: int, _total: int) -> None:
-            bar.update(rows - done[0])
-            done[0] = rows
-
+    with progress_bar(total, "Seeding audit_log") as update:
         try:
-            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=progress)
+            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=lambda rows, _: update(rows))
         except ValueError as exc:
             fail(f"demo seed: {exc}")
     summary = {
@@ -162,15 +157,8 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
                    "(`make demo-reset` starts over)")
     else:
         options = seeding.SeedOptions(orgs=orgs, days=days, events_per_day=events_per_day)
-        with click.progressbar(length=orgs * days * events_per_day, label="Seeding audit_log",
-                               file=sys.stderr) as bar:
-            done = [0]
-
-            def progress(rows: int, _total: int) -> None:
-                bar.update(rows - done[0])
-                done[0] = rows
-
-            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=progress)
+        with progress_bar(orgs * days * events_per_day, "Seeding audit_log") as update:
+            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=lambda rows, _: update(rows))
         click.echo(f"Seeded {result.rows:,} audit events for {', '.join(result.organizations)} "
                    f"({result.rows_per_second:,.0f} rows/s)")
 
@@ -294,8 +282,10 @@ def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
         click.echo(f"Mail catcher listening on 127.0.0.1:{port}, saving to {outbox}")
         for report in config_store.list_reports(ctx.app_engine, enabled=True):
             period = latest_ended_period(now, report.frequency, report.schedule.timezone)
-            click.echo(f"Running {report.id} for {period} ...")
-            outcome = run_report_now(report, period, instance=instance, log_level="WARNING", **urls)
+            with progress_status(f"Running {report.id} for {period} ({report.frequency}_reports_job)"):
+                outcome = run_report_now(report, period, instance=instance, log_level="WARNING", **urls)
+            click.echo(f"{report.id} {period}: {outcome['status']}, integrity {outcome['integrity_verdict']}, "
+                       f"{outcome['event_count'] or 0:,} events")
             row = {"report_id": report.id, "period": period, "report_run": outcome["status"],
                    "run_id": outcome["run_id"], "files": "-", "deliveries": "-", "folder": "-"}
             for message in outcome["messages"]:

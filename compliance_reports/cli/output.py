@@ -73,6 +73,19 @@ def progress_status(message: str, quiet: bool = False) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def progress_bar(total: int, label: str, quiet: bool = False) -> Iterator:
+    """A progress bar on stderr; yields `update(done)`, taking the running count of `total`."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=Console(stderr=True), disable=quiet)
+    with bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
 def json_option(help_text: str = "Print the outcome as JSON."):
     return click.option("--json", "as_json", is_flag=True, help=help_text)
 
