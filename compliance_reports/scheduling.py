@@ -88,7 +88,7 @@ class DueRun:
 
     @property
     def tags(self) -> dict[str, str]:
-        return run_tags(self.report_id, self.organization_id, self.frequency, self.period, self.trigger)
+        return report_run_tags(self.organization_id, self.trigger)
 
 
 def run_key(report_id: str, period: str, retry: int = 0) -> str:
@@ -167,9 +167,22 @@ class Plan:
         return "; ".join(parts)
 
 
-def run_tags(report_id: str, organization_id: str, frequency: str, period: str, trigger: str) -> dict[str, str]:
+def _check_trigger(trigger: str) -> None:
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
+
+
+def report_run_tags(organization_id: str, trigger: str) -> dict[str, str]:
+    """A report run's own tags. Its report and period are its partition (Dagster's
+    dagster/partition/report and dagster/partition/period tags) and its frequency the tag of
+    its named job, so the run shows those once, not twice."""
+    _check_trigger(trigger)
+    return {"organization_id": organization_id, "trigger": trigger}
+
+
+def run_tags(report_id: str, organization_id: str, frequency: str, period: str, trigger: str) -> dict[str, str]:
+    """A publish run's tags: it has no partition, so it names its report and period itself."""
+    _check_trigger(trigger)
     return {
         "report_id": report_id,
         "organization_id": organization_id,

@@ -12,7 +12,7 @@ from compliance_reports.orchestration.report_assets import report_assets
 from compliance_reports.orchestration.report_jobs import report_jobs
 from compliance_reports.orchestration.report_partitions import partition_key, report_id_partitions
 from compliance_reports.orchestration.resources import default_resources
-from compliance_reports.scheduling import check_requested_period, run_tags
+from compliance_reports.scheduling import check_requested_period, report_run_tags
 
 
 def _failure_text(event) -> str:
@@ -68,7 +68,7 @@ def run_report_now(
         result = report_job(report.frequency, app_db_url, audit_db_url).execute_in_process(
             partition_key=partition_key(period, report.id),
             instance=instance,
-            tags=run_tags(report.id, report.organization_id, report.frequency, period, trigger),
+            tags=report_run_tags(report.organization_id, trigger),
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )

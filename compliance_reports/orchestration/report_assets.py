@@ -31,7 +31,7 @@ from compliance_reports.reports.checks import (
     check_window,
 )
 from compliance_reports.reports.run import build_and_store, commit_checkpoint
-from compliance_reports.scheduling import PeriodRefused, check_requested_period, run_tags
+from compliance_reports.scheduling import PeriodRefused, check_requested_period, report_run_tags
 
 
 def _trigger(tags: dict[str, str]) -> str:
@@ -99,7 +99,8 @@ def _materialize(
             allow_retries=False,
         )
     run = context.run
-    tags = run_tags(report_id, report.organization_id, frequency, period, _trigger(dict(run.tags)))
+    # A run launched outside the named job (the UI's asset page) lacks the job's frequency tag.
+    tags = {**report_run_tags(report.organization_id, _trigger(dict(run.tags))), "frequency": frequency}
     missing = {k: v for k, v in tags.items() if k not in run.tags}
     now = datetime.now(timezone.utc)
     try:

@@ -39,7 +39,7 @@ from compliance_reports.orchestration.report_partitions import (
 from compliance_reports.orchestration.report_jobs import report_jobs
 from compliance_reports.orchestration.resources import ComplianceDatabase
 from compliance_reports.periods import latest_ended_period
-from compliance_reports.scheduling import PeriodRefused, check_requested_period, run_tags
+from compliance_reports.scheduling import PeriodRefused, check_requested_period, report_run_tags
 
 BATCH = 500
 
@@ -91,12 +91,12 @@ def build_schedule_requests_sensor() -> SensorDefinition:
         registered = {f: set(instance.get_dynamic_partitions(report_id_partitions[f].name)) for f in FREQUENCIES}
         wanted = {f: set() for f in FREQUENCIES}
         run_requests: list[RunRequest] = []
+        requested: dict[tuple[str, str], str] = {}  # (report id, period) -> run key, this tick
         unscheduled: set[str] = set()
         now = datetime.now(timezone.utc)
 
         for req in pending:
             try:
-                requested = {(r.tags["report_id"], r.tags["period"]): r.run_key for r in run_requests}
                 applied = _apply(req, reports.get(req["report_id"]), instance, engine, registered,
                                  requested, now)
             except Exception as exc:  # noqa: BLE001 - one broken request must not stop the batch
@@ -118,6 +118,8 @@ def build_schedule_requests_sensor() -> SensorDefinition:
                 continue
             if applied.run_request is not None:
                 run_requests.append(applied.run_request)
+                period, _, report_id = str(applied.run_request.partition_key).partition("|")
+                requested[(report_id, period)] = applied.run_request.run_key
             if applied.register is not None:
                 wanted[applied.register].add(req["report_id"])
             if req["action"] == "unschedule":
@@ -210,6 +212,6 @@ def _run_now(req, report, instance, requested: dict[tuple[str, str], str], now) 
         run_key=run_key,
         partition_key=partition_key(period, report.id),
         job_name=report_jobs[frequency].name,
-        tags=run_tags(report.id, report.organization_id, frequency, period, "request"),
+        tags=report_run_tags(report.organization_id, "request"),
     )
     return Applied("done", {"requested_period": period, "run_key": run_key}, request, register=frequency)

@@ -36,6 +36,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from compliance_reports.config import store as config_store
 from compliance_reports.db.engine import make_engine
+from compliance_reports.orchestration.dagster_runs import PERIOD_TAG, REPORT_TAG
 from compliance_reports.delivery.webhook_channel import verify_signature
 from compliance_reports_tests.e2e.stack import (
     BIN,
@@ -163,9 +164,10 @@ def reports_yaml(today, slot: datetime) -> str:
 
 
 def report_runs(instance: DagsterInstance, report_id: str, publish: bool | None = None):
-    """Runs carrying report_id (report runs, publish runs), oldest first."""
-    records = instance.get_run_records(RunsFilter(tags={"report_id": report_id}))
-    runs = [r.dagster_run for r in sorted(records, key=lambda r: r.create_timestamp)]
+    """Runs of the report (report runs by their partition tag, publish runs by report_id), oldest first."""
+    records = {r.dagster_run.run_id: r for tags in ({REPORT_TAG: report_id}, {"report_id": report_id})
+               for r in instance.get_run_records(RunsFilter(tags=tags))}
+    runs = [r.dagster_run for r in sorted(records.values(), key=lambda r: r.create_timestamp)]
     if publish is not None:
         runs = [r for r in runs if (r.job_name == PUBLISH_JOB) == publish]
     return runs
@@ -322,7 +324,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
         now_runs = wait_until("e2e-now's report run", lambda: finished_runs(instance, "e2e-now", False, 1),
                               timeout=180, check=alive)
         assert_succeeded(now_runs, "e2e-now report")
-        assert now_runs[0].tags["period"] == now_period and now_runs[0].tags["trigger"] == "request"
+        assert now_runs[0].tags[PERIOD_TAG] == now_period and now_runs[0].tags["trigger"] == "request"
         now_pub = wait_until("e2e-now's publish run", lambda: finished_runs(instance, "e2e-now", True, 1),
                              timeout=180, check=alive)
         assert_succeeded(now_pub, "e2e-now publish")
@@ -340,7 +342,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
         backfill_runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
         assert len(backfill_runs) == 3
         assert_succeeded(backfill_runs, "backfill")
-        assert {r.tags["period"] for r in backfill_runs} == set(backfill_periods)
+        assert {r.tags[PERIOD_TAG] for r in backfill_runs} == set(backfill_periods)
         assert {r.tags["trigger"] for r in backfill_runs} == {"backfill"}
         pubs = wait_until("three e2e-backfill publish runs",
                           lambda: finished_runs(instance, "e2e-backfill", True, 3), timeout=180, check=alive)
@@ -354,7 +356,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
                                check=alive)
         assert_succeeded(slot_runs, "e2e-slot report")
         assert len(slot_runs) == 1
-        assert slot_runs[0].tags["period"] == slot_period and slot_runs[0].tags["trigger"] == "schedule"
+        assert slot_runs[0].tags[PERIOD_TAG] == slot_period and slot_runs[0].tags["trigger"] == "schedule"
         slot_pub = wait_until("e2e-slot's publish run", lambda: finished_runs(instance, "e2e-slot", True, 1),
                               timeout=180, check=alive)
         assert_succeeded(slot_pub, "e2e-slot publish")

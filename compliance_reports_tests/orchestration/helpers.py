@@ -88,5 +88,11 @@ def add_queued_run(
     return run_id
 
 
+def requested(request) -> tuple[str, str]:
+    """(report id, period) of a report run request: its partition key, period|report."""
+    period, _, report_id = str(request.partition_key).partition("|")
+    return report_id, period
+
+
 def aware(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
