@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from compliance_reports.cli.output import (
     emit_table,
     ensure_dagster_home,
     fail,
+    json_option,
     pass_ctx,
     progress_bar,
     progress_status,
@@ -133,9 +135,12 @@ def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_
               help="Days of traffic up to today (when seeding).")
 @click.option("--events-per-day", default=600, show_default=True, type=click.IntRange(1, 1_000_000),
               help="Audit events per organization and day (when seeding).")
+@json_option("Print the data folder, instance and each report's outcome as JSON (narration on stderr).")
 @pass_ctx
-def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_day: int) -> None:
+def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_day: int, as_json: bool) -> None:
     """The quick-start pipeline on the embedded default: databases, data, configuration."""
+    # With --json the narration goes to stderr and stdout holds only the summary document.
+    say = functools.partial(click.echo, err=as_json)
     from sqlalchemy import func, select
 
     from compliance_reports.db import migrate
@@ -143,23 +148,23 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
     from compliance_reports.demo import seed as seeding
 
     settings = ctx.settings
-    click.echo(f"Data folder: {settings.data_dir}")
+    say(f"Data folder: {settings.data_dir}")
     env_file = _demo_environment(settings.data_dir)
-    click.echo(f"Demo signing keys and mail port: {env_file} (every command and `make dev` load it)")
-    click.echo(f"Application database: {settings.compliance_db_url}")
+    say(f"Demo signing keys and mail port: {env_file} (every command and `make dev` load it)")
+    say(f"Application database: {settings.compliance_db_url}")
     for state in migrate.upgrade_all(ctx.app_engine, ctx.audit_engine):
-        click.echo(f"  {state.target} schema at revision {state.current}")
+        say(f"  {state.target} schema at revision {state.current}")
 
     with ctx.audit_engine.connect() as conn:
         existing = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
     if existing:
-        click.echo(f"audit_log already holds {existing:,} events: not seeding again "
+        say(f"audit_log already holds {existing:,} events: not seeding again "
                    "(`make demo-reset` starts over)")
     else:
         options = seeding.SeedOptions(orgs=orgs, days=days, events_per_day=events_per_day)
         with progress_bar(orgs * days * events_per_day, "Seeding audit_log") as update:
             result = seeding.seed_audit_log(ctx.audit_engine, options, progress=lambda rows, _: update(rows))
-        click.echo(f"Seeded {result.rows:,} audit events for {', '.join(result.organizations)} "
+        say(f"Seeded {result.rows:,} audit events for {', '.join(result.organizations)} "
                    f"({result.rows_per_second:,.0f} rows/s)")
 
     folder = Path(examples_dir)
@@ -174,25 +179,28 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
                     [d.label for d in docs], ctx.settings.storage_root,
                 )
             for o in outcomes:
-                click.echo(f"{kind} {o.key}: {o.action}")
+                say(f"{kind} {o.key}: {o.action}")
         docs = read_documents(folder / "reports.yaml", "report")
         parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine))
         for o in config_store.apply_reports(ctx.app_engine, parsed, [d.label for d in docs], "demo"):
-            click.echo(f"report {o.key}: {o.action} (version {o.version})")
+            say(f"report {o.key}: {o.action} (version {o.version})")
     except (ConfigError, config_store.ConflictError) as exc:
         fail(str(exc))
-    click.echo("")
+    say("")
     home = ensure_dagster_home(settings)
-    click.echo(f"Dagster instance: {home}")
-    rows = _demo_run_reports(ctx)
-    click.echo("")
-    emit_table(rows, ["report_id", "period", "report_run", "publish", "files", "deliveries"])
-    click.echo("")
-    emit_table(rows, ["report_id", "run_id", "folder"])
+    say(f"Dagster instance: {home}")
+    rows = _demo_run_reports(ctx, say)
+    if as_json:
+        emit_json({"data_dir": str(settings.data_dir), "dagster_home": str(home), "reports": rows})
+    else:
+        say("")
+        emit_table(rows, ["report_id", "period", "report_run", "publish", "files", "deliveries"])
+        say("")
+        emit_table(rows, ["report_id", "run_id", "folder"])
     if any(r["report_run"] != "SUCCESS" or r.get("publish") != "SUCCESS" for r in rows):
         fail("demo: some runs failed (see above)", status=1)
-    click.echo("")
-    click.echo("See them in the UI: `make dev`, then http://127.0.0.1:3000 (Assets, Runs).")
+    say("")
+    say("See them in the UI: `make dev`, then http://127.0.0.1:3000 (Assets, Runs).")
 
 
 DEMO_KEYS = ("COMPLIANCE_MANIFEST_KEY", "COMPLIANCE_CHECKPOINT_KEY")
@@ -262,7 +270,7 @@ def _to_demo_catcher(destinations: list, port: int) -> list:
     ]
 
 
-def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
+def _demo_run_reports(ctx: Context, say=click.echo) -> list[dict[str, Any]]:
     """Run, export and deliver the latest ended period of every enabled report."""
     from datetime import timezone as tz
 
@@ -279,12 +287,12 @@ def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
     outbox = ctx.settings.outbox_dir
     port = _demo_port()
     with MailCatcher(outbox, port=port) as catcher, DagsterInstance.get() as instance:
-        click.echo(f"Mail catcher listening on 127.0.0.1:{port}, saving to {outbox}")
+        say(f"Mail catcher listening on 127.0.0.1:{port}, saving to {outbox}")
         for report in config_store.list_reports(ctx.app_engine, enabled=True):
             period = latest_ended_period(now, report.frequency, report.schedule.timezone)
             with progress_status(f"Running {report.id} for {period} ({report.frequency}_reports_job)"):
                 outcome = run_report_now(report, period, instance=instance, log_level="WARNING", **urls)
-            click.echo(f"{report.id} {period}: {outcome['status']}, integrity {outcome['integrity_verdict']}, "
+            say(f"{report.id} {period}: {outcome['status']}, integrity {outcome['integrity_verdict']}, "
                        f"{outcome['event_count'] or 0:,} events")
             row = {"report_id": report.id, "period": period, "report_run": outcome["status"],
                    "run_id": outcome["run_id"], "files": "-", "deliveries": "-", "folder": "-"}
@@ -306,5 +314,5 @@ def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
                     f"{r['destination']}:{r['recipient'].split('/')[-1]}={r['status']}" for r in sent
                 ) or "none configured"
             rows.append(row)
-        click.echo(f"{len(catcher.saved)} mail(s) saved in {outbox}")
+        say(f"{len(catcher.saved)} mail(s) saved in {outbox}")
     return rows

@@ -70,7 +70,7 @@ def _export(context, config: PublishConfig, compliance_db, artifact_store) -> di
             Path(scratch),
             artifact_store.manifest_key(),
         )
-    metadata = publication_metadata(published, config.report_run_id)
+    metadata = publication_metadata(published, config.report_run_id, context.run_id)
     context.add_output_metadata({k: metadata[k] for k in ("file_count", "total_bytes", "manifest", "report_run")})
     context.log_event(
         AssetMaterialization(

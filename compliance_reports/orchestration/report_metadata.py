@@ -60,7 +60,7 @@ def files_table(published: PublishedSet) -> MetadataValue:
     )
 
 
-def publication_metadata(published: PublishedSet, report_run_id: str) -> dict[str, Any]:
+def publication_metadata(published: PublishedSet, report_run_id: str, publish_run_id: str) -> dict[str, Any]:
     return {
         "files": files_table(published),
         "file_count": len(published.files),
@@ -68,5 +68,6 @@ def publication_metadata(published: PublishedSet, report_run_id: str) -> dict[st
         "manifest": location_value(published.manifest_location),
         "manifest_sha256": published.manifest_sha256,
         "report_run": MetadataValue.dagster_run(report_run_id),
+        "publish_run": MetadataValue.dagster_run(publish_run_id),
         "reused_stored_files": published.reused,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 from pathlib import Path
 
@@ -35,14 +37,19 @@ def test_demo_then_publish_sensor_launches_no_redundant_publish_run(demo_env):
         except OSError:
             pass  # someone else holds it already, which is the same situation
         result = CliRunner().invoke(main, ["demo", "run", "--examples", str(EXAMPLES), "--orgs", "1",
-                                           "--days", "20", "--events-per-day", "40"],
+                                           "--days", "20", "--events-per-day", "40", "--json"],
                                     catch_exceptions=False)
     assert result.exit_code == 0, result.output
     values = parse_env_file((demo_env / "compliance.env").read_text())
     port = int(values["COMPLIANCE_DEMO_SMTP_PORT"])
     assert port != 8025
     assert len(values["COMPLIANCE_MANIFEST_KEY"]) == 64 and len(values["COMPLIANCE_CHECKPOINT_KEY"]) == 64
-    assert "=sent" in result.output and "=dead" not in result.output and "=failed" not in result.output
+    summary = json.loads(result.stdout)  # --json: the narration went to stderr
+    assert summary["dagster_home"] == os.environ["DAGSTER_HOME"]
+    deliveries = " ".join(r["deliveries"] for r in summary["reports"])
+    assert {r["report_run"] for r in summary["reports"]} == {"SUCCESS"}
+    assert "=sent" in deliveries and "=dead" not in deliveries and "=failed" not in deliveries
+    assert "Seeded" in result.stderr
     assert list((demo_env / "outbox").glob("*.eml"))
 
     url = f"sqlite:///{demo_env.resolve() / 'compliance.db'}"
@@ -61,7 +68,6 @@ def test_demo_then_publish_sensor_launches_no_redundant_publish_run(demo_env):
 
 
 def test_mail_catcher_command_serves_the_recorded_port_until_terminated(tmp_path):
-    import os
     import smtplib
     import subprocess
     import sys

@@ -29,3 +29,16 @@ def test_the_walk_reaches_nested_commands():
     paths = {path for path, _ in _walk(main, "compliance-reports")}
     assert {"compliance-reports reports run-now", "compliance-reports deliveries list",
             "compliance-reports backfill"} <= paths
+
+
+# Long-running servers print a start line and then serve; they have no outcome to print.
+SERVERS = {"compliance-reports demo mail-catcher", "compliance-reports serve-metrics"}
+
+
+def test_every_command_that_prints_an_outcome_offers_json():
+    without = [
+        path for path, command in _walk(main, "compliance-reports")
+        if not isinstance(command, click.Group) and path not in SERVERS
+        and not any(isinstance(p, click.Option) and "--json" in p.opts for p in command.params)
+    ]
+    assert without == []

@@ -116,4 +116,6 @@ def test_one_publish_run_per_materialization_and_files_delivered_once(published_
         assert sorted(r.data["file"] for r in files.records) == names
         assert {r.data["sha256"] for r in files.records} == {f["sha256"] for f in stored["files"]}
         assert meta["report_run"].run_id == outcome["run_id"]
+        assert {r.asset_materialization.metadata["publish_run"].run_id for r in publications} == {
+            result.run_id, again.run_id}
         assert meta["manifest"].path == stored["manifest_location"] and meta["file_count"].value == 5
