@@ -91,14 +91,24 @@ def json_option(help_text: str = "Print the outcome as JSON."):
 
 
 def emit_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A table through rich: fitted to a terminal, never cut when piped (full cells for grep)."""
     if not rows:
         click.echo("(none)")
         return
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column.upper(), overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    piped = not click.get_text_stream("stdout").isatty()
+    console = Console(width=100_000 if piped else None, no_color=piped, highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _cell(value: Any) -> str:
