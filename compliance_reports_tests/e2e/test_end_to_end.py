@@ -11,7 +11,7 @@ Configured through the CLI, then left to the daemon:
 - a slot that falls due during the test (e2e-slot, daily in UTC a couple of minutes ahead);
 - a backfill of three periods (e2e-backfill) launched through the webserver's GraphQL API;
 - an unschedule (e2e-unsched) while its run waits in the queue (a tag concurrency limit of 0 on
-  its report_id keeps it QUEUED): the run is cancelled and its due slot is not requested;
+  its report partition tag keeps it QUEUED): the run is cancelled and its due slot is not requested;
 - `compliance-reports history` read from the PostgreSQL run storage.
 """
 
@@ -107,7 +107,7 @@ def write_instance(home: Path) -> None:
     assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
     runs = config["concurrency"]["runs"]
     runs["max_concurrent_runs"] = 4  # two cores in CI
-    runs["tag_concurrency_limits"].append({"key": "report_id", "value": "e2e-unsched", "limit": 0})
+    runs["tag_concurrency_limits"].append({"key": REPORT_TAG, "value": "e2e-unsched", "limit": 0})
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
