@@ -166,6 +166,10 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
             result = seeding.seed_audit_log(ctx.audit_engine, options, progress=lambda rows, _: update(rows))
         say(f"Seeded {result.rows:,} audit events for {', '.join(result.organizations)} "
                    f"({result.rows_per_second:,.0f} rows/s)")
+        starts = _demo_first_periods(options.day_range()[0])
+        if starts:
+            say("First periods of the report assets (the seeded data's start): "
+                + ", ".join(f"{name.rsplit('_', 1)[-1].lower()} {value}" for name, value in starts.items()))
 
     folder = Path(examples_dir)
     try:
@@ -204,6 +208,7 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
 
 
 DEMO_KEYS = ("COMPLIANCE_MANIFEST_KEY", "COMPLIANCE_CHECKPOINT_KEY")
+FREQUENCIES = ("daily", "weekly", "monthly", "quarterly")
 DEMO_SMTP_PORT = "COMPLIANCE_DEMO_SMTP_PORT"
 EXAMPLE_SMTP = ("127.0.0.1", 8025)  # what examples/destinations.yaml names for the catcher
 
@@ -259,6 +264,33 @@ def _demo_environment(data_dir: Path) -> Path:
         else:
             os.environ.setdefault(name, value)
     return path
+
+
+def _demo_first_periods(first_day) -> dict[str, str]:
+    """Start each report asset at the period holding the first seeded day, so the UI's missing
+    counts are periods without a report since the data began, not since 2020; never after the
+    period before the current one, which the demo itself runs (any timezone). Recorded in the
+    environment file unless a start is already set there or in the environment."""
+    import os
+    from datetime import timedelta
+    from datetime import timezone as tz
+
+    from compliance_reports.periods import period_start_for, previous_period_key
+    from compliance_reports.settings import env_file_path, parse_env_file, update_env_file
+
+    path = env_file_path()
+    recorded = parse_env_file(path.read_text(), str(path)) if path.exists() else {}
+    starts = {}
+    for frequency in FREQUENCIES:
+        name = f"COMPLIANCE_FIRST_PERIOD_{frequency.upper()}"
+        if not recorded.get(name) and not os.environ.get(name):
+            current = period_start_for(datetime.now(tz.utc).date() - timedelta(days=2), frequency)
+            starts[name] = min(period_start_for(first_day, frequency).isoformat(),
+                               previous_period_key(current.isoformat(), frequency))
+    if starts:
+        update_env_file(path, starts)
+        os.environ.update(starts)
+    return starts
 
 
 def _to_demo_catcher(destinations: list, port: int) -> list:
