@@ -137,7 +137,9 @@ def first_periods(environ=None) -> dict[str, str]:
     """
     from compliance_reports.periods import validate_period_key
 
-    env = os.environ if environ is None else environ
+    # The environment file counts even before apply_environment ran: the code location builds
+    # its partitions while definitions.py is still importing.
+    env = {**read_env_file()[1], **os.environ} if environ is None else environ
     chosen = {}
     for frequency, default in DEFAULT_FIRST_PERIODS.items():
         name = f"COMPLIANCE_FIRST_PERIOD_{frequency.upper()}"

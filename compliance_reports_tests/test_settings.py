@@ -139,3 +139,13 @@ def test_the_request_check_follows_the_first_period_setting(monkeypatch):
     monkeypatch.setenv("COMPLIANCE_FIRST_PERIOD_DAILY", "2026-06-01")
     with pytest.raises(PeriodRefused, match="before 2026-06-01"):
         check_requested_period("2026-05-01", "daily", "UTC", now)
+
+
+def test_first_periods_read_the_environment_file_before_it_is_applied(tmp_path, monkeypatch):
+    env_file = tmp_path / "compliance.env"
+    env_file.write_text("COMPLIANCE_FIRST_PERIOD_MONTHLY=2026-03-01\n")
+    monkeypatch.setenv("COMPLIANCE_ENV_FILE", str(env_file))
+    monkeypatch.delenv("COMPLIANCE_FIRST_PERIOD_MONTHLY", raising=False)
+    assert first_periods()["monthly"] == "2026-03-01"
+    monkeypatch.setenv("COMPLIANCE_FIRST_PERIOD_MONTHLY", "2026-05-01")  # the process wins
+    assert first_periods()["monthly"] == "2026-05-01"
