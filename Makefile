@@ -10,8 +10,10 @@ export COMPLIANCE_DATA_DIR ?= $(DATA)
 # written by the demo), the process environment winning, and fixes DAGSTER_HOME.
 LOAD_ENV := exports="$$($(BIN)/compliance-reports env --shell)" && eval "$$exports"
 
-# `dagster dev` and `dagster definitions validate` warn that `dg` supersedes them on every start;
-# `dg` is not part of this setup, so exactly those two messages are ignored.
+# `dagster dev` and `dagster definitions validate` warn that `dg` supersedes them on every start.
+# `dg` works too ([tool.dg] in pyproject.toml; `dg dev`, `dg check defs`, `dg list defs`, run
+# after `$(LOAD_ENV)`), but these targets keep the dagster CLI, so exactly those two messages
+# are ignored.
 dev validate: export PYTHONWARNINGS = ignore:Function `dev_command` is superseded,ignore:Function `definitions_validate_command` is superseded
 
 .PHONY: demo dev test test-fast lint validate benchmarks benchmarks-quick demo-reset dagster-home

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from compliance_reports.config.models import ReportConfig
+from compliance_reports.settings import first_periods
 from compliance_reports.periods import (
     Window,
     due_periods,
@@ -31,17 +32,6 @@ from compliance_reports.periods import (
 )
 
 TRIGGERS = ("schedule", "manual", "backfill", "catch_up", "retry", "request")
-
-# The first period each report asset offers; orchestration/report_partitions.py starts the
-# Dagster partitions here. Periods x reports should stay under ~100,000 per asset, so the daily
-# asset starts later than the others; move a start back to backfill older data.
-FIRST_PERIODS = {
-    "daily": "2025-01-01",
-    "weekly": "2024-01-01",  # a Monday
-    "monthly": "2020-01-01",
-    "quarterly": "2020-01-01",
-}
-
 
 class PeriodRefused(ValueError):
     """A requested period that cannot run; the message is one line saying why."""
@@ -59,7 +49,7 @@ def check_requested_period(period: str, frequency: str, timezone: str, now: date
         validate_period_key(period, frequency)
     except ValueError as exc:
         raise PeriodRefused(str(exc)) from None
-    first = FIRST_PERIODS[frequency]
+    first = first_periods()[frequency]
     if period < first:
         raise PeriodRefused(
             f"{frequency} period {period} is before {first}, the first period of "
@@ -98,7 +88,7 @@ class DueRun:
 
     @property
     def tags(self) -> dict[str, str]:
-        return run_tags(self.report_id, self.organization_id, self.frequency, self.period, self.trigger)
+        return report_run_tags(self.organization_id, self.trigger)
 
 
 def run_key(report_id: str, period: str, retry: int = 0) -> str:
@@ -177,9 +167,22 @@ class Plan:
         return "; ".join(parts)
 
 
-def run_tags(report_id: str, organization_id: str, frequency: str, period: str, trigger: str) -> dict[str, str]:
+def _check_trigger(trigger: str) -> None:
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
+
+
+def report_run_tags(organization_id: str, trigger: str) -> dict[str, str]:
+    """A report run's own tags. Its report and period are its partition (Dagster's
+    dagster/partition/report and dagster/partition/period tags) and its frequency the tag of
+    its named job, so the run shows those once, not twice."""
+    _check_trigger(trigger)
+    return {"organization_id": organization_id, "trigger": trigger}
+
+
+def run_tags(report_id: str, organization_id: str, frequency: str, period: str, trigger: str) -> dict[str, str]:
+    """A publish run's tags: it has no partition, so it names its report and period itself."""
+    _check_trigger(trigger)
     return {
         "report_id": report_id,
         "organization_id": organization_id,

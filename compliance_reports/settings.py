@@ -12,12 +12,22 @@ wins. So `doctor`, `run` and the daemon agree on DAGSTER_HOME and the signing ke
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ENV_FILE_VAR = "COMPLIANCE_ENV_FILE"
 ENV_FILE_NAME = "compliance.env"
+
+# The first period each report asset offers (COMPLIANCE_FIRST_PERIOD_<FREQUENCY>). Dagster counts
+# every period from here as a partition, so a start near the audit log's first event keeps the
+# UI's "missing" counts meaningful; periods x reports should stay under ~100,000 per asset.
+DEFAULT_FIRST_PERIODS = {
+    "daily": "2025-01-01",
+    "weekly": "2024-01-01",  # a Monday
+    "monthly": "2020-01-01",
+    "quarterly": "2020-01-01",
+}
 
 
 def _default_data_dir() -> Path:
@@ -64,6 +74,9 @@ class Settings:
     # Where alerts also go when their own destination is the failing one (or cannot carry
     # them): a destination name, or None for the JSON-lines file `alerts_log`.
     alert_fallback: str | None = None
+    # The audit_log freshness check warns when an organization's newest event is older.
+    audit_silence_hours: int = 24
+    first_periods: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FIRST_PERIODS))
 
     @property
     def artifacts_dir(self) -> Path:
@@ -103,6 +116,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retry_max=_whole_number(env, "COMPLIANCE_RETRY_MAX", 3, 0, "retries"),
         max_runs_per_tick=_whole_number(env, "COMPLIANCE_MAX_RUNS_PER_TICK", 500, 1, "runs"),
         alert_fallback=(env.get("COMPLIANCE_ALERT_FALLBACK") or "").strip() or None,
+        audit_silence_hours=_whole_number(env, "COMPLIANCE_AUDIT_SILENCE_HOURS", 24, 1, "hours"),
+        first_periods=first_periods(env),
     )
     _check_artifact_dir(settings)
     return settings
@@ -130,6 +145,32 @@ def _http_url(env, name: str) -> str | None:
     if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
         raise ValueError(f"environment variable {name} must be an http:// or https:// URL, not {raw!r}")
     return raw.rstrip("/")
+
+
+def first_periods(environ=None) -> dict[str, str]:
+    """frequency -> first period key, from COMPLIANCE_FIRST_PERIOD_<FREQUENCY> or the default.
+
+    A value must be the first day of a period of its frequency (a Monday for weekly, the 1st of
+    a quarter's month for quarterly); the error names the variable.
+    """
+    from compliance_reports.periods import validate_period_key
+
+    # The environment file counts even before apply_environment ran: the code location builds
+    # its partitions while definitions.py is still importing.
+    env = {**read_env_file()[1], **os.environ} if environ is None else environ
+    chosen = {}
+    for frequency, default in DEFAULT_FIRST_PERIODS.items():
+        name = f"COMPLIANCE_FIRST_PERIOD_{frequency.upper()}"
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            chosen[frequency] = default
+            continue
+        try:
+            validate_period_key(raw, frequency)
+        except ValueError as exc:
+            raise ValueError(f"environment variable {name}: {exc}") from None
+        chosen[frequency] = raw
+    return chosen
 
 
 def _whole_number(env, name: str, default: int, minimum: int, unit: str) -> int:

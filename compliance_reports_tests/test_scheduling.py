@@ -8,11 +8,11 @@ import pytest
 
 from compliance_reports.config.models import ReportConfig
 from compliance_reports.scheduling import (
-    FIRST_PERIODS,
     PeriodRefused,
     check_requested_period,
     requested_period,
 )
+from compliance_reports.settings import DEFAULT_FIRST_PERIODS as FIRST_PERIODS
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
 

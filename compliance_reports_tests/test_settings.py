@@ -10,8 +10,10 @@ from click.testing import CliRunner
 
 from compliance_reports.cli.main import main
 from compliance_reports.settings import (
+    DEFAULT_FIRST_PERIODS,
     apply_environment,
     env_file_path,
+    first_periods,
     load_settings,
     parse_env_file,
     update_env_file,
@@ -123,3 +125,44 @@ def test_public_base_url_is_an_http_url_without_trailing_slash(tmp_path, raw, ex
 def test_public_base_url_refuses_anything_but_http_naming_the_variable(tmp_path, raw):
     with pytest.raises(ValueError, match="COMPLIANCE_PUBLIC_BASE_URL"):
         load_settings({"COMPLIANCE_DATA_DIR": str(tmp_path), "COMPLIANCE_PUBLIC_BASE_URL": raw})
+
+
+def test_first_periods_default_and_override_per_frequency():
+    assert first_periods({}) == DEFAULT_FIRST_PERIODS
+    chosen = first_periods({"COMPLIANCE_FIRST_PERIOD_DAILY": "2026-06-01",
+                            "COMPLIANCE_FIRST_PERIOD_QUARTERLY": "2025-07-01"})
+    assert chosen == {**DEFAULT_FIRST_PERIODS, "daily": "2026-06-01", "quarterly": "2025-07-01"}
+    assert load_settings({"COMPLIANCE_FIRST_PERIOD_WEEKLY": "2026-11-23"}).first_periods["weekly"] == "2026-11-23"
+
+
+@pytest.mark.parametrize(("name", "value", "why"), [
+    ("COMPLIANCE_FIRST_PERIOD_WEEKLY", "2026-11-24", "Tuesday"),
+    ("COMPLIANCE_FIRST_PERIOD_QUARTERLY", "2026-02-01", "calendar quarter"),
+    ("COMPLIANCE_FIRST_PERIOD_MONTHLY", "June 2026", "YYYY-MM-DD"),
+])
+def test_a_bad_first_period_names_its_variable(name, value, why):
+    with pytest.raises(ValueError, match=name) as caught:
+        load_settings({name: value})
+    assert why in str(caught.value)
+
+
+def test_the_request_check_follows_the_first_period_setting(monkeypatch):
+    from datetime import datetime, timezone
+
+    from compliance_reports.scheduling import PeriodRefused, check_requested_period
+
+    now = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+    check_requested_period("2026-05-01", "daily", "UTC", now)
+    monkeypatch.setenv("COMPLIANCE_FIRST_PERIOD_DAILY", "2026-06-01")
+    with pytest.raises(PeriodRefused, match="before 2026-06-01"):
+        check_requested_period("2026-05-01", "daily", "UTC", now)
+
+
+def test_first_periods_read_the_environment_file_before_it_is_applied(tmp_path, monkeypatch):
+    env_file = tmp_path / "compliance.env"
+    env_file.write_text("COMPLIANCE_FIRST_PERIOD_MONTHLY=2026-03-01\n")
+    monkeypatch.setenv("COMPLIANCE_ENV_FILE", str(env_file))
+    monkeypatch.delenv("COMPLIANCE_FIRST_PERIOD_MONTHLY", raising=False)
+    assert first_periods()["monthly"] == "2026-03-01"
+    monkeypatch.setenv("COMPLIANCE_FIRST_PERIOD_MONTHLY", "2026-05-01")  # the process wins
+    assert first_periods()["monthly"] == "2026-05-01"

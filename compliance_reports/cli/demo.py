@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,10 @@ from compliance_reports.cli.output import (
     emit_table,
     ensure_dagster_home,
     fail,
+    json_option,
     pass_ctx,
+    progress_bar,
+    progress_status,
 )
 from compliance_reports.config import store as config_store
 from compliance_reports.config.loader import (
@@ -96,15 +99,9 @@ def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_
         end_date=end_date,
     )
     total = orgs * days * events_per_day
-    with click.progressbar(length=total, label="Seeding audit_log", file=sys.stderr) as bar:
-        done = [0]
-
-        def progress(rows: int, _total: int) -> None:
-            bar.update(rows - done[0])
-            done[0] = rows
-
+    with progress_bar(total, "Seeding audit_log") as update:
         try:
-            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=progress)
+            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=lambda rows, _: update(rows))
         except ValueError as exc:
             fail(f"demo seed: {exc}")
     summary = {
@@ -138,9 +135,12 @@ def demo_seed(ctx: Context, orgs, days, events_per_day, seed_value, tamper, end_
               help="Days of traffic up to today (when seeding).")
 @click.option("--events-per-day", default=600, show_default=True, type=click.IntRange(1, 1_000_000),
               help="Audit events per organization and day (when seeding).")
+@json_option("Print the data folder, instance and each report's outcome as JSON (narration on stderr).")
 @pass_ctx
-def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_day: int) -> None:
+def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_day: int, as_json: bool) -> None:
     """The quick-start pipeline on the embedded default: databases, data, configuration."""
+    # With --json the narration goes to stderr and stdout holds only the summary document.
+    say = functools.partial(click.echo, err=as_json)
     from sqlalchemy import func, select
 
     from compliance_reports.db import migrate
@@ -148,31 +148,28 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
     from compliance_reports.demo import seed as seeding
 
     settings = ctx.settings
-    click.echo(f"Data folder: {settings.data_dir}")
+    say(f"Data folder: {settings.data_dir}")
     env_file = _demo_environment(settings.data_dir)
-    click.echo(f"Demo signing keys and mail port: {env_file} (every command and `make dev` load it)")
-    click.echo(f"Application database: {settings.compliance_db_url}")
+    say(f"Demo signing keys and mail port: {env_file} (every command and `make dev` load it)")
+    say(f"Application database: {settings.compliance_db_url}")
     for state in migrate.upgrade_all(ctx.app_engine, ctx.audit_engine):
-        click.echo(f"  {state.target} schema at revision {state.current}")
+        say(f"  {state.target} schema at revision {state.current}")
 
     with ctx.audit_engine.connect() as conn:
         existing = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
     if existing:
-        click.echo(f"audit_log already holds {existing:,} events: not seeding again "
+        say(f"audit_log already holds {existing:,} events: not seeding again "
                    "(`make demo-reset` starts over)")
     else:
         options = seeding.SeedOptions(orgs=orgs, days=days, events_per_day=events_per_day)
-        with click.progressbar(length=orgs * days * events_per_day, label="Seeding audit_log",
-                               file=sys.stderr) as bar:
-            done = [0]
-
-            def progress(rows: int, _total: int) -> None:
-                bar.update(rows - done[0])
-                done[0] = rows
-
-            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=progress)
-        click.echo(f"Seeded {result.rows:,} audit events for {', '.join(result.organizations)} "
+        with progress_bar(orgs * days * events_per_day, "Seeding audit_log") as update:
+            result = seeding.seed_audit_log(ctx.audit_engine, options, progress=lambda rows, _: update(rows))
+        say(f"Seeded {result.rows:,} audit events for {', '.join(result.organizations)} "
                    f"({result.rows_per_second:,.0f} rows/s)")
+        starts = _demo_first_periods(options.day_range()[0])
+        if starts:
+            say("First periods of the report assets (the seeded data's start): "
+                + ", ".join(f"{name.rsplit('_', 1)[-1].lower()} {value}" for name, value in starts.items()))
 
     folder = Path(examples_dir)
     try:
@@ -186,28 +183,32 @@ def demo_run(ctx: Context, examples_dir: str, orgs: int, days: int, events_per_d
                     [d.label for d in docs], ctx.settings.storage_root,
                 )
             for o in outcomes:
-                click.echo(f"{kind} {o.key}: {o.action}")
+                say(f"{kind} {o.key}: {o.action}")
         docs = read_documents(folder / "reports.yaml", "report")
         parsed = parse_reports(docs, config_store.load_templates(ctx.app_engine))
         for o in config_store.apply_reports(ctx.app_engine, parsed, [d.label for d in docs], "demo"):
-            click.echo(f"report {o.key}: {o.action} (version {o.version})")
+            say(f"report {o.key}: {o.action} (version {o.version})")
     except (ConfigError, config_store.ConflictError) as exc:
         fail(str(exc))
-    click.echo("")
+    say("")
     home = ensure_dagster_home(settings)
-    click.echo(f"Dagster instance: {home}")
-    rows = _demo_run_reports(ctx)
-    click.echo("")
-    emit_table(rows, ["report_id", "period", "report_run", "publish", "files", "deliveries"])
-    click.echo("")
-    emit_table(rows, ["report_id", "run_id", "folder"])
+    say(f"Dagster instance: {home}")
+    rows = _demo_run_reports(ctx, say)
+    if as_json:
+        emit_json({"data_dir": str(settings.data_dir), "dagster_home": str(home), "reports": rows})
+    else:
+        say("")
+        emit_table(rows, ["report_id", "period", "report_run", "publish", "files", "deliveries"])
+        say("")
+        emit_table(rows, ["report_id", "run_id", "folder"])
     if any(r["report_run"] != "SUCCESS" or r.get("publish") != "SUCCESS" for r in rows):
         fail("demo: some runs failed (see above)", status=1)
-    click.echo("")
-    click.echo("See them in the UI: `make dev`, then http://127.0.0.1:3000 (Assets, Runs).")
+    say("")
+    say("See them in the UI: `make dev`, then http://127.0.0.1:3000 (Assets, Runs).")
 
 
 DEMO_KEYS = ("COMPLIANCE_MANIFEST_KEY", "COMPLIANCE_CHECKPOINT_KEY")
+FREQUENCIES = ("daily", "weekly", "monthly", "quarterly")
 DEMO_SMTP_PORT = "COMPLIANCE_DEMO_SMTP_PORT"
 EXAMPLE_SMTP = ("127.0.0.1", 8025)  # what examples/destinations.yaml names for the catcher
 
@@ -265,6 +266,33 @@ def _demo_environment(data_dir: Path) -> Path:
     return path
 
 
+def _demo_first_periods(first_day) -> dict[str, str]:
+    """Start each report asset at the period holding the first seeded day, so the UI's missing
+    counts are periods without a report since the data began, not since 2020; never after the
+    period before the current one, which the demo itself runs (any timezone). Recorded in the
+    environment file unless a start is already set there or in the environment."""
+    import os
+    from datetime import timedelta
+    from datetime import timezone as tz
+
+    from compliance_reports.periods import period_start_for, previous_period_key
+    from compliance_reports.settings import env_file_path, parse_env_file, update_env_file
+
+    path = env_file_path()
+    recorded = parse_env_file(path.read_text(), str(path)) if path.exists() else {}
+    starts = {}
+    for frequency in FREQUENCIES:
+        name = f"COMPLIANCE_FIRST_PERIOD_{frequency.upper()}"
+        if not recorded.get(name) and not os.environ.get(name):
+            current = period_start_for(datetime.now(tz.utc).date() - timedelta(days=2), frequency)
+            starts[name] = min(period_start_for(first_day, frequency).isoformat(),
+                               previous_period_key(current.isoformat(), frequency))
+    if starts:
+        update_env_file(path, starts)
+        os.environ.update(starts)
+    return starts
+
+
 def _to_demo_catcher(destinations: list, port: int) -> list:
     """The example email destinations that name the catcher, pointed at this demo's port."""
     return [
@@ -274,7 +302,7 @@ def _to_demo_catcher(destinations: list, port: int) -> list:
     ]
 
 
-def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
+def _demo_run_reports(ctx: Context, say=click.echo) -> list[dict[str, Any]]:
     """Run, export and deliver the latest ended period of every enabled report."""
     from datetime import timezone as tz
 
@@ -291,11 +319,13 @@ def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
     outbox = ctx.settings.outbox_dir
     port = _demo_port()
     with MailCatcher(outbox, port=port) as catcher, DagsterInstance.get() as instance:
-        click.echo(f"Mail catcher listening on 127.0.0.1:{port}, saving to {outbox}")
+        say(f"Mail catcher listening on 127.0.0.1:{port}, saving to {outbox}")
         for report in config_store.list_reports(ctx.app_engine, enabled=True):
             period = latest_ended_period(now, report.frequency, report.schedule.timezone)
-            click.echo(f"Running {report.id} for {period} ...")
-            outcome = run_report_now(report, period, instance=instance, log_level="WARNING", **urls)
+            with progress_status(f"Running {report.id} for {period} ({report.frequency}_reports_job)"):
+                outcome = run_report_now(report, period, instance=instance, log_level="WARNING", **urls)
+            say(f"{report.id} {period}: {outcome['status']}, integrity {outcome['integrity_verdict']}, "
+                       f"{outcome['event_count'] or 0:,} events")
             row = {"report_id": report.id, "period": period, "report_run": outcome["status"],
                    "run_id": outcome["run_id"], "files": "-", "deliveries": "-", "folder": "-"}
             for message in outcome["messages"]:
@@ -316,5 +346,5 @@ def _demo_run_reports(ctx: Context) -> list[dict[str, Any]]:
                     f"{r['destination']}:{r['recipient'].split('/')[-1]}={r['status']}" for r in sent
                 ) or "none configured"
             rows.append(row)
-        click.echo(f"{len(catcher.saved)} mail(s) saved in {outbox}")
+        say(f"{len(catcher.saved)} mail(s) saved in {outbox}")
     return rows

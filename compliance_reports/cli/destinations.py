@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from compliance_reports.cli.output import FILE, Context, emit_json, emit_table, fail, pass_ctx
+from compliance_reports.cli.output import FILE, Context, emit_json, emit_table, fail, json_option, pass_ctx
 from compliance_reports.config import store as config_store
 from compliance_reports.config.loader import ConfigError, parse_destinations, read_documents
 
@@ -15,10 +15,13 @@ def destinations() -> None:
 
 
 @destinations.command("apply")
-@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE)
+@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE,
+              help="YAML file of destination documents (repeat -f for several files).")
+@json_option("Print what was inserted or updated as JSON.")
 @pass_ctx
-def destinations_apply(ctx: Context, files) -> None:
+def destinations_apply(ctx: Context, files, as_json: bool) -> None:
     """Insert or update destinations from YAML files (one transaction per file)."""
+    applied = []
     for file in files:
         try:
             docs = read_documents(file, "destination")
@@ -28,8 +31,12 @@ def destinations_apply(ctx: Context, files) -> None:
             )
         except ConfigError as exc:
             fail(str(exc))
-        for o in outcomes:
-            click.echo(f"destination {o.key}: {o.action} (version {o.version})")
+        applied += outcomes
+        if not as_json:
+            for o in outcomes:
+                click.echo(f"destination {o.key}: {o.action} (version {o.version})")
+    if as_json:
+        emit_json([{"destination": o.key, "action": o.action, "version": o.version} for o in applied])
 
 
 @destinations.command("list")
@@ -47,8 +54,9 @@ def destinations_list(ctx: Context, as_json: bool) -> None:
 @destinations.command("delete")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option()
 @pass_ctx
-def destinations_delete(ctx: Context, name: str, yes: bool) -> None:
+def destinations_delete(ctx: Context, name: str, yes: bool, as_json: bool) -> None:
     """Delete a destination that no report uses; the delivery ledger and stored files stay."""
     if not yes:
         click.confirm(f"Delete destination {name}?", abort=True)
@@ -56,5 +64,8 @@ def destinations_delete(ctx: Context, name: str, yes: bool) -> None:
         config_store.delete_destination(ctx.app_engine, name)
     except (config_store.NotFoundError, config_store.InUseError) as exc:
         fail(str(exc))
+    if as_json:
+        emit_json({"destination": name, "deleted": True})
+        return
     click.echo(f"destination {name}: deleted (its ledger rows and any files it stored are kept; "
                "retention no longer removes those files)")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
 
-from compliance_reports.cli.output import Context, pass_ctx
+from compliance_reports.cli.output import Context, emit_json, json_option, pass_ctx
 
 
 @click.command("doctor")
 @click.option("--network", is_flag=True, help="Also connect to each SMTP server, webhook host and S3 bucket.")
 @click.option("--no-daemon", is_flag=True, help="Skip the Dagster daemon heartbeat check.")
+@json_option("Print the checks as JSON ({checks: [{status, subject, detail, fix}], failed, warnings}).")
 @pass_ctx
-def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
+def doctor(ctx: Context, network: bool, no_daemon: bool, as_json: bool) -> None:
     """Check databases, migrations, named secrets, reachability, the daemon and recent failures.
 
     Recent failures: failed runs and failed or dead deliveries of the last 7 days. Exit 0 when
@@ -34,9 +36,12 @@ def doctor(ctx: Context, network: bool, no_daemon: bool) -> None:
         results += list(checks.check_daemon())
     if databases_ok:
         results += list(checks.check_recent_failures(ctx.app_engine))
-    for result in results:
-        click.echo(result.line())
     failed = sum(r.status == checks.FAIL for r in results)
-    click.echo(f"{len(results)} checks: {failed} failed, "
-               f"{sum(r.status == checks.WARN for r in results)} warnings")
+    warnings = sum(r.status == checks.WARN for r in results)
+    if as_json:
+        emit_json({"checks": [dataclasses.asdict(r) for r in results], "failed": failed, "warnings": warnings})
+    else:
+        for result in results:
+            click.echo(result.line())
+        click.echo(f"{len(results)} checks: {failed} failed, {warnings} warnings")
     sys.exit(1 if failed else 0)

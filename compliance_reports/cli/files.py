@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from compliance_reports.artifacts import file_crypto, manifest
-from compliance_reports.cli.output import ENV_NAME, PATH
+from compliance_reports.cli.output import ENV_NAME, PATH, emit_json
 
 DEFAULT_ENCRYPTION_KEY_ENV = "COMPLIANCE_ENCRYPTION_KEY"
 
@@ -37,7 +37,9 @@ def _fail(message: str, status: int) -> None:
 @click.option("--name", "original_name", default=None,
               help="The file's original name, when the .enc file was renamed.")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
-def decrypt(file: Path, key_env: str, output: Path | None, original_name: str | None, force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the file, key id and output path as JSON.")
+def decrypt(file: Path, key_env: str, output: Path | None, original_name: str | None, force: bool,
+            as_json: bool) -> None:
     """Decrypt an AES-256-GCM encrypted report file (NAME.enc -> NAME)."""
     if not file.is_file():
         _fail(f"decrypt: {file} is not a file", 2)
@@ -55,6 +57,9 @@ def decrypt(file: Path, key_env: str, output: Path | None, original_name: str | 
         file_crypto.decrypt_file(file, key, dest, original_name=name)
     except file_crypto.DecryptionError as exc:
         _fail(f"decrypt: {file.name}: {exc}", 1)
+    if as_json:
+        emit_json({"file": str(file), "key_id": key_id, "output": str(dest)})
+        return
     click.echo(f"decrypted {file.name} with key {key_id} -> {dest}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from compliance_reports.cli.backfill import backfill
 from compliance_reports.cli.db import db
 from compliance_reports.cli.deliveries import deliveries
 from compliance_reports.cli.demo import demo
@@ -76,7 +77,7 @@ def main() -> None:
         fail(f"COMPLIANCE_ENV_FILE: {exc}")
 
 
-for command in (db, demo, destinations, templates, reports, run_report, history, doctor,
+for command in (db, demo, destinations, templates, reports, run_report, backfill, history, doctor,
                 deliveries, publish, integrity, env, status, serve_metrics, *FILE_COMMANDS):
     main.add_command(command)
 

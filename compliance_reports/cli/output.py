@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -59,15 +61,54 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
 
 
+@contextmanager
+def progress_status(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner on stderr while long work runs (nothing when quiet, e.g. under --json)."""
+    if quiet:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
+
+
+@contextmanager
+def progress_bar(total: int, label: str, quiet: bool = False) -> Iterator:
+    """A progress bar on stderr; yields `update(done)`, taking the running count of `total`."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=Console(stderr=True), disable=quiet)
+    with bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def json_option(help_text: str = "Print the outcome as JSON."):
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
 def emit_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A table through rich: fitted to a terminal, never cut when piped (full cells for grep)."""
     if not rows:
         click.echo("(none)")
         return
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column.upper(), overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    piped = not click.get_text_stream("stdout").isatty()
+    console = Console(width=100_000 if piped else None, no_color=piped, highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _cell(value: Any) -> str:

@@ -16,6 +16,7 @@ from compliance_reports.cli.output import (
     emit_table,
     fail,
     get_report,
+    json_option,
     pass_ctx,
 )
 from compliance_reports.config import store as config_store
@@ -38,16 +39,19 @@ def reports() -> None:
 
 
 @reports.command("apply")
-@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE)
+@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE,
+              help="YAML file of report documents (repeat -f for several files).")
 @click.option("--as", "actor", type=ACTOR, default=None,
               help="Record this name as created_by of new reports (default: the login name).")
+@json_option("Print what was inserted or updated as JSON.")
 @pass_ctx
-def reports_apply(ctx: Context, files, actor: str | None) -> None:
+def reports_apply(ctx: Context, files, actor: str | None, as_json: bool) -> None:
     """Insert or update reports from YAML; an update must give the current version.
 
     created_by is the applying user (or --as), never a field of the file: a created_by in a
     document is ignored with a warning.
     """
+    applied = []
     for file in files:
         warnings: list[str] = []
         try:
@@ -60,8 +64,12 @@ def reports_apply(ctx: Context, files, actor: str | None) -> None:
             fail(str(exc))
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
-        for o in outcomes:
-            click.echo(f"report {o.key}: {o.action} (version {o.version})")
+        applied += outcomes
+        if not as_json:
+            for o in outcomes:
+                click.echo(f"report {o.key}: {o.action} (version {o.version})")
+    if as_json:
+        emit_json([{"report": o.key, "action": o.action, "version": o.version} for o in applied])
 
 
 @reports.command("list")
@@ -175,8 +183,9 @@ def reports_run_now(ctx: Context, report_id: str, period: str | None, as_json: b
 @reports.command("delete")
 @click.argument("report_id", type=REPORT_ID)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option()
 @pass_ctx
-def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
+def reports_delete(ctx: Context, report_id: str, yes: bool, as_json: bool) -> None:
     """Delete the configuration; run history and the delivery ledger are kept."""
     if not yes:
         click.confirm(f"Delete report {report_id}?", abort=True)
@@ -184,6 +193,9 @@ def reports_delete(ctx: Context, report_id: str, yes: bool) -> None:
         config_store.delete_report(ctx.app_engine, report_id, actor=_actor())
     except config_store.NotFoundError as exc:
         fail(str(exc))
+    if as_json:
+        emit_json({"report_id": report_id, "deleted": True})
+        return
     click.echo(f"report {report_id}: deleted (queued runs will be cancelled)")
 
 

@@ -16,7 +16,12 @@ from compliance_reports.cli.output import (
     fail,
     get_report,
     pass_ctx,
+    progress_status,
 )
+
+
+PUBLISHING_NOTE = ("export and delivery wait for the daemon: its publish sensor launches "
+                   "publish_report_job for this materialization (`make dev` or dagster-daemon)")
 
 
 @click.command("run")
@@ -37,13 +42,20 @@ def run_report(ctx: Context, report_id: str, period: str | None, as_json: bool) 
     except PeriodRefused as exc:
         fail(f"--period: {exc}")
     ensure_dagster_home(ctx.settings)
-    outcome = run_report_now(report, period, app_db_url=ctx.settings.compliance_db_url,
-                             audit_db_url=ctx.settings.audit_db_url,
-                             log_level="WARNING" if as_json else "INFO")
+    # Progress goes to stderr, and only for people: --json keeps stdout to the JSON document.
+    with progress_status(f"running {report_id} {period} ({report.frequency}_reports_job)", quiet=as_json):
+        outcome = run_report_now(report, period, app_db_url=ctx.settings.compliance_db_url,
+                                 audit_db_url=ctx.settings.audit_db_url, log_level="WARNING")
+    outcome["publishing"] = PUBLISHING_NOTE if outcome["status"] == "SUCCESS" else None
     if as_json:
         emit_json(outcome)
     else:
-        click.echo(f"{report_id} {period}: run {outcome['run_id']} {outcome['status']}")
+        click.echo(f"{report_id} {period}: {outcome['job']} run {outcome['run_id']} {outcome['status']}")
+        if outcome["status"] == "SUCCESS":
+            click.echo(f"  integrity: {outcome['integrity_verdict']}; events: {outcome['event_count']:,}")
+            for location in outcome["files"]:
+                click.echo(f"  stored: {location}")
+            click.echo(f"  next: {PUBLISHING_NOTE}")
         for line in outcome.get("messages", []):
             click.echo(f"  {line}")
     if outcome["status"] != "SUCCESS":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from compliance_reports.cli.output import FILE, Context, emit_json, emit_table, fail, pass_ctx
+from compliance_reports.cli.output import FILE, Context, emit_json, emit_table, fail, json_option, pass_ctx
 from compliance_reports.config import store as config_store
 from compliance_reports.config.loader import ConfigError, parse_templates, read_documents
 
@@ -15,16 +15,25 @@ def templates() -> None:
 
 
 @templates.command("apply")
-@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE)
+@click.option("-f", "--file", "files", multiple=True, required=True, type=FILE,
+              help="YAML file of template documents (repeat -f for several files).")
+@json_option("Print what was inserted or updated as JSON.")
 @pass_ctx
-def templates_apply(ctx: Context, files) -> None:
+def templates_apply(ctx: Context, files, as_json: bool) -> None:
+    """Insert or update report templates from YAML files."""
+    applied = []
     for file in files:
         try:
             parsed = parse_templates(read_documents(file, "template"))
         except ConfigError as exc:
             fail(str(exc))
-        for o in config_store.apply_templates(ctx.app_engine, parsed):
-            click.echo(f"template {o.key}: {o.action} (version {o.version})")
+        outcomes = config_store.apply_templates(ctx.app_engine, parsed)
+        applied += outcomes
+        if not as_json:
+            for o in outcomes:
+                click.echo(f"template {o.key}: {o.action} (version {o.version})")
+    if as_json:
+        emit_json([{"template": o.key, "action": o.action, "version": o.version} for o in applied])
 
 
 @templates.command("list")

@@ -169,11 +169,11 @@ PUBLISH_JOB = "publish_report_job"
 
 
 def job_label(job_name: str, tags) -> str:
-    """What a run did, in words: "daily report", "publish", not `__ASSET_JOB`."""
+    """What a run did, in words: "daily report", "publish", not `daily_reports_job`."""
     if job_name == PUBLISH_JOB:
         return "publish"
-    # Report runs carry the report partition, whatever Dagster named their job (`__ASSET_JOB`
-    # from the UI and schedules, `__ephemeral_asset_job__` from `run`).
+    # Report runs carry the report partition; runs recorded before the named jobs existed
+    # were `__ASSET_JOB` runs.
     if REPORT_TAG in tags or job_name.startswith("__ASSET_JOB") or job_name.endswith("_reports_job"):
         return f"{tags.get('frequency', '')} report".strip()
     return job_name

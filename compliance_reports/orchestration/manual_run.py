@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions
 
 from compliance_reports.config.models import ReportConfig
 from compliance_reports.orchestration.report_assets import report_assets
+from compliance_reports.orchestration.report_jobs import report_jobs
 from compliance_reports.orchestration.report_partitions import partition_key, report_id_partitions
 from compliance_reports.orchestration.resources import default_resources
-from compliance_reports.scheduling import check_requested_period, run_tags
+from compliance_reports.scheduling import check_requested_period, report_run_tags
 
 
 def _failure_text(event) -> str:
@@ -19,6 +20,26 @@ def _failure_text(event) -> str:
     if error is not None and error.message:
         return error.message.strip()
     return event.message or event.event_type_value
+
+
+def report_job(frequency: str, app_db_url: str | None = None, audit_db_url: str | None = None):
+    """The frequency's named report job, resolved with resources on the given databases."""
+    name = report_jobs[frequency].name
+    defs = Definitions(assets=[report_assets[frequency]], jobs=[report_jobs[frequency]],
+                       resources=default_resources(app_db_url=app_db_url, audit_db_url=audit_db_url))
+    return defs.resolve_job_def(name)
+
+
+def _materialized(result) -> dict[str, Any]:
+    """What the run stored: verdict, event count and the stored document and events."""
+    for event in result.get_asset_materialization_events():
+        meta = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+        return {
+            "integrity_verdict": meta.get("integrity_verdict"),
+            "event_count": meta.get("event_count"),
+            "files": [meta[k] for k in ("document_location", "events_location") if meta.get(k)],
+        }
+    return {"integrity_verdict": None, "event_count": None, "files": []}
 
 
 def run_report_now(
@@ -31,7 +52,8 @@ def run_report_now(
     trigger: str = "manual",
     log_level: str = "INFO",
 ) -> dict[str, Any]:
-    """Run the report asset for one partition; the run is recorded in the instance's storage.
+    """Run the report's named job (`<frequency>_reports_job`) for one partition; the run is
+    recorded in the instance's storage.
 
     A period that may not run (scheduling.check_requested_period) raises PeriodRefused before
     any run exists, so no failed run is left behind for that period.
@@ -43,12 +65,10 @@ def run_report_now(
         partitions = report_id_partitions[report.frequency]
         if not instance.has_dynamic_partition(partitions.name, report.id):
             instance.add_dynamic_partitions(partitions.name, [report.id])
-        result = materialize(
-            [report_assets[report.frequency]],
+        result = report_job(report.frequency, app_db_url, audit_db_url).execute_in_process(
             partition_key=partition_key(period, report.id),
             instance=instance,
-            resources=default_resources(app_db_url=app_db_url, audit_db_url=audit_db_url),
-            tags=run_tags(report.id, report.organization_id, report.frequency, period, trigger),
+            tags=report_run_tags(report.organization_id, trigger),
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
@@ -57,8 +77,10 @@ def run_report_now(
         return {
             "report_id": report.id,
             "period": period,
+            "job": report_jobs[report.frequency].name,
             "run_id": result.run_id,
             "status": run.status.value if run else ("SUCCESS" if result.success else "FAILURE"),
+            **_materialized(result),
             "messages": messages,
         }
     finally:

@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from dagster import (
-    AssetObservation,
+    AssetMaterialization,
     Config,
     Failure,
     OpExecutionContext,
@@ -21,7 +21,8 @@ from compliance_reports.exporters.publishing import (
     export_and_store,
     fetch_publication,
 )
-from compliance_reports.orchestration.dagster_runs import report_asset_key
+from compliance_reports.orchestration.publication_assets import publication_asset_key
+from compliance_reports.orchestration.report_metadata import publication_metadata
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
 from compliance_reports.orchestration.transient_retries import retry_transient
 
@@ -68,23 +69,13 @@ def _export(context, config: PublishConfig, compliance_db, artifact_store) -> di
             artifact_store.manifest_key(),
             ledger_engine=compliance_db.app_engine(),
         )
-    files = {
-        f.filename: {"location": f.location, "size": f.size, "sha256": f.sha256} for f in published.files
-    }
-    metadata = {
-        "manifest": published.manifest_location,
-        "manifest_sha256": published.manifest_sha256,
-        "files": files,
-        "file_count": len(files),
-        "total_bytes": sum(f.size for f in published.files),
-        "reused_stored_files": published.reused,
-    }
-    context.add_output_metadata(metadata)
+    metadata = publication_metadata(published, config.report_run_id, context.run_id)
+    context.add_output_metadata({k: metadata[k] for k in ("file_count", "total_bytes", "manifest", "report_run")})
     context.log_event(
-        AssetObservation(
-            asset_key=report_asset_key(config.frequency),
+        AssetMaterialization(
+            asset_key=publication_asset_key(config.frequency),
             partition=f"{config.period}|{config.report_id}",
-            metadata={"published_by_run": context.run_id, **metadata},
+            metadata=metadata,
         )
     )
     return published.to_dict()

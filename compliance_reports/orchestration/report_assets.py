@@ -13,7 +13,6 @@ from dagster import (
     AssetsDefinition,
     Failure,
     MaterializeResult,
-    MetadataValue,
     asset,
 )
 
@@ -21,6 +20,7 @@ from compliance_reports.audit.event_stream import Redactor
 from compliance_reports.config import store as config_store
 from compliance_reports.orchestration.audit_log_asset import audit_log
 from compliance_reports.orchestration.dagster_runs import REFUSED_TAG
+from compliance_reports.orchestration.report_metadata import report_materialization_metadata
 from compliance_reports.orchestration.report_partitions import FREQUENCIES, report_partitions
 from compliance_reports.orchestration.resources import ArtifactStoreResource, ComplianceDatabase
 from compliance_reports.orchestration.transient_retries import retry_transient
@@ -30,13 +30,8 @@ from compliance_reports.reports.checks import (
     check_totals,
     check_window,
 )
-from compliance_reports.reports.run import (
-    build_and_store,
-    commit_checkpoint,
-    markdown_summary,
-    report_metadata,
-)
-from compliance_reports.scheduling import PeriodRefused, check_requested_period, run_tags
+from compliance_reports.reports.run import build_and_store, commit_checkpoint
+from compliance_reports.scheduling import PeriodRefused, check_requested_period, report_run_tags
 
 
 def _trigger(tags: dict[str, str]) -> str:
@@ -104,7 +99,8 @@ def _materialize(
             allow_retries=False,
         )
     run = context.run
-    tags = run_tags(report_id, report.organization_id, frequency, period, _trigger(dict(run.tags)))
+    # A run launched outside the named job (the UI's asset page) lacks the job's frequency tag.
+    tags = {**report_run_tags(report.organization_id, _trigger(dict(run.tags))), "frequency": frequency}
     missing = {k: v for k, v in tags.items() if k not in run.tags}
     now = datetime.now(timezone.utc)
     try:
@@ -149,8 +145,7 @@ def _materialize(
         f"{report_id} {period}: {stored.build.event_count} events, "
         f"integrity {stored.build.integrity_verdict}, stored at {stored.document_location}"
     )
-    metadata = report_metadata(stored)
-    metadata["summary"] = MetadataValue.md(markdown_summary(stored))
+    metadata = report_materialization_metadata(stored)
     # Checks never block: a BROKEN chain is itself the finding to deliver.
     check_results = [
         AssetCheckResult(

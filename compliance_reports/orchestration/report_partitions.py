@@ -4,7 +4,8 @@ Defined once here and imported everywhere. A period key is the period's local st
 the report's own timezone; Dagster's UTC window of the key is never used for queries
 (periods.period_window computes the real one). end_offset=1 exposes the period that is still
 open in UTC, because in timezones ahead of UTC it may already have ended locally. The first
-period of each asset is scheduling.FIRST_PERIODS, shared with the request checks.
+period of each asset is settings.first_periods (COMPLIANCE_FIRST_PERIOD_<FREQUENCY>), read when
+the code location loads and shared with the request checks.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dagster import (
     WeeklyPartitionsDefinition,
 )
 
-from compliance_reports.scheduling import FIRST_PERIODS
+from compliance_reports.settings import first_periods
 
 FREQUENCIES = ("daily", "weekly", "monthly", "quarterly")
+FIRST_PERIODS = first_periods()
 
 period_partitions = {
     "daily": DailyPartitionsDefinition(start_date=FIRST_PERIODS["daily"], end_offset=1),

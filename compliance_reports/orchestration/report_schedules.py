@@ -5,7 +5,6 @@ import os
 from datetime import timezone
 
 from dagster import (
-    AssetsDefinition,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
@@ -32,17 +31,20 @@ def tick_cron() -> str:
     return os.environ.get("COMPLIANCE_SCHEDULE_CRON", DEFAULT_TICK_CRON)
 
 
-def build_report_schedule(frequency: str, report_asset: AssetsDefinition) -> ScheduleDefinition:
+def build_report_schedule(frequency: str, report_job) -> ScheduleDefinition:
     @schedule(
         name=f"{frequency}_reports_schedule",
         cron_schedule=tick_cron(),
         execution_timezone="UTC",
-        target=report_asset,
+        job=report_job,
         default_status=DefaultScheduleStatus.RUNNING,
         description=(
-            f"Requests each enabled {frequency} report's ended periods once its slot has passed "
-            "in the report's timezone (run key <report_id>:<period>), and re-requests a failed "
-            "period after a cool-down, a bounded number of times (<report_id>:<period>:retry<N>)."
+            f"Not a report slot: a check every few minutes ({tick_cron()} UTC). Each enabled "
+            f"{frequency} report runs at its own time in its own timezone (schedule.time); "
+            "the report list with every next slot, local and UTC, is `compliance-reports status`, "
+            "one report's next slots `compliance-reports reports next-runs REPORT_ID`. A tick "
+            "requests each ended period once its slot has passed (run key <report_id>:<period>) "
+            "and re-requests a failed period after a cool-down, a bounded number of times."
         ),
     )
     def _schedule(context: ScheduleEvaluationContext, compliance_db: ComplianceDatabase):

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dagster import (
-    AssetsDefinition,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -30,7 +29,6 @@ from compliance_reports.orchestration.dagster_runs import (
     cancel_pending_runs,
     cancel_scheduled_runs_of,
     in_flight_run,
-    report_asset_key,
 )
 from compliance_reports.orchestration.report_partitions import (
     FREQUENCIES,
@@ -38,9 +36,10 @@ from compliance_reports.orchestration.report_partitions import (
     period_partitions,
     report_id_partitions,
 )
+from compliance_reports.orchestration.report_jobs import report_jobs
 from compliance_reports.orchestration.resources import ComplianceDatabase
 from compliance_reports.periods import latest_ended_period
-from compliance_reports.scheduling import PeriodRefused, check_requested_period, run_tags
+from compliance_reports.scheduling import PeriodRefused, check_requested_period, report_run_tags
 
 BATCH = 500
 
@@ -59,12 +58,12 @@ def _failed(message: str) -> Applied:
     return Applied("failed", {"error": message})
 
 
-def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -> SensorDefinition:
+def build_schedule_requests_sensor() -> SensorDefinition:
     @sensor(
         name="schedule_requests_sensor",
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
-        asset_selection=list(report_assets.values()),
+        jobs=list(report_jobs.values()),
         description="Applies schedule requests (unschedule, schedule, run_now) and registers report partitions.",
     )
     def _sensor(context: SensorEvaluationContext, compliance_db: ComplianceDatabase):
@@ -92,12 +91,12 @@ def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -
         registered = {f: set(instance.get_dynamic_partitions(report_id_partitions[f].name)) for f in FREQUENCIES}
         wanted = {f: set() for f in FREQUENCIES}
         run_requests: list[RunRequest] = []
+        requested: dict[tuple[str, str], str] = {}  # (report id, period) -> run key, this tick
         unscheduled: set[str] = set()
         now = datetime.now(timezone.utc)
 
         for req in pending:
             try:
-                requested = {(r.tags["report_id"], r.tags["period"]): r.run_key for r in run_requests}
                 applied = _apply(req, reports.get(req["report_id"]), instance, engine, registered,
                                  requested, now)
             except Exception as exc:  # noqa: BLE001 - one broken request must not stop the batch
@@ -119,6 +118,8 @@ def build_schedule_requests_sensor(report_assets: dict[str, AssetsDefinition]) -
                 continue
             if applied.run_request is not None:
                 run_requests.append(applied.run_request)
+                period, _, report_id = str(applied.run_request.partition_key).partition("|")
+                requested[(report_id, period)] = applied.run_request.run_key
             if applied.register is not None:
                 wanted[applied.register].add(req["report_id"])
             if req["action"] == "unschedule":
@@ -210,7 +211,7 @@ def _run_now(req, report, instance, requested: dict[tuple[str, str], str], now) 
     request = RunRequest(
         run_key=run_key,
         partition_key=partition_key(period, report.id),
-        asset_selection=[report_asset_key(frequency)],
-        tags=run_tags(report.id, report.organization_id, frequency, period, "request"),
+        job_name=report_jobs[frequency].name,
+        tags=report_run_tags(report.organization_id, "request"),
     )
     return Applied("done", {"requested_period": period, "run_key": run_key}, request, register=frequency)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 
 import pytest
@@ -133,8 +134,10 @@ def test_cli_decrypt(plain_file, monkeypatch):
     # output exists -> bad input
     assert runner.invoke(decrypt, [str(enc), "--key-env", "MY_REPORT_KEY"]).exit_code == 2
     out = plain_file.with_name("copy.csv.gz")
-    assert runner.invoke(decrypt, [str(enc), "--key-env", "MY_REPORT_KEY", "-o", str(out)]).exit_code == 0
-    assert out.read_bytes() == PLAIN
+    result = runner.invoke(decrypt, [str(enc), "--key-env", "MY_REPORT_KEY", "-o", str(out), "--json"])
+    assert result.exit_code == 0 and out.read_bytes() == PLAIN
+    assert json.loads(result.stdout) == {"file": str(enc), "key_id": file_crypto.load_key("MY_REPORT_KEY")[1],
+                                         "output": str(out)}
     # wrong key -> problem (1); unset or malformed key -> bad input (2)
     monkeypatch.setenv("WRONG_KEY", OTHER.hex())
     result = runner.invoke(decrypt, [str(enc), "--key-env", "WRONG_KEY", "-o", str(out), "--force"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,8 @@ def demo_env(tmp_path, monkeypatch):
     data = tmp_path / "data"
     monkeypatch.setenv("COMPLIANCE_DATA_DIR", str(data))
     for name in ("COMPLIANCE_ENV_FILE", "DAGSTER_HOME", "COMPLIANCE_DB_URL", "AUDIT_DB_URL",
-                 "COMPLIANCE_MANIFEST_KEY", "COMPLIANCE_CHECKPOINT_KEY", "COMPLIANCE_DEMO_SMTP_PORT"):
+                 "COMPLIANCE_MANIFEST_KEY", "COMPLIANCE_CHECKPOINT_KEY", "COMPLIANCE_DEMO_SMTP_PORT",
+                 *(f"COMPLIANCE_FIRST_PERIOD_{f}" for f in ("DAILY", "WEEKLY", "MONTHLY", "QUARTERLY"))):
         monkeypatch.setenv(name, "")  # so that monkeypatch restores what the CLI sets
         monkeypatch.delenv(name)
     return data
@@ -35,14 +39,27 @@ def test_demo_then_publish_sensor_launches_no_redundant_publish_run(demo_env):
         except OSError:
             pass  # someone else holds it already, which is the same situation
         result = CliRunner().invoke(main, ["demo", "run", "--examples", str(EXAMPLES), "--orgs", "1",
-                                           "--days", "20", "--events-per-day", "40"],
+                                           "--days", "20", "--events-per-day", "40", "--json"],
                                     catch_exceptions=False)
     assert result.exit_code == 0, result.output
     values = parse_env_file((demo_env / "compliance.env").read_text())
     port = int(values["COMPLIANCE_DEMO_SMTP_PORT"])
     assert port != 8025
     assert len(values["COMPLIANCE_MANIFEST_KEY"]) == 64 and len(values["COMPLIANCE_CHECKPOINT_KEY"]) == 64
-    assert "=sent" in result.output and "=dead" not in result.output and "=failed" not in result.output
+    # The assets start where the seeded data starts (20 days up to today, UTC), or earlier for
+    # the period before the current one, which the demo runs: last month here.
+    today = datetime.now(timezone.utc).date()
+    first_day = today - timedelta(days=19)
+    assert values["COMPLIANCE_FIRST_PERIOD_DAILY"] == first_day.isoformat()
+    last_month = ((today - timedelta(days=2)).replace(day=1) - timedelta(days=1)).replace(day=1)
+    assert values["COMPLIANCE_FIRST_PERIOD_MONTHLY"] == min(first_day.replace(day=1), last_month).isoformat()
+    assert date.fromisoformat(values["COMPLIANCE_FIRST_PERIOD_WEEKLY"]).weekday() == 0
+    summary = json.loads(result.stdout)  # --json: the narration went to stderr
+    assert summary["dagster_home"] == os.environ["DAGSTER_HOME"]
+    deliveries = " ".join(r["deliveries"] for r in summary["reports"])
+    assert {r["report_run"] for r in summary["reports"]} == {"SUCCESS"}
+    assert "=sent" in deliveries and "=dead" not in deliveries and "=failed" not in deliveries
+    assert "Seeded" in result.stderr
     assert list((demo_env / "outbox").glob("*.eml"))
 
     url = f"sqlite:///{demo_env.resolve() / 'compliance.db'}"
@@ -61,7 +78,6 @@ def test_demo_then_publish_sensor_launches_no_redundant_publish_run(demo_env):
 
 
 def test_mail_catcher_command_serves_the_recorded_port_until_terminated(tmp_path):
-    import os
     import smtplib
     import subprocess
     import sys

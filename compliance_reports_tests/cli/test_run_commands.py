@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from compliance_reports.demo.seed import SeedOptions, seed_audit_log
 
@@ -28,11 +29,20 @@ def test_run_then_history_reads_dagster_run_storage(cli, tmp_path):
     end = datetime.now(timezone.utc).date() - timedelta(days=1)
     seed_audit_log(engine, SeedOptions(orgs=2, days=3, events_per_day=100, seed=11, end_date=end))
     outcome = json.loads(cli("run", "berlin-daily", "--json").stdout)
-    assert outcome["status"] == "SUCCESS"
+    assert outcome["status"] == "SUCCESS" and outcome["job"] == "daily_reports_job"
+    assert outcome["integrity_verdict"] in {"VERIFIED", "INCOMPLETE"} and outcome["event_count"] > 0
+    assert [Path(f).name for f in outcome["files"]] == ["report.json", "events.parquet"]
+    assert all(Path(f).is_file() for f in outcome["files"])
+    assert "daemon" in outcome["publishing"]
     history = json.loads(cli("history", "berlin-daily", "--json").stdout)
-    assert [(h["run_id"], h["status"], h["period"], h["trigger"]) for h in history] == [
-        (outcome["run_id"], "SUCCESS", outcome["period"], "manual")
+    assert [(h["run_id"], h["status"], h["period"], h["trigger"], h["job"]) for h in history] == [
+        (outcome["run_id"], "SUCCESS", outcome["period"], "manual", "daily report")
     ]
+    earlier = (datetime.fromisoformat(outcome["period"]) - timedelta(days=1)).date().isoformat()
+    text = cli("run", "berlin-daily", "--period", earlier).stdout
+    assert f"berlin-daily {earlier}: daily_reports_job run " in text and "SUCCESS" in text
+    assert "integrity: " in text and "events: " in text and "stored: " in text
+    assert "wait for the daemon" in text
     bad = cli("run", "berlin-daily", "--period", "2026-11-31", expect=2)
     assert "--period" in bad.output
     future = (datetime.now(timezone.utc).date() + timedelta(days=2)).isoformat()

@@ -11,7 +11,7 @@ Configured through the CLI, then left to the daemon:
 - a slot that falls due during the test (e2e-slot, daily in UTC a couple of minutes ahead);
 - a backfill of three periods (e2e-backfill) launched through the webserver's GraphQL API;
 - an unschedule (e2e-unsched) while its run waits in the queue (a tag concurrency limit of 0 on
-  its report_id keeps it QUEUED): the run is cancelled and its due slot is not requested;
+  its report partition tag keeps it QUEUED): the run is cancelled and its due slot is not requested;
 - `compliance-reports history` read from the PostgreSQL run storage.
 """
 
@@ -37,6 +37,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from compliance_reports.config import store as config_store
 from compliance_reports.db.engine import make_engine
+from compliance_reports.orchestration.dagster_runs import PERIOD_TAG, REPORT_TAG
 from compliance_reports.delivery.webhook_channel import verify_signature
 from compliance_reports_tests.e2e.stack import (
     BIN,
@@ -107,7 +108,7 @@ def write_instance(home: Path) -> None:
     assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
     runs = config["concurrency"]["runs"]
     runs["max_concurrent_runs"] = 4  # two cores in CI
-    runs["tag_concurrency_limits"].append({"key": "report_id", "value": "e2e-unsched", "limit": 0})
+    runs["tag_concurrency_limits"].append({"key": REPORT_TAG, "value": "e2e-unsched", "limit": 0})
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -164,9 +165,10 @@ def reports_yaml(today, slot: datetime) -> str:
 
 
 def report_runs(instance: DagsterInstance, report_id: str, publish: bool | None = None):
-    """Runs carrying report_id (report runs, publish runs), oldest first."""
-    records = instance.get_run_records(RunsFilter(tags={"report_id": report_id}))
-    runs = [r.dagster_run for r in sorted(records, key=lambda r: r.create_timestamp)]
+    """Runs of the report (report runs by their partition tag, publish runs by report_id), oldest first."""
+    records = {r.dagster_run.run_id: r for tags in ({REPORT_TAG: report_id}, {"report_id": report_id})
+               for r in instance.get_run_records(RunsFilter(tags=tags))}
+    runs = [r.dagster_run for r in sorted(records.values(), key=lambda r: r.create_timestamp)]
     if publish is not None:
         runs = [r for r in runs if (r.job_name == PUBLISH_JOB) == publish]
     return runs
@@ -323,7 +325,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
         now_runs = wait_until("e2e-now's report run", lambda: finished_runs(instance, "e2e-now", False, 1),
                               timeout=180, check=alive)
         assert_succeeded(now_runs, "e2e-now report")
-        assert now_runs[0].tags["period"] == now_period and now_runs[0].tags["trigger"] == "request"
+        assert now_runs[0].tags[PERIOD_TAG] == now_period and now_runs[0].tags["trigger"] == "request"
         now_pub = wait_until("e2e-now's publish run", lambda: finished_runs(instance, "e2e-now", True, 1),
                              timeout=180, check=alive)
         assert_succeeded(now_pub, "e2e-now publish")
@@ -341,7 +343,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
         backfill_runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
         assert len(backfill_runs) == 3
         assert_succeeded(backfill_runs, "backfill")
-        assert {r.tags["period"] for r in backfill_runs} == set(backfill_periods)
+        assert {r.tags[PERIOD_TAG] for r in backfill_runs} == set(backfill_periods)
         assert {r.tags["trigger"] for r in backfill_runs} == {"backfill"}
         pubs = wait_until("three e2e-backfill publish runs",
                           lambda: finished_runs(instance, "e2e-backfill", True, 3), timeout=180, check=alive)
@@ -355,7 +357,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
                                check=alive)
         assert_succeeded(slot_runs, "e2e-slot report")
         assert len(slot_runs) == 1
-        assert slot_runs[0].tags["period"] == slot_period and slot_runs[0].tags["trigger"] == "schedule"
+        assert slot_runs[0].tags[PERIOD_TAG] == slot_period and slot_runs[0].tags["trigger"] == "schedule"
         slot_pub = wait_until("e2e-slot's publish run", lambda: finished_runs(instance, "e2e-slot", True, 1),
                               timeout=180, check=alive)
         assert_succeeded(slot_pub, "e2e-slot publish")
@@ -432,8 +434,9 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
                 [(r["job"], r["status"], r["period"], r["trigger"]) for r in rows]))
             return rows
 
-        # Report runs are asset-job runs (__ASSET_JOB, or the schedule's anonymous asset job);
-        # a publish run carries the trigger of the report run it publishes.
+        # Schedule and request runs are runs of the named daily_reports_job (an asset backfill
+        # from the UI's asset page is Dagster's __ASSET_JOB); a publish run carries the trigger
+        # of the report run it publishes.
         def split(rows):
             reports = {(r["status"], r["period"], r["trigger"]) for r in rows if r["dagster_job"] != PUBLISH_JOB}
             publications = {(r["status"], r["period"], r["trigger"]) for r in rows if r["dagster_job"] == PUBLISH_JOB}
@@ -441,6 +444,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
 
         rows = history("e2e-now")
         assert split(rows) == ({("SUCCESS", now_period, "request")}, {("SUCCESS", now_period, "request")}), rows
+        assert {r["dagster_job"] for r in rows} == {"daily_reports_job", PUBLISH_JOB}, rows
         assert all(r["trigger"] and r["run_id"] and r["duration_s"] is not None for r in rows), rows
         rows = history("e2e-backfill")
         assert len(rows) == 6, rows
@@ -449,6 +453,7 @@ def test_deployment_end_to_end(tmp_path, pg_database, moto_s3_endpoint, smtp_fac
         rows = history("e2e-slot")
         assert split(rows) == ({("SUCCESS", slot_period, "schedule")},
                                {("SUCCESS", slot_period, "schedule")}), rows
+        assert {r["dagster_job"] for r in rows} == {"daily_reports_job", PUBLISH_JOB}, rows
         rows = history("e2e-unsched")
         assert [(r["status"], r["period"], r["trigger"]) for r in rows] == [
             ("CANCELED", backfill_periods[0], "request")

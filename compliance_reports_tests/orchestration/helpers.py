@@ -36,6 +36,7 @@ def location_for_tests(app_url: str, audit_url: str | None = None, artifact_dir:
         )
     return Definitions(
         assets=location.defs.assets,
+        asset_checks=location.defs.asset_checks,
         schedules=location.defs.schedules,
         sensors=location.defs.sensors,
         jobs=location.defs.jobs,
@@ -49,7 +50,7 @@ def queued_instance(overrides: dict | None = None):
         yield instance
 
 
-def _origin() -> RemoteJobOrigin:
+def _origin(frequency: str) -> RemoteJobOrigin:
     return RemoteJobOrigin(
         repository_origin=RemoteRepositoryOrigin(
             code_location_origin=InProcessCodeLocationOrigin(
@@ -58,7 +59,7 @@ def _origin() -> RemoteJobOrigin:
             ),
             repository_name="__repository__",
         ),
-        job_name="__ASSET_JOB",
+        job_name=f"{frequency}_reports_job",
     )
 
 
@@ -69,10 +70,10 @@ def add_queued_run(
     run_id = make_new_run_id()
     instance.add_run(
         DagsterRun(
-            job_name="__ASSET_JOB",
+            job_name=f"{frequency}_reports_job",
             run_id=run_id,
             status=DagsterRunStatus.QUEUED,
-            remote_job_origin=_origin(),
+            remote_job_origin=_origin(frequency),
             tags={
                 REPORT_TAG: report_id,
                 PERIOD_TAG: period,
@@ -85,6 +86,12 @@ def add_queued_run(
         )
     )
     return run_id
+
+
+def requested(request) -> tuple[str, str]:
+    """(report id, period) of a report run request: its partition key, period|report."""
+    period, _, report_id = str(request.partition_key).partition("|")
+    return report_id, period
 
 
 def aware(text: str) -> datetime:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import AssetKey, DagsterEventType, EventRecordsFilter, build_sensor_context, instance_for_test
+from dagster import AssetKey, build_sensor_context, instance_for_test
 
 from compliance_reports.config import store as config_store
 from compliance_reports.config.models import ReportConfig, parse_destination
@@ -107,7 +107,15 @@ def test_one_publish_run_per_materialization_and_files_delivered_once(published_
         assert again.output_for_node("export_report")["manifest_sha256"] == stored["manifest_sha256"]
         assert [r["attempts"] for r in ledger.list_rows(engine, report_id="daily-hipaa")] == [1]
 
-        observations = instance.get_event_records(
-            EventRecordsFilter(event_type=DagsterEventType.ASSET_OBSERVATION, asset_key=AssetKey("daily_compliance_report"))
-        )
-        assert observations and observations[0].partition_key == f"{period}|daily-hipaa"
+        # The publication is its own asset's event, leaving the report's panel to the report.
+        assert not instance.fetch_observations(AssetKey("daily_compliance_report"), limit=1).records
+        publications = instance.fetch_materializations(AssetKey("daily_report_publication"), limit=10).records
+        assert [r.partition_key for r in publications] == [f"{period}|daily-hipaa"] * 2
+        meta = publications[0].asset_materialization.metadata
+        files = meta["files"]
+        assert sorted(r.data["file"] for r in files.records) == names
+        assert {r.data["sha256"] for r in files.records} == {f["sha256"] for f in stored["files"]}
+        assert meta["report_run"].run_id == outcome["run_id"]
+        assert {r.asset_materialization.metadata["publish_run"].run_id for r in publications} == {
+            result.run_id, again.run_id}
+        assert meta["manifest"].path == stored["manifest_location"] and meta["file_count"].value == 5

@@ -63,12 +63,16 @@ def test_materialization_records_window_counts_and_summary(seeded, sqlite_url, r
         assert len(meta["document_sha256"]) == 64
         assert meta["integrity_verdict"] in {"VERIFIED", "INCOMPLETE"}
         assert f"({period})" in meta["summary"]
+        # Typed for the UI: Dagster's row count, the document as a path, the figures first.
+        assert meta["dagster/row_count"] == meta["event_count"]
+        assert type(materialization.metadata["document_location"]).__name__ == "PathMetadataValue"
+        assert list(meta)[:3] == ["summary", "dagster/row_count", "event_count"]
+        assert list(meta).index("integrity_verdict") < list(meta).index("window_utc")
         run = instance.get_run_by_id(outcome["run_id"])
-        for key, value in {
-            "report_id": report_id, "organization_id": "org-stmarys", "frequency": "daily",
-            "period": period, "trigger": "manual",
-        }.items():
-            assert run.tags[key] == value
+        # Our tags, Dagster's partition tags and the job's frequency, each said once.
+        assert {k: v for k, v in run.tags.items() if not k.startswith("dagster/")} == {
+            "organization_id": "org-stmarys", "frequency": "daily", "trigger": "manual"}
+        assert (run.tags["dagster/partition/report"], run.tags["dagster/partition/period"]) == (report_id, period)
         checks = {
             e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data
             for e in instance.all_logs(outcome["run_id"], of_type=DagsterEventType.ASSET_CHECK_EVALUATION)

@@ -6,9 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from compliance_reports.orchestration.report_partitions import FREQUENCIES, period_partitions
+from compliance_reports.orchestration.report_partitions import FIRST_PERIODS, FREQUENCIES, period_partitions
 from compliance_reports.periods import latest_ended_period, previous_period_key
-from compliance_reports.scheduling import FIRST_PERIODS
 
 
 @pytest.mark.parametrize("frequency", FREQUENCIES)

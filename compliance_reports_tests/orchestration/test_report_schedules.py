@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dagster import build_schedule_context
+from dagster import AssetKey, build_schedule_context
 from dagster._core.definitions.partitions.context import partition_loading_context
 
 from compliance_reports.config import store as config_store
@@ -14,6 +14,7 @@ from compliance_reports_tests.orchestration.helpers import (
     aware,
     location_for_tests,
     queued_instance,
+    requested,
 )
 
 
@@ -75,15 +76,12 @@ def test_daily_tick_requests_exactly_the_due_partitions_with_keys_and_tags(confi
             "2026-11-27|berlin-daily",
             "2026-11-27|kiritimati-daily",
         ]
-        assert {k: requests[2].tags[k] for k in ("report_id", "organization_id", "frequency", "period", "trigger")} == {
-            "report_id": "berlin-daily",
-            "organization_id": "org-1",
-            "frequency": "daily",
-            "period": "2026-11-27",
-            "trigger": "schedule",
-        }
+        # Report and period are the partition; the frequency is the job's tag.
+        own = {k: v for k, v in requests[2].tags.items() if not k.startswith("dagster/")}
+        assert own == {"organization_id": "org-1", "trigger": "schedule"}
+        assert requests[2].tags["dagster/partition/period"] == "2026-11-27"
         assert requests[0].tags["trigger"] == "catch_up"
-        assert "off-daily" not in {r.tags["report_id"] for r in requests}
+        assert "off-daily" not in {requested(r)[0] for r in requests}
         registered = instance.get_dynamic_partitions(report_id_partitions["daily"].name)
         assert "berlin-daily" in registered and "off-daily" not in registered
 
@@ -96,7 +94,7 @@ def test_period_ahead_of_utc_is_requestable_before_the_utc_day_ends(configured, 
         # Kiritimati (UTC+14): local 2026-11-28 ends at 2026-11-28T10:00Z and its 00:30 slot
         # is at 10:30Z, while the UTC day 2026-11-28 is still open.
         data = _tick(defs, instance, "daily", "2026-11-28T10:35:00Z")
-        request = next(r for r in data.run_requests if r.tags["report_id"] == "kiritimati-daily")
+        request = next(r for r in data.run_requests if requested(r)[0] == "kiritimati-daily")
         assert request.run_key == "kiritimati-daily:2026-11-28"
         partitions_def = defs.resolve_assets_def(AssetKey("daily_compliance_report")).partitions_def
         with partition_loading_context(
@@ -111,7 +109,7 @@ def test_second_tick_requests_nothing_new_and_says_why(configured, sqlite_url):
     with queued_instance() as instance:
         first = _tick(defs, instance, "daily", "2026-11-28T06:05:00Z")
         for request in first.run_requests:
-            add_queued_run(instance, request.tags["report_id"], request.tags["period"], "daily")
+            add_queued_run(instance, *requested(request), "daily")
         second = _tick(defs, instance, "daily", "2026-11-28T06:10:00Z")
         assert not second.run_requests
         assert "has run or is running" in second.skip_message
@@ -125,7 +123,7 @@ def test_a_large_catch_up_is_requested_over_several_ticks_newest_first(configure
         # four runs are due: the latest slot's periods first, then the newest catch-up
         assert sorted(r.run_key for r in first.run_requests) == ["berlin-daily:2026-11-27", "kiritimati-daily:2026-11-27"]
         for request in first.run_requests:
-            add_queued_run(instance, request.tags["report_id"], request.tags["period"], "daily")
+            add_queued_run(instance, *requested(request), "daily")
         second = _tick(defs, instance, "daily", "2026-11-28T06:10:00Z")
         assert sorted(r.run_key for r in second.run_requests) == ["berlin-daily:2026-11-25", "berlin-daily:2026-11-26"]
 
@@ -145,7 +143,7 @@ def test_failed_period_is_retried_after_the_cool_down_with_its_own_run_key(confi
 
     def utc_keys(at):
         data = _tick(defs, instance, "daily", at.isoformat())
-        return {r.run_key: r.tags["trigger"] for r in data.run_requests if r.tags["report_id"] == "utc-daily"}
+        return {r.run_key: r.tags["trigger"] for r in data.run_requests if requested(r)[0] == "utc-daily"}
 
     with queued_instance() as instance:
         run_id = add_queued_run(instance, "utc-daily", period, "daily")
@@ -212,8 +210,17 @@ def test_schedule_tick_on_a_postgres_backed_instance(pg_database):
                 "berlin-daily:2026-11-25", "berlin-daily:2026-11-26", "berlin-daily:2026-11-27",
             ]
             for request in first.run_requests:
-                add_queued_run(instance, request.tags["report_id"], request.tags["period"], "daily")
+                add_queued_run(instance, *requested(request), "daily")
             second = _tick(defs, instance, "daily", "2026-11-28T06:10:00Z")
             assert not second.run_requests
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("frequency", ["daily", "weekly", "monthly", "quarterly"])
+def test_each_frequency_has_a_named_job_that_its_schedule_targets(sqlite_url, frequency):
+    defs = location_for_tests(sqlite_url)
+    job = defs.resolve_job_def(f"{frequency}_reports_job")
+    assert job.partitions_def is not None and job.tags["frequency"] == frequency
+    assert job.asset_layer.executable_asset_keys == {AssetKey(f"{frequency}_compliance_report")}
+    assert defs.resolve_schedule_def(f"{frequency}_reports_schedule").job_name == f"{frequency}_reports_job"

@@ -111,7 +111,9 @@ def test_run_now_requests_a_run_with_request_trigger(configured, sqlite_url):
         [run_request] = result.run_requests
         assert run_request.run_key == f"request:{request_id}"
         assert str(run_request.partition_key) == "2026-10-01|r-monthly"
-        assert run_request.tags["trigger"] == "request" and run_request.tags["period"] == "2026-10-01"
+        own = {k for k in run_request.tags if not k.startswith("dagster/")}
+        assert own == {"organization_id", "trigger"} and run_request.tags["trigger"] == "request"
+        assert run_request.job_name == "monthly_reports_job"
 
         bad = config_store.request(configured, "r-monthly", "run_now", period="2026-10-02", actor="t")
         result = _evaluate(defs, instance, cursor=str(request_id))
@@ -208,7 +210,7 @@ def test_unschedule_after_delete_still_cancels_the_queued_runs(configured, sqlit
 
 
 def test_a_period_outside_the_assets_partitions_fails_only_its_own_request(configured, sqlite_url, monkeypatch):
-    # Should the asset's partitions ever start later than scheduling.FIRST_PERIODS, the request
+    # Should the asset's partitions ever start later than the request check's first period, the request
     # is failed on its own instead of making Dagster reject the whole tick.
     monkeypatch.setitem(
         report_partitions.period_partitions, "daily", DailyPartitionsDefinition(start_date="2025-06-01", end_offset=1)

@@ -16,8 +16,10 @@ import pytest
 
 from compliance_reports.operations import transient_errors
 from compliance_reports.operations.transient_errors import StepRetry
+from compliance_reports.orchestration.dagster_runs import PERIOD_TAG
 from compliance_reports_tests.e2e.faults.cluster import Cluster, restart_when
 from compliance_reports_tests.e2e.faults.pipeline import copies_by_key, days_ago, pipeline, report_doc, webhook
+from compliance_reports_tests.orchestration.helpers import requested
 
 pytestmark = [pytest.mark.slow]
 
@@ -85,7 +87,7 @@ def test_long_outage_fails_the_run_and_the_schedule_retries_the_period_after_the
     with _setup(cluster, peers, max_catch_up=2) as p:
         now = datetime.now(timezone.utc)
         period = days_ago(1)
-        [first] = [r for r in p.tick_schedule(now).run_requests if r.tags["period"] == period]
+        [first] = [r for r in p.tick_schedule(now).run_requests if requested(r)[1] == period]
         cluster.stop()
         failed = p.launch(first)
         assert not failed.success and p.retries_of(failed) == 2
@@ -102,9 +104,9 @@ def test_long_outage_fails_the_run_and_the_schedule_retries_the_period_after_the
         _no_alerts(p, oncall)
 
         early = p.tick_schedule(failed_at + timedelta(minutes=30)).run_requests
-        assert not [r for r in early if r.tags["period"] == period]
+        assert not [r for r in early if requested(r)[1] == period]
         due = p.tick_schedule(failed_at + timedelta(minutes=61)).run_requests
-        [retry] = [r for r in due if r.tags["period"] == period]
+        [retry] = [r for r in due if requested(r)[1] == period]
         assert retry.run_key == f"daily:{period}:retry1" and retry.tags["trigger"] == "retry"
         assert p.launch(retry).success
         [published] = p.publish()
@@ -113,7 +115,7 @@ def test_long_outage_fails_the_run_and_the_schedule_retries_the_period_after_the
         assert [r["status"] for r in p.rows()] == ["sent"]
         p.tick_alerts()
         _no_alerts(p, oncall)
-        statuses = sorted(r.status.value for r in p.instance.get_runs() if r.tags.get("period") == period
+        statuses = sorted(r.status.value for r in p.instance.get_runs() if r.tags.get(PERIOD_TAG) == period
                           and r.job_name != "publish_report_job")
         assert statuses == ["FAILURE", "SUCCESS"]
 

@@ -25,7 +25,7 @@ from compliance_reports_tests.e2e.faults.pipeline import (
     utc_today,
     webhook,
 )
-from compliance_reports_tests.orchestration.helpers import add_queued_run
+from compliance_reports_tests.orchestration.helpers import add_queued_run, requested
 
 pytestmark = [pytest.mark.slow]
 ASSET = AssetKey("daily_compliance_report")
@@ -76,7 +76,7 @@ def test_catch_up_requests_max_catch_up_periods_and_leaves_older_ones_missing(sq
     with _setup(sqlite_url, peers, reports=[report]) as p:
         # Down for ten days; the first tick back requests the last three periods only.
         requests = p.tick_schedule(at(0, 1)).run_requests
-        assert sorted((r.tags["period"], r.tags["trigger"]) for r in requests) == [
+        assert sorted((requested(r)[1], r.tags["trigger"]) for r in requests) == [
             (days_ago(3), "catch_up"), (days_ago(2), "catch_up"), (days_ago(1), "schedule")]
         assert all(p.launch(r).success for r in requests)
         assert all(r.success for r in p.publish())
@@ -93,7 +93,7 @@ def test_unschedule_with_a_queued_run_cancels_it_and_delivers_nothing(sqlite_url
     report = report_doc("daily", ["siem"], ["oncall"], max_catch_up=1)
     with _setup(sqlite_url, peers, reports=[report]) as p:
         [request] = p.tick_schedule(at(0, 1)).run_requests
-        queued = add_queued_run(p.instance, "daily", request.tags["period"], "daily", trigger="schedule")
+        queued = add_queued_run(p.instance, *requested(request), "daily", trigger="schedule")
         config_store.request(p.engine, "daily", "unschedule", actor="operator")
         p.tick_requests()
         assert p.instance.get_run_by_id(queued).status == DagsterRunStatus.CANCELED
@@ -140,7 +140,7 @@ def test_failed_period_is_retried_then_given_up_with_one_alert(sqlite_url, peers
     period = days_ago(1)
     broken_audit = f"sqlite:///{tmp_path / 'no-audit-table.db'}"
     with _setup(sqlite_url, peers, reports=[report], audit_url=broken_audit) as p:
-        [first] = [r for r in p.tick_schedule(datetime.now(timezone.utc)).run_requests if r.tags["period"] == period]
+        [first] = [r for r in p.tick_schedule(datetime.now(timezone.utc)).run_requests if requested(r)[1] == period]
         failed = p.launch(first)
         assert not failed.success and p.retries_of(failed) == 0
         first_failed_at = datetime.now(timezone.utc)
@@ -148,7 +148,7 @@ def test_failed_period_is_retried_then_given_up_with_one_alert(sqlite_url, peers
         assert oncall.requests == []  # the schedule will retry it: nobody is alerted yet
 
         [retry] = [r for r in p.tick_schedule(first_failed_at + timedelta(minutes=61)).run_requests
-                   if r.tags["period"] == period]
+                   if requested(r)[1] == period]
         assert (retry.run_key, retry.tags["trigger"]) == (f"daily:{period}:retry1", "retry")
         assert not p.launch(retry).success
         p.tick_alerts()
@@ -159,7 +159,7 @@ def test_failed_period_is_retried_then_given_up_with_one_alert(sqlite_url, peers
         assert "no such table: audit_log" in payload["error_summary"]
 
         later = p.tick_schedule(datetime.now(timezone.utc) + timedelta(hours=3)).run_requests
-        assert not [r for r in later if r.tags["period"] == period]
+        assert not [r for r in later if requested(r)[1] == period]
         p.tick_alerts()
         p.sweep()
         assert len(oncall.requests) == 1
