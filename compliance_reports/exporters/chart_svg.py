@@ -20,7 +20,7 @@ from typing import Any
 
 SEVERITY_COLOURS = {"critical": "#b3261e", "warning": "#c77c02", "info": "#2f6fad"}
 ROLE_COLOURS = {"main": "#7d93a8", "failure": SEVERITY_COLOURS["critical"],
-                "late": SEVERITY_COLOURS["warning"]}
+                "warning": SEVERITY_COLOURS["warning"]}
 WIDTH_IN = 7.0
 HEIGHT_IN = 2.3
 RC = {
@@ -65,12 +65,14 @@ def chart_svg(section: dict[str, Any]) -> bytes:
             values = [float(v or 0) for v in item["values"]]
             colour = ROLE_COLOURS.get(item.get("role", "main"), ROLE_COLOURS["main"])
             if horizontal:
-                ax.barh(positions, values, left=base, height=0.7, color=colour, label=item["name"])
+                ax.barh(positions, values, left=base, height=0.7, color=colour, linewidth=0,
+                        label=item["name"])
             elif stacked:
-                ax.bar(positions, values, bottom=base, width=width, color=colour, label=item["name"])
+                ax.bar(positions, values, bottom=base, width=width, color=colour, linewidth=0,
+                       label=item["name"])
             else:
                 shift = [p + (index - (len(series) - 1) / 2) * width for p in positions]
-                ax.bar(shift, values, width=width, color=colour, label=item["name"])
+                ax.bar(shift, values, width=width, color=colour, linewidth=0, label=item["name"])
             if stacked:
                 base = [b + v for b, v in zip(base, values)]
         value_axis = ax.xaxis if horizontal else ax.yaxis
@@ -95,7 +97,9 @@ def chart_svg(section: dict[str, Any]) -> bytes:
         ax.set_ylabel(spec.get("y_label") or "")
         ax.margins(x=0.01)
         if len(series) > 1 or reference:
-            ax.legend(frameon=False, loc="lower right" if horizontal else "upper right", fontsize=7)
+            # above the plot, right-aligned: never over a bar
+            ax.legend(frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3,
+                      fontsize=7, borderaxespad=0.2)
         fig.tight_layout(pad=0.4)
         out = io.BytesIO()
         fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})

@@ -142,12 +142,17 @@ def _letter(index: int) -> str:
     return chr(ord("A") + index) if index < 26 else str(index + 1)
 
 
+def _appendix_with_content(section: dict[str, Any]) -> bool:
+    return bool(section.get("appendix")) and (section.get("kind") != "table"
+                                              or bool(section.get("rows")))
+
+
 def appendices(document: dict[str, Any]) -> dict[str, str]:
-    """Section id -> appendix letter: sections marked `appendix`, and complete tables too long
-    for the body."""
+    """Section id -> appendix letter: sections marked `appendix` (an empty table stays in the
+    body, as "No rows."), and complete tables too long for the body."""
     names: dict[str, str] = {}
     for section in document.get("sections") or []:
-        if section.get("appendix") or (
+        if _appendix_with_content(section) or (
                 section.get("kind") == "table" and section.get("complete")
                 and len(section.get("rows") or []) > APPENDIX_AFTER_ROWS):
             names[section["id"]] = _letter(len(names))

@@ -85,8 +85,17 @@ def _buckets(ctx: ReportContext):
 
     def index_of(instant: datetime) -> int | None:
         return position.get(instant.astimezone(zone).date())
-    fmt = "%d %b" if len(days) > 7 else "%a %d %b"
-    return [d.strftime(fmt) for d in days], index_of
+    return [_day_label(d, weekday=len(days) <= 7) for d in days], index_of
+
+
+# English names, whatever the process locale (strftime's %a and %b follow it).
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _day_label(day, *, weekday: bool) -> str:
+    label = f"{day.day:02d} {_MONTHS[day.month - 1]}"
+    return f"{_WEEKDAYS[day.weekday()]} {label}" if weekday else label
 
 
 def _unit(ctx: ReportContext) -> str:
@@ -169,7 +178,7 @@ def dsr_age_chart(ctx: ReportContext, received: ColumnElement, completed_by: Col
     return rd.chart(
         "chart_dsr_age", "Open data-subject requests by age", "stacked_bar", labels,
         [{"name": "Within the deadline", "role": "main", "values": within},
-         {"name": "Past the deadline", "role": "late", "values": late}],
+         {"name": "Past the deadline", "role": "failure", "values": late}],
         alt=alt, x_label="Age at the end of the period", y_label="Requests",
         reference={"label": f"Deadline ({deadline_days} days)", "at": labels[edges.index(deadline_days)]})
 
@@ -210,7 +219,7 @@ def report_charts(ctx: ReportContext) -> list[dict]:
             over_time_chart(ctx, "chart_failed_logins", "Failed logins over time", labels,
                             series["failed_logins"], "failed logins"),
             over_time_chart(ctx, "chart_after_hours", "After-hours PHI access over time", labels,
-                            series["after_hours"], "after-hours PHI access events", role="late"),
+                            series["after_hours"], "after-hours PHI access events", role="warning"),
             top_principals_chart(ctx, top_principals(ctx, phi), "PHI access events"),
         ]
     labels, series = timeline(ctx, [("failures", failed)])

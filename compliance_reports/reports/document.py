@@ -50,7 +50,7 @@ A Section is a dict with "id" (slug), "title", optional "description", and "kind
 - "text":        "paragraphs": [str]
 - "chart":       "alt": str (the chart in words), "chart": {"type": "bar"|"stacked_bar"|"barh",
                  "x_label": str, "y_label": str, "categories": [str],
-                 "series": [{"name": str, "role": "main"|"failure"|"late", "values": [number]}],
+                 "series": [{"name": str, "role": "main"|"failure"|"warning", "values": [number]}],
                  optional "reference": {"label": str, "at": str} (a category marked as a
                  threshold, e.g. the deadline)}: the data of the picture, drawn by the exporters
 
@@ -165,7 +165,7 @@ def text(section_id: str, title: str, paragraphs: list[str]) -> dict:
 
 
 CHART_TYPES = ("bar", "stacked_bar", "barh")
-SERIES_ROLES = ("main", "failure", "late")
+SERIES_ROLES = ("main", "failure", "warning")  # colours: neutral, critical, warning
 
 
 def chart(

@@ -71,7 +71,7 @@ def build(document: dict[str, Any], *, verdict: str | None, reason: str | None,
         details.append({"section_id": charts[0]["id"], "title": "Charts",
                         "what": f"{len(charts)} chart{'' if len(charts) == 1 else 's'} of the period"})
     for section in sections:
-        if section.get("appendix"):
+        if section.get("appendix") and (section.get("kind") != "table" or section.get("rows")):
             details.append({"section_id": section["id"], "title": section["title"],
                             "what": _where(section)})
     details.append({"section_id": None, "title": "Event rows",
