@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, not_, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from compliance_reports.audit.action_categories import pattern_condition
@@ -156,14 +156,20 @@ def top_principals(ctx: ReportContext, *extra: ColumnElement) -> list[dict[str, 
              "failures": int(r["failures"] or 0)} for r in rows]
 
 
-def dsr_age_chart(ctx: ReportContext, received: ColumnElement, completed_by: ColumnElement,
-                  deadline_days: int) -> dict:
+def dsr_age_chart(ctx: ReportContext, received: ColumnElement, completed: ColumnElement,
+                  request_id: ColumnElement, deadline_days: int) -> dict:
     """Requests received before the end of the period (at any time) and not completed by then,
-    by age at the end of the period in weekly bins, the deadline's bin boundary marked."""
+    by age at the end of the period in weekly bins, the deadline's bin boundary marked.
+
+    Two plain statements (receipts, completions before the end) matched on the request id in
+    Python: a correlated NOT EXISTS on a JSON field is slow on SQLite, and requests are few."""
     end = ctx.window.end_utc
-    stamps = list(ctx.conn.execute(
-        select(c.timestamp).where(*ctx.scope(received, not_(exists(completed_by)), lower_bound=False))
-        .order_by(c.timestamp).limit(DSR_OPEN_LIMIT)).scalars())
+    done = set(ctx.conn.execute(
+        select(request_id).where(*ctx.scope(completed, lower_bound=False, criteria=False))
+        .distinct()).scalars())
+    stamps = [ts for rid, ts in ctx.conn.execute(
+        select(request_id, c.timestamp).where(*ctx.scope(received, lower_bound=False))
+        .order_by(c.timestamp, c.id).limit(DSR_OPEN_LIMIT)) if rid not in done]
     ages = [(end - ts) / timedelta(days=1) for ts in stamps]
     edges = sorted({0, 7, 14, 21, deadline_days, deadline_days + 14, deadline_days + 30})
     labels = [f"{a}-{b} d" for a, b in zip(edges, edges[1:])] + [f"over {edges[-1]} d"]
@@ -230,13 +236,9 @@ def report_charts(ctx: ReportContext) -> list[dict]:
         from compliance_reports.reports import gdpr
 
         dsr = ctx.category("data_subject_request")
-        received = and_(dsr, pattern_condition(c.action, gdpr.DSR_RECEIVED),
-                        gdpr.request_id().is_not(None))
-        done = audit_log.alias("done")
-        completed_by = select(done.c.id).where(
-            done.c.organization_id == ctx.org, done.c.timestamp < ctx.window.end_utc,
-            ctx.category("data_subject_request", table=done),
-            pattern_condition(done.c.action, gdpr.DSR_COMPLETED),
-            gdpr.request_id(done) == gdpr.request_id())
-        charts.append(dsr_age_chart(ctx, received, completed_by, ctx.options.dsr_deadline_days))
+        request_id = gdpr.request_id()
+        received = and_(dsr, pattern_condition(c.action, gdpr.DSR_RECEIVED), request_id.is_not(None))
+        completed = and_(dsr, pattern_condition(c.action, gdpr.DSR_COMPLETED), request_id.is_not(None))
+        charts.append(dsr_age_chart(ctx, received, completed, request_id,
+                                    ctx.options.dsr_deadline_days))
     return charts

@@ -195,6 +195,10 @@ def test_gdpr_page_one_names_its_critical_finding(gdpr):
     assert "Week 47 (16-22 November 2026)" in first
     found = doc["executive_summary"]["findings"]
     assert found["critical"] >= 1
+    # the age chart's requests past the deadline are the overdue requests of the finding
+    age = next(s for s in doc["sections"] if s["id"] == "chart_dsr_age")
+    past = next(x["values"] for x in age["chart"]["series"] if x["name"] == "Past the deadline")
+    assert sum(past) == doc["data"]["data_subject_requests"]["overdue"]["total"] > 0
     assert "CRITICAL Data-subject requests open past the deadline" in first
     assert heading_page(pages, "Findings") <= heading_page(pages, "Activity per day") < heading_page(
         pages, "Personal-data processing by legal basis (Art. 6)") < first_appendix_page(pages)
