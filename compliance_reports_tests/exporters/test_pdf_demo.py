@@ -123,6 +123,11 @@ def test_order_and_main_body_length(hipaa):
         title = next(s["title"] for s in doc["sections"] if s["id"] == section_id)
         assert heading_page(pages, f"Appendix {letter}: {title}") >= appendix
     assert heading_page(pages, "Appendix E: Events") > heading_page(pages, "Appendix D: Accounting of disclosures")
+    # November 2026 in New York: 30 local days, the first one 25 hours long (DST ends), and
+    # the activity chart accounts for every event of the window
+    activity = next(s for s in doc["sections"] if s["id"] == "chart_activity")
+    assert activity["chart"]["categories"][0] == "01 Nov" and len(activity["chart"]["categories"]) == 30
+    assert sum(sum(x["values"]) for x in activity["chart"]["series"]) == doc["header"]["event_count"]
     # appendices are landscape, the main body portrait
     for index, page in enumerate(reader.pages):
         landscape = page.mediabox.width > page.mediabox.height
