@@ -176,3 +176,20 @@ def test_only_long_complete_tables_go_to_an_appendix():
     assert 'id="appendix-long-complete"' in html
     assert f"{APPENDIX_AFTER_ROWS + 1} rows, all listed in Appendix A" in html
     assert "Appendix A: Long complete" in html and "Appendix B" not in html
+
+
+def _table_rows_per_page(tmp_path, rows):
+    out = write_pdf(big_table_document(rows), None, tmp_path / f"big-{rows}.pdf")
+    pattern = re.compile(r"user-\d+\s+fhir\.patient\.read\s+2026-11-")
+    return [len(pattern.findall(page.extract_text())) for page in PdfReader(str(out)).pages]
+
+
+def test_no_page_starts_or_ends_a_table_with_a_single_row(tmp_path):
+    # How many rows of the table fit on its first page, then one more: laid out naively, the
+    # last row would stand alone on the next page.
+    counts = [n for n in _table_rows_per_page(tmp_path, 300) if n]
+    assert len(counts) >= 3 and sum(counts) == 300
+    fits = counts[0]
+    counts = [n for n in _table_rows_per_page(tmp_path, fits + 1) if n]
+    assert sum(counts) == fits + 1 and len(counts) == 2
+    assert min(counts) >= 2, counts
