@@ -80,8 +80,8 @@ def _criteria(value: Any) -> str:
 def _id_like(name: Any) -> bool:
     """A column key or fact label naming an identifier, whose digits take no separators."""
     text = str(name or "").lower()
-    return (text in ("id", "event", "events_sha256") or text.endswith(("_id", " id", "_ids", " ids",
-                                                                       "event", "evidence")))
+    return text in ("id", "event") or text.endswith(("_id", " id", "_ids", " ids", "event",
+                                                       "evidence"))
 
 
 def _formatted(value: Any, name: Any = None) -> str:
