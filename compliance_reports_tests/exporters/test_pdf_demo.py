@@ -207,3 +207,17 @@ def test_gdpr_page_one_names_its_critical_finding(gdpr):
     assert "CRITICAL Data-subject requests open past the deadline" in first
     assert heading_page(pages, "Findings") <= heading_page(pages, "Activity per day") < heading_page(
         pages, "Personal-data processing by legal basis (Art. 6)") < first_appendix_page(pages)
+
+
+def test_charts_are_vector_graphics_with_text(gdpr):
+    doc, _, reader, pages = gdpr
+    index = heading_page(pages, "Open data-subject requests by age")
+    text = pages[index]
+    # the axis labels and the legend are text in the PDF, not pixels
+    age = next(s for s in doc["sections"] if s["id"] == "chart_dsr_age")
+    for label in age["chart"]["categories"] + ["Within the deadline", "Past the deadline"]:
+        assert label in text, label
+    assert age["alt"] in text.replace("\n", " ")  # the alt text is the caption too
+    objects = reader.pages[index]["/Resources"]["/XObject"]
+    kinds = {obj.get_object().get("/Subtype") for obj in objects.values()}
+    assert kinds == {"/Form"}  # vector drawings; no raster image
