@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import String, and_, case, cast, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from compliance_reports.audit.action_categories import pattern_condition
@@ -88,6 +88,9 @@ def _gdpr(ctx: ReportContext, previous) -> list[Metric]:
         Metric("Without legal basis", _count(and_(personal, gdpr.legal_basis().is_(None)))),
         Metric("Data-subject requests received", _count(received)),
         Metric("Cross-border transfers", _count(ctx.category("transfer"))),
+        # as the breach register counts them: by breach_id, an event without one on its own
+        Metric("Breaches", _distinct(func.coalesce(c.details["breach_id"].as_string(),
+                                                   cast(c.id, String)), ctx.category("breach"))),
     ]
 
 

@@ -109,6 +109,7 @@ def test_gdpr_comparison(golden_db):
         assert found[label] == {"label": label, **expected(current[label], value)}, label
     # the previous day's one personal-data event has a legal basis
     assert found["Without legal basis"]["previous"] == 0
+    assert found["Breaches"] == {"label": "Breaches", **expected(2, 0)}
 
 
 @pytest.mark.parametrize("report_type, label", [("integrity_verification", "Rows checked"),
@@ -116,6 +117,24 @@ def test_gdpr_comparison(golden_db):
 def test_integrity_and_custom_compare_rows(golden_db, report_type, label):
     doc = document(golden_db, report_type)
     assert figures(doc) == {label: {"label": label, **expected(28, previous(golden_db))}}
+
+
+def test_breaches_are_counted_by_breach_id(engine):
+    from compliance_reports_tests.reports.dataset import load
+
+    # the previous day: breach b7 recorded twice, one breach without an id
+    load(engine, [
+        (1, "org-a", "2026-03-09T08:00:00Z", "usr-6", "security.breach.record", "Breach", "Breach/b7",
+         "success", "CONFIDENTIAL", {"breach_id": "b7"}),
+        (2, "org-a", "2026-03-09T09:00:00Z", "usr-6", "security.breach.update", "Breach", "Breach/b7",
+         "success", "CONFIDENTIAL", {"breach_id": "b7"}),
+        (3, "org-a", "2026-03-09T10:00:00Z", "usr-6", "security.breach.record", "Breach", None,
+         "success", "CONFIDENTIAL", {}),
+        (4, "org-a", "2026-03-10T10:00:00Z", "usr-6", "security.breach.record", "Breach", "Breach/b8",
+         "success", "CONFIDENTIAL", {"breach_id": "b8"}),
+    ])
+    doc = document(engine, "gdpr_processing_activities")
+    assert figures(doc)["Breaches"] == {"label": "Breaches", **expected(1, 2)}
 
 
 def test_integrity_counts_every_row_whatever_the_criteria(golden_db):
