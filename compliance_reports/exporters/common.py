@@ -110,8 +110,9 @@ def iter_flat_cells(document: dict[str, Any]) -> Iterator[tuple[str, str, str, i
     - table sections: one row per table row, one cell per column (key, column title);
     - findings: one row per finding with severity, code, title, detail and the evidence
       event ids joined by spaces;
-    - attestation and text sections hold no table and are left out (they are in the PDF,
-      JSON and XML).
+    - attestation, text and chart sections hold no table and are left out (they are in the
+      PDF, JSON and XML, charts with their data); a rolled-up finding's table of principals
+      is in the JSON and XML.
     """
     summary = document.get("summary") or []
     for index, item in enumerate(summary, start=1):

@@ -4,14 +4,21 @@ Jinja2 runs with autoescape on, so every value (including `<script>` in an event
 is shown as text. WeasyPrint runs no scripts and, here, fetches nothing over the network: the
 URL fetcher only serves files from the package's templates folder.
 
-Content: header block (organization, report name/id/type, period, local and UTC window, time
-zone, window note, criteria, generated at, run id, event count, events SHA-256), summary
-figures, every section by kind, and, when event rows are included, an events table with the
-first `event_limit` events followed by "N more events in the CSV/Parquet file". A table the
-document marks `complete` (never capped: the accounting of disclosures) that has more than
-`APPENDIX_AFTER_ROWS` rows is listed in full in an appendix at the end, with a pointer where it
-would stand; no row is ever left out of it. Every page carries "Page X of Y" and the report id
-in its footer.
+Page 1: header block (organization, report name and type, the period as people name it with
+its timezone, local and UTC window, window note, criteria, generated at, run id, event count,
+events SHA-256) and the executive summary (integrity and coverage verdicts, headline figures
+against the previous period, findings by severity with the top ones, where the details are,
+with page numbers). Then the main body in the document's order (findings, charts, analysis,
+attestation), then the appendices on landscape pages: the sections the document marks
+`appendix`, any `complete` table (never capped: the accounting of disclosures) longer than
+`APPENDIX_AFTER_ROWS` rows, and, when event rows are included, the events table with the first
+`event_limit` events followed by "N more events in the CSV/Parquet file". No row of a complete
+table is ever left out. Every page carries "Page X of Y" and the report id in its footer.
+
+Print rules: numbers right-aligned in tabular figures with locale-neutral thousands separators
+(14,304), except identifiers (event ids); identifiers and timestamps (any value without
+whitespace up to `TOKEN_MAX` characters) are never broken inside; charts are SVG (`chart_svg`)
+embedded as `data:` images with their alt text, which is also printed as the caption.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from compliance_reports.reports.common import resource_label
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 EVIDENCE_LIMIT = 50
 APPENDIX_AFTER_ROWS = 25
+TOKEN_MAX = 48              # longer unbroken values (hashes) may wrap anywhere
+KEEP_TOGETHER_ROWS = 15     # a section this short is not split across pages
+LANDSCAPE_COLUMNS = 8       # a main-body table this wide gets a landscape page
 GENERATOR_NAME = "compliance_reports"
 
 # Event columns shown in the PDF (the CSV/Parquet/XML files hold all of them).
@@ -67,6 +77,57 @@ def _criteria(value: Any) -> str:
     return "; ".join(parts) if parts else "all events of the organization"
 
 
+def _id_like(name: Any) -> bool:
+    """A column key or fact label naming an identifier, whose digits take no separators."""
+    text = str(name or "").lower()
+    return text in ("id", "event") or text.endswith(("_id", " id", "_ids", " ids", "event",
+                                                       "evidence"))
+
+
+def _formatted(value: Any, name: Any = None) -> str:
+    """A cell's text: numbers with thousands separators (not identifiers), floats to 4 places."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return _cell(value)
+    if _id_like(name):
+        return _cell(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{round(value, 4):,}"
+
+
+def _cell_class(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "num"
+    if isinstance(value, str) and value and len(value) <= TOKEN_MAX and not any(ch.isspace() for ch in value):
+        return "tok"
+    return ""
+
+
+def _column_class(rows: list[dict[str, Any]], key: str) -> str:
+    """Header alignment follows the column's values: right for a column of numbers."""
+    values = [r.get(key) for r in rows if r.get(key) is not None]
+    return "num" if values and all(_cell_class(v) == "num" for v in values) else ""
+
+
+def _signed(value: Any) -> str:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "—"
+    text = f"{value:+,}" if isinstance(value, int) else f"{round(value, 4):+,}"
+    return text.replace("-", "\u2212")
+
+
+def _signed_pct(value: Any) -> str:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "—"
+    return f"{value:+,.1f} %".replace("-", "\u2212")
+
+
+def _chart_uri(section: dict[str, Any]) -> str:
+    from compliance_reports.exporters.chart_svg import chart_data_uri
+
+    return chart_data_uri(section)
+
+
 def _label(value: Any) -> str:
     return str(value or "").replace("_", " ")
 
@@ -77,14 +138,24 @@ def _generator(value: Any) -> str:
     return text if text.startswith(GENERATOR_NAME) else f"{GENERATOR_NAME} {text}".strip()
 
 
+def _letter(index: int) -> str:
+    return chr(ord("A") + index) if index < 26 else str(index + 1)
+
+
+def _appendix_with_content(section: dict[str, Any]) -> bool:
+    return bool(section.get("appendix")) and (section.get("kind") != "table"
+                                              or bool(section.get("rows")))
+
+
 def appendices(document: dict[str, Any]) -> dict[str, str]:
-    """Section id -> appendix letter for complete tables too long for the body."""
+    """Section id -> appendix letter: sections marked `appendix` (an empty table stays in the
+    body, as "No rows."), and complete tables too long for the body."""
     names: dict[str, str] = {}
     for section in document.get("sections") or []:
-        if (section.get("kind") == "table" and section.get("complete")
+        if _appendix_with_content(section) or (
+                section.get("kind") == "table" and section.get("complete")
                 and len(section.get("rows") or []) > APPENDIX_AFTER_ROWS):
-            index = len(names)
-            names[section["id"]] = chr(ord("A") + index) if index < 26 else str(index + 1)
+            names[section["id"]] = _letter(len(names))
     return names
 
 
@@ -97,6 +168,12 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["cell"] = _cell
+    env.filters["cellf"] = _formatted
+    env.filters["cell_class"] = _cell_class
+    env.filters["column_class"] = _column_class
+    env.filters["signed"] = _signed
+    env.filters["signed_pct"] = _signed_pct
+    env.filters["chart_uri"] = _chart_uri
     env.filters["criteria"] = _criteria
     env.filters["label"] = _label
     env.filters["generator"] = _generator
@@ -139,27 +216,34 @@ def render_html(
     event_limit: int = 200,
     formats: list[str] = ("pdf", "csv"),
 ) -> str:
+    names = appendices(document)
     events = _events_context(events_path, event_limit, list(formats)) if events_path is not None else None
+    if events is not None:
+        events["letter"] = _letter(len(names))
     template = environment().get_template("report.html")
     return template.render(document=document, events=events, evidence_limit=EVIDENCE_LIMIT,
-                           appendices=appendices(document))
+                           appendices=names, keep_together_rows=KEEP_TOGETHER_ROWS,
+                           landscape_columns=LANDSCAPE_COLUMNS)
 
 
 def _url_fetcher():
-    """A fetcher that serves only files inside the templates folder and refuses every other URL."""
+    """A fetcher that serves only files inside the templates folder and the report's own SVG
+    charts (``data:image/svg+xml`` URIs), and refuses every other URL."""
     from urllib.parse import unquote, urlparse
 
     from weasyprint.urls import URLFetcher
 
     class LocalTemplatesFetcher(URLFetcher):
         def fetch(self, url, headers=None):
+            if url.startswith("data:image/svg+xml;base64,"):
+                return super().fetch(url, headers)
             if url.startswith("file://"):
                 target = Path(unquote(urlparse(url).path)).resolve()
                 if target.is_relative_to(TEMPLATES_DIR):
                     return super().fetch(url, headers)
             raise ValueError(f"the report PDF does not load external resources ({url[:80]})")
 
-    return LocalTemplatesFetcher(allowed_protocols=["file"])
+    return LocalTemplatesFetcher(allowed_protocols=["file", "data"])
 
 
 def write_pdf(

@@ -18,7 +18,11 @@ Structure (UTF-8, no namespace, indented by two spaces):
       </header>
       <summary>
         <item label="Total events" type="integer">1234</item>
-      </summary>
+        <item label="Failed logins" type="integer" previous="321" change="22" changePct="6.85">343</item>
+      </summary>                              (previous/change/changePct when compared)
+      <executiveSummary type="object">...</executiveSummary>   page 1, same value encoding
+      <comparison type="object">...</comparison>               the previous period's figures
+      <charts type="array">...</charts>                        chart index (id, title, alt)
       <sections>
         <section id="access-by-user" kind="table" title="Access by user">
           <description>...</description>      (when the section has one)
@@ -41,6 +45,11 @@ Structure (UTF-8, no namespace, indented by two spaces):
           <statement>...</statement><fields><field>Reviewer name</field>...</fields>
         </section>
         <section id="..." kind="text" title="..."><paragraph>...</paragraph></section>
+        <section id="..." kind="chart" title="...">
+          <alt>...</alt><chart type="object">...</chart>   the chart's data (categories, series)
+        </section>
+        (a section with "appendix": true carries appendix="true"; a rolled-up finding carries
+        <subjects type="object">...</subjects> after its evidence)
       </sections>
       <data type="object">...</data>          type-specific data, same value encoding
       <events count="1234">                    only when event rows are included
@@ -186,6 +195,13 @@ def read_value(element: ET.Element) -> Any:
     raise ValueError(f"unknown value type {kind!r} in <{element.tag}>")
 
 
+# Comparison keys of a summary item, written as attributes (absent when None).
+_COMPARED = (("previous", "previous"), ("change", "change"), ("change_pct", "changePct"))
+# Top-level document keys after the summary, in this order.
+_TOP_LEVEL = (("executive_summary", "executiveSummary"), ("comparison", "comparison"),
+              ("charts", "charts"))
+
+
 def _header_items(header: dict[str, Any]):
     for name in HEADER_FIELDS:
         if name in header:
@@ -196,7 +212,8 @@ def _header_items(header: dict[str, Any]):
 
 def _section(w: _Writer, section: dict[str, Any]) -> None:
     kind = section.get("kind")
-    w.start("section", [("id", section.get("id")), ("kind", kind), ("title", section.get("title"))])
+    w.start("section", [("id", section.get("id")), ("kind", kind), ("title", section.get("title")),
+                        ("appendix", "true" if section.get("appendix") else None)])
     if section.get("description") is not None:
         w.leaf("description", section["description"])
     if kind == "facts":
@@ -227,6 +244,8 @@ def _section(w: _Writer, section: dict[str, Any]) -> None:
             for event_id in item.get("evidence_event_ids") or []:
                 w.value("eventId", event_id)
             w.end("evidence")
+            if item.get("subjects") is not None:
+                w.value("subjects", item["subjects"])
             w.end("finding")
     elif kind == "attestation":
         w.leaf("statement", section.get("statement"))
@@ -237,6 +256,9 @@ def _section(w: _Writer, section: dict[str, Any]) -> None:
     elif kind == "text":
         for paragraph in section.get("paragraphs") or []:
             w.leaf("paragraph", paragraph)
+    elif kind == "chart":
+        w.leaf("alt", section.get("alt"))
+        w.value("chart", section.get("chart"))
     else:  # a kind this version does not know: keep its content, generically
         rest = {k: v for k, v in section.items() if k not in ("id", "kind", "title", "description")}
         w.value("content", rest)
@@ -318,8 +340,12 @@ def write_xml(
         w.end("header")
         w.start("summary")
         for item in document.get("summary") or []:
-            w.value("item", item.get("value"), [("label", item.get("label"))])
+            w.value("item", item.get("value"), [("label", item.get("label"))] + [
+                (attr, _scalar(item[key])[0]) for key, attr in _COMPARED if key in item])
         w.end("summary")
+        for key, tag in _TOP_LEVEL:
+            if key in document:
+                w.value(tag, document[key])
         w.start("sections")
         for section in document.get("sections") or []:
             _section(w, section)

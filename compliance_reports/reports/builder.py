@@ -12,8 +12,12 @@ Order of work, all on one audit connection (one REPEATABLE READ snapshot on Post
    ``sign_checkpoint``, a new signed checkpoint that the caller stores only once the report
    has been stored (``integrity.commit_checkpoint``): nothing here writes to the database;
 4. the type-specific sections, aggregated in SQL;
-5. the document: header (``report_document.HEADER_FIELDS``), summary, sections, data,
-   checked with ``report_document.validate_document``.
+5. the previous period's headline figures (``comparison``, one aggregate statement) and the
+   charts' data (``charts``, one grouped statement for the time series);
+6. the document: header (``report_document.HEADER_FIELDS``), summary with its comparison,
+   sections in reading order (``layout``: findings rolled up one per rule, charts, analysis,
+   attestation, appendices), data, and page 1 (``executive_summary``), checked with
+   ``report_document.validate_document``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window, period_window
 from compliance_reports.reports import custom
 from compliance_reports.reports import document as rd
-from compliance_reports.reports import gdpr, general, hipaa, integrity_report
+from compliance_reports.reports import executive_summary, gdpr, general, hipaa, integrity_report
+from compliance_reports.reports.charts import report_charts
+from compliance_reports.reports.comparison import annotate_summary, compare
+from compliance_reports.reports.layout import arrange
 from compliance_reports.reports.common import (
     ReportContext,
     criteria_condition,
@@ -163,6 +170,11 @@ def build_report_for_window(
         t = time.perf_counter()
         body = builder(ctx)
         timings["sections"] = time.perf_counter() - t
+        t = time.perf_counter()
+        summary = [*body.summary, *coverage_summary(coverage)]
+        comparison = compare(ctx, summary)
+        charts = report_charts(ctx)
+        timings["comparison_and_charts"] = time.perf_counter() - t
 
     header = {
         "organization_id": report.organization_id,
@@ -201,14 +213,20 @@ def build_report_for_window(
     sections = list(body.sections)
     at = next((i + 1 for i, s in enumerate(sections) if s["id"] == "scope"), 0)
     sections[at:at] = coverage_sections(coverage)
-    summary = [*body.summary, *coverage_summary(coverage)]
+    summary_items = [{"label": label, "value": value} for label, value in summary]
+    annotate_summary(summary_items, comparison)
     document = {
         "schema_version": rd.SCHEMA_VERSION,
         "header": header,
-        "summary": [{"label": label, "value": value} for label, value in summary],
-        "sections": sections,
+        "summary": summary_items,
+        "comparison": comparison,
+        "charts": [{"id": s["id"], "title": s["title"], "alt": s["alt"]} for s in charts],
+        "sections": arrange([*charts, *sections]),
         "data": data,
     }
+    document["executive_summary"] = executive_summary.build(
+        document, verdict=integrity.verdict, reason=integrity.reason,
+        coverage_text=coverage.describe())
     rd.validate_document(document)
     duration = time.perf_counter() - started
     timings["total"] = duration

@@ -408,12 +408,9 @@ def int_or_zero(value: Any) -> int:
 
 
 def scope_section(ctx: ReportContext) -> dict:
+    # Organization, period and window are the header's (page 1): not repeated here.
     window = ctx.window
     items: list[tuple[str, Any]] = [
-        ("Organization", ctx.org),
-        ("Period", f"{window.period_key} ({window.frequency})"),
-        ("Window (local)", f"{ctx.local(window.start_utc)} to {ctx.local(window.end_utc)} ({window.timezone})"),
-        ("Window (UTC)", f"{iso_utc(window.start_utc)} to {iso_utc(window.end_utc)}"),
         ("Window length (hours)", number(window.hours)),
         ("Criteria", describe_criteria(ctx.report.criteria)),
         ("Events in scope", ctx.stream.event_count),

@@ -66,13 +66,35 @@ def coverage_sections(coverage: Coverage) -> list[dict]:
     ]
     if coverage.measured_end_utc < coverage.end_utc:
         items.append(("Measured until (UTC)", iso_utc(coverage.measured_end_utc)))
-    findings = [rd.finding(f["severity"], f["code"], f["title"], f["detail"], f["evidence_event_ids"])
-                for f in coverage.findings]
+    findings = _findings(coverage)
     return [
         rd.facts("coverage", "Audit-log coverage", items, description=DESCRIPTION),
         rd.findings("coverage_findings", "Coverage findings", findings,
                     description=FINDINGS_DESCRIPTION),
     ]
+
+
+def _findings(coverage: Coverage) -> list[dict]:
+    """The coverage findings, each long silence marked with its time range and hours so that
+    ``rollup`` shows them as one rule with a table, and the "more" note counted into it."""
+    rule = f"Silences longer than {coverage.max_silence_hours} hours"
+    silences = iter(coverage.long_silences)
+    out = []
+    for f in coverage.findings:
+        if f["code"] != "coverage_silence":
+            out.append(rd.finding(f["severity"], f["code"], f["title"], f["detail"],
+                                  f["evidence_event_ids"]))
+            continue
+        silence = next(silences, None)
+        if silence is None:  # the note of silences not listed
+            out.append(rd.finding(f["severity"], "coverage_silence_more", f["title"], f["detail"],
+                                  [], measure=coverage.long_silences_total - len(coverage.long_silences)))
+            continue
+        out.append(rd.finding(
+            f["severity"], f["code"], f["title"], f["detail"], f["evidence_event_ids"],
+            subject=f"{_minutes(coverage, silence.start_utc)} to {_minutes(coverage, silence.end_utc)}",
+            measure=silence.hours, rule=rule))
+    return out
 
 
 def coverage_summary(coverage: Coverage) -> list[tuple[str, Any]]:

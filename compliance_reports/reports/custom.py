@@ -50,9 +50,10 @@ def build(ctx: ReportContext) -> Body:
             ("Events SHA-256", stream.events_sha256),
             ("Identifiers", "pseudonymised" if redacted else "as recorded"),
         ]),
-        rd.table("events", "Events", COLUMNS, rows, total_rows=stream.event_count, note=note,
-                 description=("Principal and resource identifiers are pseudonyms "
-                              "(export.redact_identifiers)." if redacted else None)),
+        rd.appendix(rd.table(
+            "events", "Events", COLUMNS, rows, total_rows=stream.event_count, note=note,
+            description=("Principal and resource identifiers are pseudonyms "
+                         "(export.redact_identifiers)." if redacted else None))),
         integrity_facts_section(ctx),
     ]
     summary = [("Events", stream.event_count), ("Integrity", ctx.integrity.verdict)]

@@ -7,10 +7,36 @@ sections:
     {
       "schema_version": "1.0",
       "header": {...common header, see HEADER_FIELDS...},
-      "summary": [{"label": str, "value": scalar}],          # headline figures
+      "summary": [{"label": str, "value": scalar,             # headline figures; a figure
+                   "previous"?: number, "change"?: number,    # compared with the previous
+                   "change_pct"?: number|None}],              # period carries these three
+      "executive_summary": ExecutiveSummary,                  # page 1 (see below)
+      "comparison": Comparison,                               # the previous period's figures
+      "charts": [{"id": str, "title": str, "alt": str}],      # index of the chart sections
       "sections": [Section, ...],                             # in display order
       "data": {...}                                           # type-specific structured data
     }
+
+Sections are in reading order: findings first, then the analysis, then the appendices
+(sections with "appendix": true: event listings, the complete accounting of disclosures, raw
+tables). Paged formats print appendices after the main body (landscape in the PDF).
+
+ExecutiveSummary (``executive_summary.build``):
+    {"period_label": "October 2026", "timezone": str, "window_local": str, "window_utc": str,
+     "headline": [summary items with their comparison, integrity and coverage left out],
+     "integrity": {"verdict": str|None, "reason": str|None},
+     "coverage": {"status": str, "text": str, "longest_silence_hours": number|None,
+                  "findings": int},
+     "findings": {"critical": int, "warning": int, "info": int, "total": int,
+                  "top": [{"severity", "code", "title", "section_id"}]},   # at most TOP_FINDINGS
+     "details": [{"section_id": str, "title": str, "what": str}]}       # where the details are
+
+Comparison (``comparison.compare``): one aggregate query over the previous and the current
+window together:
+    {"previous_period": key, "previous_period_label": str, "previous_window_start_utc": str,
+     "previous_window_end_utc": str, "note": str|None,
+     "figures": [{"label": str, "current": number, "previous": number, "change": number,
+                  "change_pct": number|None}]}     # change_pct None when previous is 0
 
 A Section is a dict with "id" (slug), "title", optional "description", and "kind":
 - "facts":       "facts": [{"label": str, "value": scalar}]
@@ -22,6 +48,16 @@ A Section is a dict with "id" (slug), "title", optional "description", and "kind
                  "title": str, "detail": str, "evidence_event_ids": [int|str]}]
 - "attestation": "statement": str, "fields": [str]  (blank lines for reviewer sign-off)
 - "text":        "paragraphs": [str]
+- "chart":       "alt": str (the chart in words), "chart": {"type": "bar"|"stacked_bar"|"barh",
+                 "x_label": str, "y_label": str, "categories": [str],
+                 "series": [{"name": str, "role": "main"|"failure"|"warning", "values": [number]}],
+                 optional "reference": {"label": str, "at": str} (a category marked as a
+                 threshold, e.g. the deadline)}: the data of the picture, drawn by the exporters
+
+Findings may carry "subjects": {"title": str, "columns": [{"key","title"}], "rows": [...],
+"total": int} when one finding rolls up a rule met by several principals or resources
+(``rollup``), and optional "subject" / "measure" / "rule" on a finding about one of them.
+Any section may carry "appendix": true (see the order above).
 
 Scalars are str, int, float, bool or None; datetimes are ISO 8601 strings. Everything is
 plain JSON so that the same document gives byte-identical exports on every run.
@@ -73,7 +109,7 @@ HEADER_FIELDS = (
     "events_sha256",        # SHA-256 over the canonical event rows (see events_digest)
 )
 
-SECTION_KINDS = ("facts", "table", "findings", "attestation", "text")
+SECTION_KINDS = ("facts", "table", "findings", "attestation", "text", "chart")
 
 # Run-specific values: they differ between two runs of one period over the same audit rows.
 # (The generation duration is run metadata, never part of the document.)
@@ -122,11 +158,27 @@ def findings(section_id: str, title: str, items: list[dict[str, Any]], descripti
             "findings": items}
 
 
-def finding(severity: str, code: str, title: str, detail: str, evidence: list[Any]) -> dict:
-    if severity not in ("info", "warning", "critical"):
+SEVERITIES = ("critical", "warning", "info")   # most severe first
+
+
+def finding(
+    severity: str, code: str, title: str, detail: str, evidence: list[Any],
+    *, subject: str | None = None, measure: Any = None, rule: str | None = None,
+) -> dict:
+    """One finding; ``subject`` (the principal, resource or time range it is about),
+    ``measure`` (the figure that met the rule) and ``rule`` (the rule's title) let ``rollup``
+    put several findings of one rule in one table."""
+    if severity not in SEVERITIES:
         raise ValueError(f"severity must be info, warning or critical, not {severity!r}")
-    return {"severity": severity, "code": code, "title": title, "detail": detail,
+    item = {"severity": severity, "code": code, "title": title, "detail": detail,
             "evidence_event_ids": list(evidence)}
+    if subject is not None:
+        item["subject"] = subject
+    if measure is not None:
+        item["measure"] = measure
+    if rule is not None:
+        item["rule"] = rule
+    return item
 
 
 def attestation(section_id: str, title: str, statement: str, fields: list[str]) -> dict:
@@ -136,6 +188,37 @@ def attestation(section_id: str, title: str, statement: str, fields: list[str]) 
 
 def text(section_id: str, title: str, paragraphs: list[str]) -> dict:
     return {"id": section_id, "title": title, "kind": "text", "paragraphs": paragraphs}
+
+
+CHART_TYPES = ("bar", "stacked_bar", "barh")
+SERIES_ROLES = ("main", "failure", "warning")  # colours: neutral, critical, warning
+
+
+def chart(
+    section_id: str, title: str, chart_type: str, categories: list[str],
+    series: list[dict[str, Any]], *, alt: str, x_label: str, y_label: str,
+    description: str | None = None, reference: dict[str, str] | None = None,
+) -> dict:
+    if chart_type not in CHART_TYPES:
+        raise ValueError(f"chart type must be one of {CHART_TYPES}, not {chart_type!r}")
+    for item in series:
+        if len(item["values"]) != len(categories):
+            raise ValueError(f"chart {section_id!r}: series {item['name']!r} has "
+                             f"{len(item['values'])} values for {len(categories)} categories")
+        if item.get("role", "main") not in SERIES_ROLES:
+            raise ValueError(f"chart {section_id!r}: unknown series role {item.get('role')!r}")
+    body: dict[str, Any] = {"type": chart_type, "x_label": x_label, "y_label": y_label,
+                            "categories": categories,
+                            "series": [{"role": "main", **item} for item in series]}
+    if reference is not None:
+        body["reference"] = reference
+    return {"id": section_id, "title": title, "kind": "chart", "description": description,
+            "alt": alt, "chart": body}
+
+
+def appendix(section: dict) -> dict:
+    """The section, marked to be printed after the main body (see the order above)."""
+    return {**section, "appendix": True}
 
 
 def canonical_json(document: dict[str, Any]) -> bytes:
@@ -218,6 +301,8 @@ def validate_document(document: dict[str, Any]) -> None:
         seen.add(sid)
         if section.get("kind") not in SECTION_KINDS:
             raise ValueError(f"section {sid!r} has unknown kind {section.get('kind')!r}")
+        if section["kind"] == "chart" and not section.get("alt"):
+            raise ValueError(f"chart {sid!r} has no alt text")
         if section["kind"] == "table":
             if section.get("complete") and section.get("total_rows") != len(section["rows"]):
                 raise ValueError(f"section {sid!r} is complete but does not hold all its rows")

@@ -63,7 +63,7 @@ CONSENT_WITHDRAWN = (".withdrawn", ".revoked")
 PERSONAL = ("PHI", "CONFIDENTIAL")
 
 
-def _legal_basis(table=audit_log):
+def legal_basis(table=audit_log):
     return func.nullif(table.c.details["gdpr_context"]["legal_basis"].as_string(), "")
 
 
@@ -71,7 +71,7 @@ def _subject(table=audit_log):
     return table.c.details["gdpr_context"]["data_subject_id"].as_string()
 
 
-def _request_id(table=audit_log):
+def request_id(table=audit_log):
     return table.c.details["request_id"].as_string()
 
 
@@ -110,7 +110,7 @@ def build(ctx: ReportContext) -> Body:
     personal = c.data_classification.in_(PERSONAL)
 
     # --- processing by legal basis and by data category
-    by_basis = ctx.grouped_multi([("legal_basis", _legal_basis())], personal,
+    by_basis = ctx.grouped_multi([("legal_basis", legal_basis())], personal,
                                  measures=[("subjects", distinct_count(_subject()))])
     basis_rows = [{"legal_basis": r["legal_basis"] or "(missing)", "events": r["events"],
                    "data_subjects": r["subjects"]} for r in by_basis]
@@ -121,7 +121,7 @@ def build(ctx: ReportContext) -> Body:
             "warning", "missing_legal_basis", "Processing without a recorded legal basis",
             f"{missing} of {personal_total} personal-data processing events have no "
             "gdpr_context.legal_basis (Art. 6).",
-            ctx.first_ids(personal, _legal_basis().is_(None))))
+            ctx.first_ids(personal, legal_basis().is_(None))))
     by_category = ctx.grouped_multi(
         [("data_classification", c.data_classification), ("resource_type", c.target_resource_type)],
         personal, measures=[("subjects", distinct_count(_subject()))])
@@ -157,15 +157,15 @@ def build(ctx: ReportContext) -> Body:
             done.c.timestamp < window.end_utc,
             ctx.category("data_subject_request", table=done),
             pattern_condition(done.c.action, DSR_COMPLETED),
-            _request_id(done) == _request_id(),
+            request_id(done) == request_id(),
         )
     )
-    overdue_cond = (received, _request_id().is_not(None), not_(completion))
+    overdue_cond = (received, request_id().is_not(None), not_(completion))
     tally(and_(*overdue_cond), "overdue", end=cutoff, lower_bound=False)
     overdue_rows, n_overdue = ctx.event_list(
         *overdue_cond, end=cutoff, lower_bound=False, limit=LIST_LIMIT,
     ) if any(v["overdue"] for v in counts.values()) else ([], 0)
-    no_request_id = ctx.count(received, _request_id().is_(None))
+    no_request_id = ctx.count(received, request_id().is_(None))
     dsr_rows = [{"request_type": kind, **counts.get(kind, {"received": 0, "completed": 0, "overdue": 0})}
                 for kind in _ordered_types(counts)]
     deadline_span = timedelta(days=opts.dsr_deadline_days)
@@ -186,7 +186,7 @@ def build(ctx: ReportContext) -> Body:
         findings.append(rd.finding(
             "warning", "dsr_without_request_id", "Data-subject requests without request_id",
             f"{no_request_id} received request(s) carry no details.request_id, so their completion "
-            "cannot be tracked.", ctx.first_ids(received, _request_id().is_(None))))
+            "cannot be tracked.", ctx.first_ids(received, request_id().is_(None))))
     data["data_subject_requests"] = {
         "deadline_days": opts.dsr_deadline_days, "by_type": dsr_rows,
         "overdue": {"total": n_overdue, "rows": overdue_table}, "without_request_id": no_request_id,
@@ -300,7 +300,7 @@ def build(ctx: ReportContext) -> Body:
                  [("request_type", "Type"), ("received", "Received in period"),
                   ("completed", "Completed in period"),
                   ("overdue", f"Open past the {opts.dsr_deadline_days}-day deadline")], dsr_rows),
-        rd.table("dsr_overdue", "Requests open past the deadline",
+        rd.appendix(rd.table("dsr_overdue", "Requests open past the deadline",
                  [("event_id", "Event"), ("request_id", "Request"), ("request_type", "Type"),
                   ("received_utc", "Received (UTC)"), ("deadline_utc", "Deadline (UTC)"),
                   ("open_past_deadline", "Open past the deadline at period end")],
@@ -308,7 +308,7 @@ def build(ctx: ReportContext) -> Body:
                  note=capped_note(len(overdue_table), n_overdue),
                  description=(f"Deadline: received + {opts.dsr_deadline_days} x 24 hours; a "
                               "request is listed when its deadline lies before the end of the "
-                              "period and no completion was recorded by then.")),
+                              "period and no completion was recorded by then."))),
         rd.table("consent", "Consent given and withdrawn",
                  [("action", "Action"), ("events", "Events")], consent_table,
                  description=f"Given: {given}. Withdrawn: {withdrawn}."),

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import period_window, previous_period_key
 from compliance_reports.reports import document as rd
+from compliance_reports.reports.comparison import change
 from compliance_reports.reports.common import (
     ReportContext,
     category_title,
@@ -73,15 +74,6 @@ def totals(ctx: ReportContext, start: datetime, end: datetime) -> dict[str, Any]
 def status_counts(ctx: ReportContext, start: datetime, end: datetime) -> dict[str | None, int]:
     rows, _ = ctx.grouped(c.status, start=start, end=end)
     return {r["key"]: r["events"] for r in rows}
-
-
-def change(current: int, previous: int) -> dict[str, Any]:
-    return {
-        "current": current,
-        "previous": previous,
-        "change": current - previous,
-        "change_pct": round(100.0 * (current - previous) / previous, 2) if previous else None,
-    }
 
 
 def build(ctx: ReportContext) -> Body:

@@ -152,11 +152,12 @@ def _principal_findings(
         who = principal_label(ctx.pseudo(row["key"]))
         out.append(rd.finding(severity, code, f"{title}: {who}",
                               detail.format(principal=who, value=number(row["value"])),
-                              evidence.get(row["key"], [])))
+                              evidence.get(row["key"], []), subject=who,
+                              measure=number(row["value"])))
     if total > len(rows):
         out.append(rd.finding("info", code + "_more", f"{title}: {total - len(rows)} more",
                               f"{total} principals meet this rule; the first {len(rows)} are listed.",
-                              []))
+                              [], measure=total - len(rows)))
     return out
 
 
@@ -294,11 +295,13 @@ def build(ctx: ReportContext) -> Body:
             f"{who_label} read PHI {b.events} times within {window_minutes} minutes, from "
             f"{event_time(b.start)} to {event_time(b.last)} UTC (window starting "
             f"{ctx.local(b.start)} local; threshold: at least {opts.bulk_access_threshold} PHI "
-            f"reads within any {window_minutes} minutes).", b.event_ids))
+            f"reads within any {window_minutes} minutes).", b.event_ids, subject=who_label,
+            measure=b.events))
     if n_bursts > EVIDENCE_LIMIT:
         anomalies.append(rd.finding(
             "info", "bulk_read_more", f"Bulk PHI reads: {n_bursts - EVIDENCE_LIMIT} more",
-            f"{n_bursts} principals meet the rule; the first {EVIDENCE_LIMIT} are listed.", []))
+            f"{n_bursts} principals meet the rule; the first {EVIDENCE_LIMIT} are listed.", [],
+            measure=n_bursts - EVIDENCE_LIMIT))
     data["bulk_access"] = {
         "threshold": opts.bulk_access_threshold,
         "exports": {"total": n_bulk, "rows": bulk_export_table},
@@ -392,17 +395,17 @@ def build(ctx: ReportContext) -> Body:
                         + "; ".join(f"{category_title(k)} ({', '.join(ctx.categories[k]) or 'none'})"
                                     for k in AUTHENTICATION_KINDS)
                         + ". Failed logins do not include failed MFA challenges.")),
-        rd.table(
+        rd.appendix(rd.table(
             "privileged_changes", "Privileged and audit-configuration changes",
             [*EVIDENCE_COLUMNS, ("category", "Category")], change_table, total_rows=n_changes,
             note=capped_note(len(change_table), n_changes),
             description="164.308(a)(1)(ii)(D): administrative changes to access and to audit controls.",
-        ),
-        rd.table(
+        )),
+        rd.appendix(rd.table(
             "emergency_access", "Emergency (break-glass) access",
             [*EVIDENCE_COLUMNS, ("justification", "Justification")], emergency_table,
             total_rows=n_emergency, note=capped_note(len(emergency_table), n_emergency),
-        ),
+        )),
         rd.findings(
             "anomalies", "Anomalies", anomalies,
             description=(f"Every threshold means at least N: a count equal to it is flagged. "
@@ -414,11 +417,11 @@ def build(ctx: ReportContext) -> Body:
                          f"Denied access: at least {opts.denied_access_threshold} failed PHI events. "
                          f"Failed logins: at least {opts.failed_login_threshold} failed logins."),
         ),
-        rd.table(
+        rd.appendix(rd.table(
             "bulk_exports", "Bulk exports",
             [*EVIDENCE_COLUMNS, ("record_count", "Records")], bulk_export_table, total_rows=n_bulk,
             note=capped_note(len(bulk_export_table), n_bulk),
-        ),
+        )),
         rd.table(
             "bulk_reads", f"Bulk PHI reads (any {window_minutes} minutes)",
             [("principal_id", "Principal"), ("window_start_utc", "Window start (UTC)"),
@@ -430,7 +433,7 @@ def build(ctx: ReportContext) -> Body:
             note=(f"{n_bursts} principals meet the rule; the first {len(burst_rows)} are listed."
                   if n_bursts > len(burst_rows) else None),
         ),
-        rd.table(
+        rd.appendix(rd.table(
             "disclosures", "Accounting of disclosures",
             [("event_id", "Event"), ("date", "Date (UTC)"), ("date_local", "Date (local)"),
              ("recipient", "Recipient"), ("resource", "Resource"), ("patient_id", "Patient"),
@@ -438,7 +441,7 @@ def build(ctx: ReportContext) -> Body:
              ("status", "Status")],
             disclosures, complete=True,
             description=("45 CFR 164.528: every disclosure in the period, none left out."),
-        ),
+        )),
         integrity_facts_section(ctx),
         rd.attestation(
             "attestation", "Review and attestation",
@@ -451,6 +454,7 @@ def build(ctx: ReportContext) -> Body:
     summary = [
         ("PHI access events", phi_total),
         ("Principals accessing PHI", phi_principals),
+        ("After-hours PHI access events", after_total),
         ("Failed logins", logins["failure"]),
         ("Anomaly findings", sum(1 for f in anomalies if f["severity"] != "info")),
         ("Disclosures", n_disclosures),

@@ -70,14 +70,14 @@ def build(ctx: ReportContext) -> Body:
             ("Event action", first_data["event_action"]),
         ]))
     breaks = [b.to_dict() for b in result.breaks]
-    sections.append(rd.table(
+    sections.append(rd.appendix(rd.table(
         "breaks", "Breaks found",
         [("event_id", "Event"), ("kind_title", "Kind"), ("detail", "Detail")],
         [{"event_id": b["event_id"], "kind_title": b["kind_title"], "detail": b["detail"]} for b in breaks],
         total_rows=result.mismatched + result.chain_breaks + result.unhashed
         + sum(1 for b in breaks if b["kind"] in ("tail_deleted", "rows_inserted", "checkpoint_forged")),
         note="The first 100 breaks in chain order are listed." if len(breaks) >= 100 else None,
-    ))
+    )))
     sections.append(rd.facts(
         "checkpoints", "Checkpoints",
         _checkpoint_items("Previous checkpoint", result.previous_checkpoint)

@@ -179,3 +179,38 @@ def test_xml_events_match_the_writer_and_parse_back(tmp_path_factory, rows):
     ]
     clean = xml_exporter._clean
     assert parsed == [[None if t is None else clean(t), None if o is None else clean(o), n] for t, o, n in rows]
+
+
+def test_json_and_xml_carry_page_one_comparison_and_charts(engine, tmp_path):
+    """A built document (golden data): its executive summary, comparison, chart data and rolled-up
+    findings come back from the JSON and the XML as they are in the document."""
+    from compliance_reports.reports.builder import build_report
+    from compliance_reports_tests.reports.conftest import GENERATED_AT, golden_config
+    from compliance_reports_tests.reports.dataset import GOLDEN, load
+
+    load(engine, GOLDEN)
+    document = build_report(engine, engine, golden_config("hipaa_audit_trail"), "2026-03-10",
+                            run_id="run-1", generated_at=GENERATED_AT).document
+    written = json.loads(write_json(document, tmp_path / "r.json").read_text("utf-8"))
+    for key in ("executive_summary", "comparison", "charts"):
+        assert written[key] == document[key]
+
+    root = ET.parse(write_xml(document, None, tmp_path / "r.xml", False)).getroot()
+    assert read_value(root.find("executiveSummary")) == document["executive_summary"]
+    assert read_value(root.find("comparison")) == document["comparison"]
+    assert read_value(root.find("charts")) == document["charts"]
+    compared = {i.get("label"): (i.get("previous"), i.get("change"), i.get("changePct"))
+                for i in root.find("summary")}
+    assert compared["PHI access events"] == ("1", "13", "1300.0")
+    assert compared["Integrity"] == (None, None, None)
+    chart = root.find("sections/section[@id='chart_activity']")
+    assert chart.get("kind") == "chart"
+    section = next(s for s in document["sections"] if s["id"] == "chart_activity")
+    assert chart.find("alt").text == section["alt"]
+    assert read_value(chart.find("chart")) == section["chart"]
+    rolled = root.find("sections/section[@id='anomalies']/finding[@code='many_patients']")
+    anomalies = next(s for s in document["sections"] if s["id"] == "anomalies")["findings"]
+    expected = next(f for f in anomalies if f["code"] == "many_patients")["subjects"]
+    assert read_value(rolled.find("subjects")) == expected
+    assert root.find("sections/section[@id='disclosures']").get("appendix") == "true"
+    assert root.find("sections/section[@id='scope']").get("appendix") is None

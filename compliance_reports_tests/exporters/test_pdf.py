@@ -40,7 +40,7 @@ def test_pdf_is_a_real_pdf_with_header_and_summary(sample_pdf):
     assert "2026-11-01" in text
     for item in doc["summary"]:
         if isinstance(item["value"], int) and not isinstance(item["value"], bool):
-            assert str(item["value"]) in text, item
+            assert f"{item['value']:,}" in text, item  # thousands separators
     # Window in local time and UTC, time zone, run id, events hash
     assert "2026-11-01T00:00:00+01:00" in text
     assert "2026-10-31T23:00:00Z" in text
@@ -108,9 +108,9 @@ def test_html_is_autoescaped():
 
 def test_pdf_without_events_has_no_events_section(tmp_path):
     html = render_html(sample_document(), None)
-    assert 'class="section events"' not in html and "events-table" not in html
+    assert 'id="section-events"' not in html and "events-table" not in html
     events_html = render_html(sample_document(), write_events(tmp_path / "e.parquet", n=3))
-    assert 'class="section events"' in events_html
+    assert 'class="section appendix events"' in events_html
 
 
 def test_pdf_event_note_without_listing_formats(tmp_path):
@@ -172,7 +172,24 @@ def test_only_long_complete_tables_go_to_an_appendix():
         rd.table("long-plain", "Long plain", [("n", "N")], long_rows),
     ]
     html = render_html(document)
-    assert html.count('class="section appendix"') == 1
+    assert html.count('class="section appendix ') == 1
     assert 'id="appendix-long-complete"' in html
     assert f"{APPENDIX_AFTER_ROWS + 1} rows, all listed in Appendix A" in html
     assert "Appendix A: Long complete" in html and "Appendix B" not in html
+
+
+def _table_rows_per_page(tmp_path, rows):
+    out = write_pdf(big_table_document(rows), None, tmp_path / f"big-{rows}.pdf")
+    pattern = re.compile(r"user-\d+\s+fhir\.patient\.read\s+2026-11-")
+    return [len(pattern.findall(page.extract_text())) for page in PdfReader(str(out)).pages]
+
+
+def test_no_page_starts_or_ends_a_table_with_a_single_row(tmp_path):
+    # How many rows of the table fit on its first page, then one more: laid out naively, the
+    # last row would stand alone on the next page.
+    counts = [n for n in _table_rows_per_page(tmp_path, 300) if n]
+    assert len(counts) >= 3 and sum(counts) == 300
+    fits = counts[0]
+    counts = [n for n in _table_rows_per_page(tmp_path, fits + 1) if n]
+    assert sum(counts) == fits + 1 and len(counts) == 2
+    assert min(counts) >= 2, counts

@@ -124,7 +124,11 @@ def test_every_type_says_no_data_for_an_empty_quarter(engine, report_type):
     assert summary(doc)["Longest silence (hours)"] == 2184
     assert findings(doc) == [("warning", "coverage_no_data", [])]
     ids = [s["id"] for s in doc["sections"]]
-    assert ids[:3] == ["scope", "coverage", "coverage_findings"]
+    # findings first (the type's own, then coverage), charts, then scope and coverage
+    assert "coverage_findings" in ids[:2]
+    analysis = [i for i in ids if i != "coverage_findings" and not i.startswith("chart_")
+                and i not in ("anomalies", "findings")]
+    assert analysis[:2] == ["scope", "coverage"]
 
 
 # ------------------------------------------------------------------ a half-covered month
@@ -291,6 +295,14 @@ def test_more_long_silences_than_listed_are_counted(coverage_db):
     assert (silence["start_utc"], silence["end_utc"], silence["hours"]) == (
         "2026-07-01T06:00:00.000Z", "2026-07-02T12:00:00.000Z", 30)
     assert (silence["after_event_id"], silence["before_event_id"]) == (2, 3)
+    # data.coverage.findings: the 10 longest, then a note of the 63 others
+    raw = coverage["findings"]
+    assert [f["code"] for f in raw] == ["coverage_silence"] * 11
+    assert raw[-1]["title"] == "63 more silence(s) longer than 24 hours"
+    # the section: one finding for the rule, its table of silences counting all 73
     found = section(doc, "coverage_findings")["findings"]
-    assert [f["code"] for f in found] == ["coverage_silence"] * 11
-    assert found[-1]["title"] == "63 more silence(s) longer than 24 hours"
+    assert [f["code"] for f in found] == ["coverage_silence"]
+    assert found[0]["title"] == "Silences longer than 24 hours"
+    assert found[0]["subjects"]["total"] == 73 and len(found[0]["subjects"]["rows"]) == 10
+    assert found[0]["subjects"]["rows"][0] == {
+        "subject": "2026-07-01 06:00 to 2026-07-02 12:00", "measure": 30, "evidence": "2, 3"}

@@ -177,7 +177,8 @@ def test_hipaa_audit_trail(golden_db):
         "action": "emergency.access.grant", "resource": "Patient/p5", "status": "success",
         "justification": "ED",
     }]
-    anomalies = section(doc, "anomalies")["findings"]
+    # data.anomalies: one finding per principal, as the rules found them
+    anomalies = doc["data"]["anomalies"]
     assert [(f["code"], f["title"], f["evidence_event_ids"]) for f in anomalies] == [
         ("failed_logins", "Repeated failed logins: usr-2", [12, 13, 14]),
         ("after_hours_access", "After-hours PHI access", [10, 11, 36]),
@@ -189,6 +190,24 @@ def test_hipaa_audit_trail(golden_db):
         ("many_patients", "Many distinct patients: usr-2", [11, 19, 20]),
         ("many_patients", "Many distinct patients: usr-4", [26, 27, 36]),
         ("denied_access", "Repeated denied PHI access: usr-2", [11, 19, 20]),
+    ]
+    # the document's section: one finding per rule, the principals it covers in a table
+    rolled = section(doc, "anomalies")["findings"]
+    assert [(f["code"], f["title"], f["evidence_event_ids"]) for f in rolled] == [
+        ("failed_logins", "Repeated failed logins: usr-2", [12, 13, 14]),
+        ("after_hours_access", "After-hours PHI access", [10, 11, 36]),
+        ("bulk_export", "Bulk exports", [21]),
+        ("bulk_read", "Bulk PHI reads", [16, 17, 19, 20]),
+        ("many_patients", "Many distinct patients", [10, 16, 17, 18, 23, 11, 19, 20, 26, 27, 36]),
+        ("denied_access", "Repeated denied PHI access: usr-2", [11, 19, 20]),
+    ]
+    many = rolled[4]
+    assert many["detail"] == "3 principals or resources meet this rule (threshold: at least 2)."
+    assert many["subjects"]["total"] == 3
+    assert many["subjects"]["rows"] == [
+        {"subject": "usr-1", "measure": 3, "evidence": "10, 16, 17, 18, 23"},
+        {"subject": "usr-2", "measure": 2, "evidence": "11, 19, 20"},
+        {"subject": "usr-4", "measure": 2, "evidence": "26, 27, 36"},
     ]
     after = doc["data"]["after_hours"]
     assert after["events"] == 3 and after["principals"] == 3
@@ -215,7 +234,8 @@ def test_hipaa_audit_trail(golden_db):
     assert facts(doc, "integrity")["Rows checked"] == 28
     assert section(doc, "attestation")["kind"] == "attestation"
     assert summary(doc) == {
-        "PHI access events": 14, "Principals accessing PHI": 5, "Failed logins": 3,
+        "PHI access events": 14, "Principals accessing PHI": 5,
+        "After-hours PHI access events": 3, "Failed logins": 3,
         "Anomaly findings": 9, "Disclosures": 1, "Emergency access events": 1,
         "Integrity": "VERIFIED", **GOLDEN_COVERAGE_SUMMARY,
     }
@@ -268,14 +288,18 @@ def test_gdpr_processing_activities(golden_db):
         ("b2", "2026-03-10T12:00:00Z", None, None, "2026-03-13T12:00:00Z", "not notified (pending)",
          None),
     ]
+    # the section lists the most severe first; data.findings keeps the order of the rules
     found = section(doc, "findings")["findings"]
     assert [(f["severity"], f["code"], f["evidence_event_ids"]) for f in found] == [
-        ("warning", "missing_legal_basis", [19, 20, 33]),
         ("critical", "dsr_overdue", [1]),
-        ("warning", "transfer_without_basis", [33]),
         ("critical", "breach_notified_late", [34]),
+        ("warning", "missing_legal_basis", [19, 20, 33]),
+        ("warning", "transfer_without_basis", [33]),
         ("warning", "breach_not_notified", [35]),
     ]
+    assert [f["code"] for f in doc["data"]["findings"]] == [
+        "missing_legal_basis", "dsr_overdue", "transfer_without_basis", "breach_notified_late",
+        "breach_not_notified"]
     assert summary(doc) == {
         "Personal-data processing events": 21, "Without legal basis": 3,
         "Data-subject requests received": 1, "Requests open past deadline": 1,
