@@ -188,9 +188,10 @@ def render_text(view: dict[str, Any]) -> str:
     if view["figures"]:
         lines.append("Headline figures")
         width = max(len(f["label"]) for f in view["figures"])
+        values = max(len(f["value"]) for f in view["figures"])  # numbers right-aligned
         for f in view["figures"]:
             change = f"   {f['change']}" if f["change"] else ""
-            lines.append(f"  {f['label'].ljust(width)}  {f['value']}{change}")
+            lines.append(f"  {f['label'].ljust(width)}  {f['value'].rjust(values)}{change}")
         if view["with_change"]:
             lines.append("  (change against the previous period)")
         lines.append("")
