@@ -235,7 +235,7 @@ def report_charts(ctx: ReportContext) -> list[dict]:
     elif kind == "gdpr_processing_activities":
         from compliance_reports.reports import gdpr
 
-        dsr = ctx.category("data_subject_request")
+        dsr = ctx.category("data_subject_request", any_time=True)  # requests received before the window
         request_id = gdpr.request_id()
         received = and_(dsr, pattern_condition(c.action, gdpr.DSR_RECEIVED), request_id.is_not(None))
         completed = and_(dsr, pattern_condition(c.action, gdpr.DSR_COMPLETED), request_id.is_not(None))

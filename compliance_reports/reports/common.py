@@ -37,8 +37,10 @@ from sqlalchemy.sql.functions import FunctionElement
 from compliance_reports.audit.action_categories import (
     CATEGORY_TITLES,
     DEFAULT_CATEGORIES,
-    category_case,
+    action_map,
     category_condition,
+    mapped_case,
+    mapped_condition,
     pattern_condition,
 )
 from compliance_reports.audit.event_stream import Redactor, StreamOutcome
@@ -154,6 +156,7 @@ class ReportContext:
     generated_at: datetime
     scope_notes: list[str] = field(default_factory=list)
     redactor: Redactor | None = None
+    _window_actions: dict[str, str] | None = field(default=None, init=False, repr=False)
 
     def pseudo(self, value: str | None) -> str | None:
         """An identifier as the document shows it: the export pseudonym when redacting."""
@@ -198,11 +201,29 @@ class ReportContext:
         conds.extend(extra)
         return conds
 
-    def category(self, name: str, table=audit_log) -> ColumnElement:
-        return category_condition(table.c.action, name, self.categories)
+    def window_actions(self) -> dict[str, str]:
+        """The organization's distinct actions in the window, each with its category: read
+        once per build (one statement), so window statements need no per-row LIKE."""
+        if self._window_actions is None:
+            c = audit_log.c
+            actions = self.conn.execute(
+                select(c.action).where(*self.scope(criteria=False)).distinct()).scalars()
+            self._window_actions = action_map(actions, self.categories)
+        return self._window_actions
 
-    def category_expr(self, table=audit_log) -> ColumnElement:
-        return category_case(table.c.action, self.categories)
+    def category(self, name: str, table=audit_log, *, any_time: bool = False) -> ColumnElement:
+        """The rows of action category ``name``. Through the window's action map (``action IN
+        (...)``), which holds only for statements inside the window; ``any_time`` (or another
+        table) gives the pattern form, for statements reaching before or after it."""
+        if name not in self.categories:
+            raise KeyError(f"unknown action category {name!r}")
+        if any_time or table is not audit_log:
+            return category_condition(table.c.action, name, self.categories)
+        return mapped_condition(table.c.action, name, self.window_actions())
+
+    def category_expr(self) -> ColumnElement:
+        """The action category of a row of the window (see ``category``)."""
+        return mapped_case(audit_log.c.action, self.categories, self.window_actions())
 
     # ----------------------------------------------------------------- query helpers
 
