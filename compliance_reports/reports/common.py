@@ -23,7 +23,7 @@ with ``as_float()`` and must be JSON numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -50,6 +50,7 @@ from compliance_reports.config.models import Criteria, ReportConfig
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window
 from compliance_reports.reports import document as rd
+from compliance_reports.reports.window_rows import NotInWindowRows, WindowRows
 
 EVIDENCE_LIMIT = 10        # event ids attached to one finding
 LIST_LIMIT = 200           # rows of an evidence list section (disclosures, breaches, ...)
@@ -157,6 +158,8 @@ class ReportContext:
     scope_notes: list[str] = field(default_factory=list)
     redactor: Redactor | None = None
     _window_actions: dict[str, str] | None = field(default=None, init=False, repr=False)
+    _category_case: ColumnElement | None = field(default=None, init=False, repr=False)
+    _window_rows: WindowRows | None = field(default=None, init=False, repr=False)
 
     def pseudo(self, value: str | None) -> str | None:
         """An identifier as the document shows it: the export pseudonym when redacting."""
@@ -223,14 +226,41 @@ class ReportContext:
 
     def category_expr(self) -> ColumnElement:
         """The action category of a row of the window (see ``category``)."""
-        return mapped_case(audit_log.c.action, self.categories, self.window_actions())
+        if self._category_case is None:
+            self._category_case = mapped_case(audit_log.c.action, self.categories, self.window_actions())
+        return self._category_case
+
+    # ----------------------------------------------------------------- the window, read once
+
+    def statement(self, build: Callable[[list[ColumnElement]], Any], *extra: ColumnElement, **scope_kw):
+        """``build(conditions)``: a statement over audit_log restricted by ``conditions``. With the
+        window scope (no ``scope_kw``) it reads the window table (``window_rows``) and gets only
+        ``extra``; otherwise, or when it needs a column the table lacks, audit_log with
+        ``scope(*extra, **scope_kw)``."""
+        if not scope_kw:
+            try:
+                return self.window_rows().adapt(build(list(extra)))
+            except NotInWindowRows:
+                pass
+        return build(self.scope(*extra, **scope_kw))
+
+    def window_rows(self) -> WindowRows:
+        if self._window_rows is None:
+            self._window_rows = WindowRows.create(self.conn, self.scope(), self.category_expr())
+        return self._window_rows
+
+    def close(self) -> None:
+        """Drop the window table (the end of a build)."""
+        if self._window_rows is not None:
+            self._window_rows.drop(self.conn)
+            self._window_rows = None
 
     # ----------------------------------------------------------------- query helpers
 
     def count(self, *extra: ColumnElement, **scope_kw) -> int:
-        return self.conn.execute(
-            select(func.count()).select_from(audit_log).where(*self.scope(*extra, **scope_kw))
-        ).scalar_one()
+        return self.conn.execute(self.statement(
+            lambda where: select(func.count()).select_from(audit_log).where(*where), *extra, **scope_kw,
+        )).scalar_one()
 
     def grouped(
         self,
@@ -244,18 +274,18 @@ class ReportContext:
         at most ``limit`` of them, and the total number of groups."""
         events = func.count().label("events")
         cols = [key.label("key"), events, *(m.label(n) for n, m in measures)]
-        stmt = select(*cols).select_from(audit_log).where(*self.scope(*extra, **scope_kw)).group_by(key)
+        def build(where):
+            stmt = select(*cols).select_from(audit_log).where(*where).group_by(key)
+            if limit is None:
+                return stmt
+            # count(*) OVER () = the number of groups, computed before LIMIT: no second scan.
+            return (stmt.add_columns(func.count().over().label("_groups"))
+                    .order_by(events.desc(), nulls_last_key(key), binary(key)).limit(limit))
+
+        rows = [dict(r._mapping) for r in self.conn.execute(self.statement(build, *extra, **scope_kw))]
         if limit is None:
-            rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
             rows.sort(key=lambda r: (-r["events"], sort_key(r["key"])))
             return rows, len(rows)
-        # count(*) OVER () = the number of groups, computed before LIMIT: no second scan.
-        stmt = (
-            stmt.add_columns(func.count().over().label("_groups"))
-            .order_by(events.desc(), nulls_last_key(key), binary(key))
-            .limit(limit)
-        )
-        rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         total = rows[0]["_groups"] if rows else 0
         for row in rows:
             del row["_groups"]
@@ -274,8 +304,9 @@ class ReportContext:
         exprs = [e for _, e in keys]
         cols = [e.label(n) for n, e in keys]
         cols += [func.count().label("events"), *(m.label(n) for n, m in measures)]
-        stmt = (select(*cols).select_from(audit_log).where(*self.scope(*extra, **scope_kw))
-                .group_by(*exprs).limit(max_groups))
+        stmt = self.statement(
+            lambda where: select(*cols).select_from(audit_log).where(*where).group_by(*exprs).limit(max_groups),
+            *extra, **scope_kw)
         rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         rows.sort(key=lambda r: (-r["events"], *(sort_key(r[n]) for n, _ in keys)))
         return rows
@@ -283,15 +314,20 @@ class ReportContext:
     def grouped_by_category(
         self, *extra: ColumnElement, measures: Sequence[tuple[str, Any]] = ()
     ) -> list[dict[str, Any]]:
-        """Counts per action category (CASE in a subquery, grouped by the database)."""
-        inner = (
-            select(self.category_expr().label("category"), *audit_log.c)
-            .where(*self.scope(*extra))
-            .subquery()
-        )
-        cols = [inner.c.category, func.count().label("events")]
-        cols += [m(inner).label(n) for n, m in measures]
-        rows = [dict(r._mapping) for r in self.conn.execute(select(*cols).group_by(inner.c.category))]
+        """Counts per action category, grouped by the database: the window table's ``category``
+        column, or (a measure it cannot give) the CASE in a subquery of audit_log."""
+        category = self.category_expr()
+        try:
+            stmt = self.window_rows().adapt(
+                select(category.label("category"), func.count().label("events"),
+                       *(m(audit_log).label(n) for n, m in measures))
+                .where(*extra).group_by(category))
+        except NotInWindowRows:
+            inner = select(category.label("category"), *audit_log.c).where(*self.scope(*extra)).subquery()
+            cols = [inner.c.category, func.count().label("events")]
+            cols += [m(inner).label(n) for n, m in measures]
+            stmt = select(*cols).group_by(inner.c.category)
+        rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         order = {name: i for i, name in enumerate([*self.categories, "other"])}
         rows.sort(key=lambda r: order.get(r["category"], len(order)))
         return rows
@@ -307,14 +343,14 @@ class ReportContext:
         """Groups whose measure is at least the threshold (every rule's convention: a count
         equal to the threshold is flagged): the top ``limit`` and the count."""
         value = measure.label("value")
-        stmt = (
+        stmt = self.statement(lambda where: (
             select(key.label("key"), value, func.count().over().label("_groups"))
-            .where(*self.scope(*extra))
+            .where(*where)
             .group_by(key)
             .having(measure >= threshold)
             .order_by(value.desc(), nulls_last_key(key), binary(key))
             .limit(limit)
-        )
+        ), *extra)
         rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         total = rows[0]["_groups"] if rows else 0
         for row in rows:
@@ -331,16 +367,13 @@ class ReportContext:
         c = audit_log.c
         if names:
             rn = func.row_number().over(partition_by=c.principal_id, order_by=(c.timestamp, c.id))
-            inner = (
-                select(c.principal_id, c.id, c.timestamp, rn.label("rn"))
-                .where(*self.scope(*extra, c.principal_id.in_(names)))
-                .subquery()
-            )
-            rows = self.conn.execute(
-                select(inner.c.principal_id, inner.c.id)
-                .where(inner.c.rn <= per)
-                .order_by(inner.c.timestamp, inner.c.id)
-            )
+
+            def build(where):
+                inner = select(c.principal_id, c.id, c.timestamp, rn.label("rn")).where(*where).subquery()
+                return (select(inner.c.principal_id, inner.c.id).where(inner.c.rn <= per)
+                        .order_by(inner.c.timestamp, inner.c.id))
+
+            rows = self.conn.execute(self.statement(build, *extra, c.principal_id.in_(names)))
             for principal, event_id in rows:
                 found.setdefault(principal, []).append(event_id)
         if any(p is None for p in principals):
@@ -349,12 +382,10 @@ class ReportContext:
 
     def first_ids(self, *extra: ColumnElement, limit: int = EVIDENCE_LIMIT, **scope_kw) -> list[int]:
         c = audit_log.c
-        return list(
-            self.conn.execute(
-                select(c.id).where(*self.scope(*extra, **scope_kw))
-                .order_by(c.timestamp, c.id).limit(limit)
-            ).scalars()
-        )
+        return list(self.conn.execute(self.statement(
+            lambda where: select(c.id).where(*where).order_by(c.timestamp, c.id).limit(limit),
+            *extra, **scope_kw,
+        )).scalars())
 
     def event_list(
         self, *extra: ColumnElement, limit: int = LIST_LIMIT, columns: Sequence = (), **scope_kw
@@ -365,9 +396,10 @@ class ReportContext:
             c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type,
             c.target_resource_id, c.status, c.data_classification, c.details,
         )
-        rows = self.conn.execute(
-            select(*cols).where(*self.scope(*extra, **scope_kw)).order_by(c.timestamp, c.id).limit(limit)
-        ).all()
+        rows = self.conn.execute(self.statement(
+            lambda where: select(*cols).where(*where).order_by(c.timestamp, c.id).limit(limit),
+            *extra, **scope_kw,
+        )).all()
         total = len(rows) if len(rows) < limit else self.count(*extra, **scope_kw)
         return rows, total
 
