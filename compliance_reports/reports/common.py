@@ -145,6 +145,11 @@ def describe_criteria(criteria: Criteria) -> str:
 # ------------------------------------------------------------------------- context
 
 
+# ``ReportContext.scope``'s keyword defaults: the window scope the window table holds.
+_WINDOW_SCOPE: dict[str, Any] = {"table": audit_log, "start": None, "end": None, "lower_bound": True,
+                                 "criteria": True}
+
+
 @dataclass
 class ReportContext:
     conn: Connection
@@ -234,10 +239,10 @@ class ReportContext:
 
     def statement(self, build: Callable[[list[ColumnElement]], Any], *extra: ColumnElement, **scope_kw):
         """``build(conditions)``: a statement over audit_log restricted by ``conditions``. With the
-        window scope (no ``scope_kw``) it reads the window table (``window_rows``) and gets only
+        window scope (``scope_kw`` all defaults) it reads the window table (``window_rows``) and gets only
         ``extra``; otherwise, or when it needs a column the table lacks, audit_log with
         ``scope(*extra, **scope_kw)``."""
-        if not scope_kw:
+        if all(scope_kw.get(name, default) is default for name, default in _WINDOW_SCOPE.items()):
             try:
                 return self.window_rows().adapt(build(list(extra)))
             except NotInWindowRows:
@@ -388,19 +393,22 @@ class ReportContext:
         )).scalars())
 
     def event_list(
-        self, *extra: ColumnElement, limit: int = LIST_LIMIT, columns: Sequence = (), **scope_kw
+        self, *extra: ColumnElement, limit: int | None = LIST_LIMIT, columns: Sequence = (), **scope_kw
     ) -> tuple[list[Any], int]:
-        """A bounded evidence list (chain order) and the total number of matching rows."""
+        """An evidence list (chain order), bounded unless ``limit`` is None, and the total number
+        of matching rows. The window table picks the rows, audit_log gives their columns."""
         c = audit_log.c
         cols = columns or (
             c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type,
             c.target_resource_id, c.status, c.data_classification, c.details,
         )
-        rows = self.conn.execute(self.statement(
-            lambda where: select(*cols).where(*where).order_by(c.timestamp, c.id).limit(limit),
-            *extra, **scope_kw,
-        )).all()
-        total = len(rows) if len(rows) < limit else self.count(*extra, **scope_kw)
+        ids = self.statement(
+            lambda where: select(c.id).where(*where).order_by(c.timestamp, c.id).limit(limit),
+            *extra, **scope_kw)
+        rows = self.conn.execute(
+            select(*cols).where(c.id.in_(ids.scalar_subquery())).order_by(c.timestamp, c.id)
+        ).all()
+        total = len(rows) if limit is None or len(rows) < limit else self.count(*extra, **scope_kw)
         return rows, total
 
     # ----------------------------------------------------------------- formatting

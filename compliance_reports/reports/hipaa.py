@@ -182,9 +182,9 @@ def build(ctx: ReportContext) -> Body:
         ],
     )
     phi_total = sum(r["events"] for r in by_category)
-    phi_principals, phi_patients = ctx.conn.execute(
-        select(distinct_count(c.principal_id), distinct_count(PATIENT)).where(*ctx.scope(phi))
-    ).one()
+    phi_principals, phi_patients = ctx.conn.execute(ctx.statement(
+        lambda where: select(distinct_count(c.principal_id), distinct_count(PATIENT)).where(*where), phi,
+    )).one()
     category_rows = [
         {"category": r["category"], "title": category_title(r["category"]), "events": r["events"],
          "successes": int_or_zero(r["successes"]), "failures": int_or_zero(r["failures"]),
@@ -213,9 +213,9 @@ def build(ctx: ReportContext) -> Body:
     auth_kinds = _authentication_by_kind(ctx)
     logins, mfa = auth_kinds["login"], auth_kinds["mfa"]
     failed_login = and_(ctx.category("login"), c.status == "failure")
-    auth_fail_principals = ctx.conn.execute(
-        select(distinct_count(c.principal_id)).where(*ctx.scope(failed_login))
-    ).scalar_one()
+    auth_fail_principals = ctx.conn.execute(ctx.statement(
+        lambda where: select(distinct_count(c.principal_id)).where(*where), failed_login,
+    )).scalar_one()
     flagged_logins, n_flagged_logins = ctx.over_threshold(
         c.principal_id, func.count(), opts.failed_login_threshold, failed_login)
     login_evidence = ctx.evidence_by_principal([r["key"] for r in flagged_logins], failed_login)
@@ -342,12 +342,9 @@ def build(ctx: ReportContext) -> Body:
             [e for e in evidence if e is not None]))
 
     # --- accounting of disclosures: every one of them, never capped (164.528)
-    disclosure_rows = ctx.conn.execute(
-        select(c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type,
-               c.target_resource_id, c.status, c.details)
-        .where(*ctx.scope(ctx.category("disclosure"))).order_by(c.timestamp, c.id)
-    ).all()
-    n_disclosures = len(disclosure_rows)
+    disclosure_rows, n_disclosures = ctx.event_list(ctx.category("disclosure"), limit=None, columns=(
+        c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type, c.target_resource_id,
+        c.status, c.details))
     disclosures = [
         {"event_id": r.id, "date": event_time(r.timestamp), "date_local": ctx.local(r.timestamp),
          "recipient": _recipient(r.details),

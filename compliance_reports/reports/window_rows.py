@@ -61,6 +61,12 @@ def _create_temp_as(element, compiler, **kw):
     return f"CREATE TEMPORARY TABLE {element.name} AS {compiler.process(element.query, **kw)}"
 
 
+def _drop(conn: Connection) -> None:
+    # Schema-qualified: an ordinary table of the same name is never touched.
+    schema = "pg_temp" if conn.dialect.name == "postgresql" else "temp"
+    conn.execute(text(f"DROP TABLE IF EXISTS {schema}.{TABLE_NAME}"))
+
+
 class WindowRows:
     """The temporary table of one build and the rewriting of statements onto it."""
 
@@ -76,12 +82,8 @@ class WindowRows:
         derived = {"category": category, "patient_id": PATIENT}
         query = select(*(c[name] for name in COPIED_COLUMNS),
                        *(expr.label(name) for name, expr in derived.items())).where(*scope)
-        conn.execute(text(f"DROP TABLE IF EXISTS {TABLE_NAME}"))
+        _drop(conn)
         conn.execute(_CreateTempAs(TABLE_NAME, query))
-        if conn.dialect.name == "postgresql":
-            # Temporary tables get no statistics from autovacuum; the planner needs them for
-            # its choice of hash or sort aggregation.
-            conn.execute(text(f"ANALYZE {TABLE_NAME}"))
         table = Table(
             TABLE_NAME, MetaData(),
             *(Column(name, c[name].type) for name in COPIED_COLUMNS),
@@ -90,7 +92,7 @@ class WindowRows:
         return cls(table, derived)
 
     def drop(self, conn: Connection) -> None:
-        conn.execute(text(f"DROP TABLE IF EXISTS {TABLE_NAME}"))
+        _drop(conn)
 
     def adapt(self, statement):
         """``statement`` (over audit_log, without the window scope) reading the table instead."""
