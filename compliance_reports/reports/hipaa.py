@@ -63,6 +63,7 @@ from compliance_reports.reports.common import (
     principal_label,
     resource_label,
     scope_section,
+    sort_key,
     successes,
 )
 from compliance_reports.reports.types import Body
@@ -193,12 +194,14 @@ def build(ctx: ReportContext) -> Body:
     ]
     read_sum = func.sum(_case01(ctx.category("phi_read")))
     write_sum = func.sum(_case01(ctx.category("phi_write")))
-    by_principal, n_principals = ctx.grouped(
+    # Every principal's PHI figures in one statement: the top table, and below the distinct
+    # patients and denied access rules, read them.
+    per_principal, n_principals = ctx.grouped(
         c.principal_id, phi,
         measures=[("reads", read_sum), ("writes", write_sum), ("failures", failures(audit_log)),
                   ("patients", distinct_count(PATIENT))],
-        limit=top_n,
     )
+    by_principal = per_principal[:top_n]
     principal_rows = [
         {"principal_id": ctx.pseudo(r["key"]), "events": r["events"], "reads": int_or_zero(r["reads"]),
          "writes": int_or_zero(r["writes"]), "failures": int_or_zero(r["failures"]),
@@ -308,8 +311,7 @@ def build(ctx: ReportContext) -> Body:
         "window_reads": {"window_minutes": window_minutes, "total": n_bursts, "rows": burst_rows},
     }
 
-    wide, n_wide = ctx.over_threshold(c.principal_id, distinct_count(PATIENT),
-                                      opts.distinct_patients_threshold, phi)
+    wide, n_wide = _over_threshold(per_principal, "patients", opts.distinct_patients_threshold)
     wide_evidence = ctx.evidence_by_principal([r["key"] for r in wide], phi)
     anomalies += _principal_findings(
         ctx, wide, n_wide, wide_evidence, severity="warning", code="many_patients",
@@ -321,8 +323,7 @@ def build(ctx: ReportContext) -> Body:
         "principals": [{"principal_id": ctx.pseudo(r["key"]), "patients": r["value"]} for r in wide]}
 
     denied_cond = (phi, c.status == "failure")
-    denied, n_denied = ctx.over_threshold(c.principal_id, func.count(), opts.denied_access_threshold,
-                                          *denied_cond)
+    denied, n_denied = _over_threshold(per_principal, "failures", opts.denied_access_threshold)
     denied_evidence = ctx.evidence_by_principal([r["key"] for r in denied], *denied_cond)
     anomalies += _principal_findings(
         ctx, denied, n_denied, denied_evidence, severity="warning", code="denied_access",
@@ -472,6 +473,16 @@ def _authentication_by_kind(ctx: ReportContext) -> dict[str, dict[str, int]]:
         if row["status"] in counts:
             counts[row["status"]] += row["events"]
     return out
+
+
+def _over_threshold(rows: list[dict], measure: str, threshold: int) -> tuple[list[dict], int]:
+    """``ReportContext.over_threshold`` on rows already grouped by principal: the first
+    ``FLAGGED_LIMIT`` {key, value} with ``measure`` at least ``threshold`` (value desc, then
+    principal as the database orders it), and how many there are."""
+    flagged = sorted(({"key": r["key"], "value": int_or_zero(r[measure])} for r in rows
+                      if int_or_zero(r[measure]) >= threshold),
+                     key=lambda r: (-r["value"], sort_key(r["key"])))
+    return flagged[:FLAGGED_LIMIT], len(flagged)
 
 
 def _case01(condition):
