@@ -210,12 +210,14 @@ class ReportContext:
         return conds
 
     def window_actions(self) -> dict[str, str]:
-        """The organization's distinct actions in the window, each with its category: read
-        once per build (one statement), so window statements need no per-row LIKE."""
+        """The organization's distinct actions in the window, each with its category: as the
+        streaming pass saw them (or one statement), so window statements need no per-row LIKE."""
         if self._window_actions is None:
-            c = audit_log.c
-            actions = self.conn.execute(
-                select(c.action).where(*self.scope(criteria=False)).distinct()).scalars()
+            actions = self.stream.actions
+            if actions is None:
+                c = audit_log.c
+                actions = self.conn.execute(
+                    select(c.action).where(*self.scope(criteria=False)).distinct()).scalars()
             self._window_actions = action_map(actions, self.categories)
         return self._window_actions
 
