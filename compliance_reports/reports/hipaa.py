@@ -183,9 +183,8 @@ def build(ctx: ReportContext) -> Body:
         ],
     )
     phi_total = sum(r["events"] for r in by_category)
-    phi_principals, phi_patients = ctx.conn.execute(ctx.statement(
-        lambda where: select(distinct_count(c.principal_id), distinct_count(PATIENT)).where(*where), phi,
-    )).one()
+    phi_patients = ctx.conn.execute(ctx.statement(
+        lambda where: select(distinct_count(PATIENT)).where(*where), phi)).scalar_one()
     category_rows = [
         {"category": r["category"], "title": category_title(r["category"]), "events": r["events"],
          "successes": int_or_zero(r["successes"]), "failures": int_or_zero(r["failures"]),
@@ -202,6 +201,7 @@ def build(ctx: ReportContext) -> Body:
                   ("patients", distinct_count(PATIENT))],
     )
     by_principal = per_principal[:top_n]
+    phi_principals = sum(1 for r in per_principal if r["key"] is not None)  # count(DISTINCT) skips NULL
     principal_rows = [
         {"principal_id": ctx.pseudo(r["key"]), "events": r["events"], "reads": int_or_zero(r["reads"]),
          "writes": int_or_zero(r["writes"]), "failures": int_or_zero(r["failures"]),
@@ -251,8 +251,9 @@ def build(ctx: ReportContext) -> Body:
     intervals = after_hours_intervals(ctx.window, opts.after_hours_start, opts.after_hours_end,
                                       opts.weekend_is_after_hours)
     after = in_intervals(intervals)
-    after_total = ctx.count(phi, after)
-    after_by_principal, n_after_principals = ctx.grouped(c.principal_id, phi, after, limit=top_n)
+    after_all, n_after_principals = ctx.grouped(c.principal_id, phi, after)
+    after_total = sum(r["events"] for r in after_all)
+    after_by_principal = after_all[:top_n]
     after_ids = ctx.first_ids(phi, after, limit=EVIDENCE_LIMIT * 2)
     rule = (f"{opts.after_hours_start}-{opts.after_hours_end} local ({ctx.window.timezone})"
             + (", weekends" if opts.weekend_is_after_hours else ""))
