@@ -20,12 +20,15 @@ each peak RSS is its own):
    check) and ``sections`` (the aggregate SQL of the report);
 3. the baseline, same run: every statement ``build_report`` sent, captured and re-executed
    through a bare psycopg2 connection (``fetchall``, no SQLAlchemy, no Python processing);
-   the streaming statement through a named cursor with a hand-written loop doing the same
-   per-row work (hashing.row_hash and a SHA-256 over each row's JSON), so "by hand" does the
-   same work without our abstractions.
+   the window's rows (ours stream through ``COPY``, which no cursor event sees) through a
+   named cursor over a hand-written SELECT with a hand-written loop doing the same per-row
+   work (hashing.row_hash and a SHA-256 over each row's JSON), so "by hand" does the same work
+   without our abstractions; and the five core GROUP BYs of issue 14 (by action, status,
+   principal with distinct resources, data classification, local hour).
 
-Printed: the times, the ratios ours/baseline for the aggregates alone (target <= 1.5) and for
-the whole report, the share of the integrity pass, and the peak RSS (target < 400 MB, and not
+Printed: the times, the ratios ours/baseline for the aggregates alone (target <= 1.5), ours
+against the five core GROUP BYs (sections alone, and with coverage, comparison and charts;
+issue 14's target <= 2, informational), for the whole report, the share of the integrity pass, and the peak RSS (target < 400 MB, and not
 growing with N). Exit status 0 when the targets are met, 1 otherwise, 2 without PostgreSQL.
 """
 

@@ -4,7 +4,9 @@ Scope rule: every statement a builder runs is built from ``ReportContext.scope()
 holds ``organization_id = :org`` and, unless a section documents otherwise, the window bounds
 ``timestamp >= :start AND timestamp < :end``, plus the report's criteria as bound parameters.
 Aggregation happens in SQL (SQLAlchemy Core); only grouped results or bounded evidence lists
-(with a LIMIT and a separate total count) come back to Python.
+(with a LIMIT and a separate total count) come back to Python. Statements in the window scope
+go through ``ReportContext.statement`` and read the window, copied once per build into a
+temporary table (``window_rows``), instead of ``audit_log``.
 
 Portability: the same statements run on SQLite and PostgreSQL and give identical documents.
 Three things differ between the two and are handled here:
@@ -240,10 +242,12 @@ class ReportContext:
     # ----------------------------------------------------------------- the window, read once
 
     def statement(self, build: Callable[[list[ColumnElement]], Any], *extra: ColumnElement, **scope_kw):
-        """``build(conditions)``: a statement over audit_log restricted by ``conditions``. With the
-        window scope (``scope_kw`` all defaults) it reads the window table (``window_rows``) and gets only
-        ``extra``; otherwise, or when it needs a column the table lacks, audit_log with
-        ``scope(*extra, **scope_kw)``."""
+        """``build(conditions)``: a statement over audit_log restricted by ``conditions``. With
+        the window scope (``scope_kw`` all defaults) it reads the window table (``window_rows``)
+        and gets only ``extra``; otherwise, or when it needs a column the table lacks, audit_log
+        with ``scope(*extra, **scope_kw)``."""
+        if unknown := set(scope_kw) - set(_WINDOW_SCOPE):
+            raise TypeError(f"unknown scope argument(s): {', '.join(sorted(unknown))}")
         if all(scope_kw.get(name, default) is default for name, default in _WINDOW_SCOPE.items()):
             try:
                 return self.window_rows().adapt(build(list(extra)))
@@ -312,7 +316,8 @@ class ReportContext:
         cols = [e.label(n) for n, e in keys]
         cols += [func.count().label("events"), *(m.label(n) for n, m in measures)]
         stmt = self.statement(
-            lambda where: select(*cols).select_from(audit_log).where(*where).group_by(*exprs).limit(max_groups),
+            lambda where: (select(*cols).select_from(audit_log).where(*where)
+                           .group_by(*exprs).limit(max_groups)),
             *extra, **scope_kw)
         rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         rows.sort(key=lambda r: (-r["events"], *(sort_key(r[n]) for n, _ in keys)))
