@@ -167,6 +167,7 @@ class ReportContext:
     _window_actions: dict[str, str] | None = field(default=None, init=False, repr=False)
     _category_case: ColumnElement | None = field(default=None, init=False, repr=False)
     _window_rows: WindowRows | None = field(default=None, init=False, repr=False)
+    _flags: dict[str, ColumnElement] = field(default_factory=dict, init=False, repr=False)
 
     def pseudo(self, value: str | None) -> str | None:
         """An identifier as the document shows it: the export pseudonym when redacting."""
@@ -255,9 +256,18 @@ class ReportContext:
                 pass
         return build(self.scope(*extra, **scope_kw))
 
+    def flag(self, name: str, condition: ColumnElement) -> ColumnElement:
+        """Have the window table hold ``condition`` per row (see ``window_rows``), so window
+        statements using it test a column; before the first window statement only."""
+        if self._window_rows is not None:
+            raise RuntimeError(f"flag {name!r} asked for after the window table was made")
+        self._flags[name] = condition
+        return condition
+
     def window_rows(self) -> WindowRows:
         if self._window_rows is None:
-            self._window_rows = WindowRows.create(self.conn, self.scope(), self.category_expr())
+            self._window_rows = WindowRows.create(self.conn, self.scope(), self.category_expr(),
+                                                  self._flags)
         return self._window_rows
 
     def close(self) -> None:

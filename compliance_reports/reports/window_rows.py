@@ -10,12 +10,15 @@ computed once per row:
 
 - ``category``: the action category, through the window's action map (``action IN (...)``
   per category, see ``action_categories.action_map``);
-- ``patient_id``: ``details.patient_id`` as text (the HIPAA patient of an event).
+- ``patient_id``: ``details.patient_id`` as text (the HIPAA patient of an event);
+- flags a builder asks for before its first statement (``ReportContext.flag``), 1/0: HIPAA's
+  after-hours condition, dozens of OR-ed time ranges, is evaluated once per row, not per use.
 
 Statements are still written against ``audit_log`` (so each one reads the same on both
 sources); ``WindowRows.adapt`` rewrites a statement built with the window scope to read the
 table: ``audit_log`` and its columns become the table's, the category CASE becomes
-``category`` and ``details.patient_id`` becomes ``patient_id``. A statement that needs a column
+``category``, ``details.patient_id`` becomes ``patient_id`` and a flag's condition (the same
+expression, compared structurally) ``flag = 1``. A statement that needs a column
 the table does not hold (``details`` otherwise, hashes) raises ``NotInWindowRows`` and runs on
 ``audit_log`` as before; so does every statement reaching outside the window.
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Column, Connection, MetaData, String, Table, select, text
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, case, literal, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.expression import Alias, Executable
@@ -61,6 +64,10 @@ def _create_temp_as(element, compiler, **kw):
     return f"CREATE TEMPORARY TABLE {element.name} AS {compiler.process(element.query, **kw)}"
 
 
+def _same(element, expr) -> bool:
+    return element is expr or (type(element) is type(expr) and element.compare(expr))
+
+
 def _drop(conn: Connection) -> None:
     # Schema-qualified: an ordinary table of the same name is never touched.
     schema = "pg_temp" if conn.dialect.name == "postgresql" else "temp"
@@ -70,26 +77,35 @@ def _drop(conn: Connection) -> None:
 class WindowRows:
     """The temporary table of one build and the rewriting of statements onto it."""
 
-    def __init__(self, table: Table, derived: Mapping[str, ColumnElement]) -> None:
+    def __init__(self, table: Table, derived: Mapping[str, ColumnElement],
+                 flags: Mapping[str, ColumnElement]) -> None:
         self.table = table
         self._derived = derived  # column name -> the audit_log expression it holds
+        self._flags = flags      # column name -> the audit_log condition it holds as 1/0
 
     @classmethod
-    def create(cls, conn: Connection, scope: list[ColumnElement], category: ColumnElement) -> WindowRows:
+    def create(cls, conn: Connection, scope: list[ColumnElement], category: ColumnElement,
+               flags: Mapping[str, ColumnElement] | None = None) -> WindowRows:
         """Copy the rows matching ``scope`` (conditions on audit_log) with their ``category``
-        (an expression on audit_log) into a new temporary table."""
+        (an expression on audit_log) and ``flags`` (name -> condition on audit_log, held as
+        1/0) into a new temporary table."""
         c = audit_log.c
         derived = {"category": category, "patient_id": PATIENT}
-        query = select(*(c[name] for name in COPIED_COLUMNS),
-                       *(expr.label(name) for name, expr in derived.items())).where(*scope)
+        flags = dict(flags or {})
+        query = select(
+            *(c[name] for name in COPIED_COLUMNS),
+            *(expr.label(name) for name, expr in derived.items()),
+            *(case((cond, literal(1)), else_=literal(0)).label(name) for name, cond in flags.items()),
+        ).where(*scope)
         _drop(conn)
         conn.execute(_CreateTempAs(TABLE_NAME, query))
         table = Table(
             TABLE_NAME, MetaData(),
             *(Column(name, c[name].type) for name in COPIED_COLUMNS),
             Column("category", String()), Column("patient_id", String()),
+            *(Column(name, Integer()) for name in flags),
         )
-        return cls(table, derived)
+        return cls(table, derived, flags)
 
     def drop(self, conn: Connection) -> None:
         _drop(conn)
@@ -108,8 +124,11 @@ class WindowRows:
                     raise NotInWindowRows(element.name)
                 return table.c[element.name]
             for name, expr in self._derived.items():
-                if element is expr or (type(element) is type(expr) and element.compare(expr)):
+                if _same(element, expr):
                     return table.c[name]
+            for name, cond in self._flags.items():
+                if _same(element, cond):
+                    return table.c[name] == 1
             return None
 
         return replacement_traverse(statement, {}, replace)

@@ -47,6 +47,9 @@ def test_aggregates_read_the_window_table_and_drop_it(golden_db, report_type):
     assert not _temp_table_left(golden_db)
     # the action map comes from the streaming pass: no statement reads the actions again
     assert not any("DISTINCT audit_log.action" in s for s in statements)
+    if report_type == "hipaa_audit_trail":  # the after-hours flag: a column, not the time ranges
+        assert "after_hours" in creates[0]
+        assert sum(f"{TABLE_NAME}.after_hours = " in s for s in reading) >= 3
     assert document["header"]["event_count"] > 0
 
 
