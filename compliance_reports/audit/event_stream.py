@@ -435,9 +435,9 @@ class StreamOutcome:
     unverified_ids: list[Any] = field(default_factory=list)
     unverified_ids_complete: bool = True
     sample: list[dict[str, Any]] = field(default_factory=list)  # first N matching records
-    # The distinct non-null actions of every row scanned (None: not collected), so the
-    # report's statements can resolve the action categories without reading the window again.
-    actions: set[str] | None = None
+    # The distinct non-null actions of every row scanned, so the report's statements can
+    # resolve the action categories without reading the window again.
+    actions: set[str] = field(default_factory=set)
 
 
 def stream_window(
@@ -459,7 +459,7 @@ def stream_window(
     """Read the window once: chain check over all rows, digest/export over matching rows."""
     import pyarrow.compute as pc
 
-    outcome = StreamOutcome(events_path=events_path, actions=set())
+    outcome = StreamOutcome(events_path=events_path)
     digest = hashlib.sha256()
     writer = ParquetEventWriter(events_path, batch_size) if events_path is not None else None
     walk = ChainWalk(expected_prev=expected_prev, check_first_link=check_first_link)

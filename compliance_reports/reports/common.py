@@ -213,15 +213,10 @@ class ReportContext:
         return conds
 
     def window_actions(self) -> dict[str, str]:
-        """The organization's distinct actions in the window, each with its category: as the
-        streaming pass saw them (or one statement), so window statements need no per-row LIKE."""
+        """The organization's distinct actions in the window, each with its category, as the
+        streaming pass saw them: window statements need no per-row LIKE."""
         if self._window_actions is None:
-            actions = self.stream.actions
-            if actions is None:
-                c = audit_log.c
-                actions = self.conn.execute(
-                    select(c.action).where(*self.scope(criteria=False)).distinct()).scalars()
-            self._window_actions = action_map(actions, self.categories)
+            self._window_actions = action_map(self.stream.actions, self.categories)
         return self._window_actions
 
     def category(self, name: str, table=audit_log, *, any_time: bool = False) -> ColumnElement:
