@@ -25,12 +25,17 @@ The same mapping runs in two places that must agree, and the tests check that th
 ``categorize`` (Python, used for single values) and ``category_case`` (a SQL ``CASE`` of
 ``LIKE ... ESCAPE '\\'`` clauses, so grouping by category stays in the database). In the LIKE
 translation ``*`` -> ``%``, ``?`` -> ``_``, and a literal ``%``, ``_`` or ``\\`` is escaped with ``\\``.
+
+When the actions a statement can meet are known (a report window's distinct actions, read
+once), the patterns are resolved in Python instead: ``action_map`` gives each action its
+category with ``categorize`` and ``mapped_condition``/``mapped_case`` compare the action with
+the few actions of a category (``action IN (...)``), so no row evaluates a LIKE.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 
 from sqlalchemy import and_, case, false, func, literal, not_, or_
@@ -215,6 +220,30 @@ def category_case(column: ColumnElement, categories: Mapping[str, Sequence[str]]
         (pattern_condition(column, patterns), literal(name))
         for name, patterns in categories.items()
         if patterns
+    ]
+    if not whens:
+        return literal(UNCATEGORISED)
+    return case(*whens, else_=literal(UNCATEGORISED))
+
+
+def action_map(actions: Iterable[str | None], categories: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Each (non-null) action of ``actions`` with its category, by ``categorize``."""
+    return {a: categorize(a, categories) for a in actions if a is not None}
+
+
+def mapped_condition(column: ColumnElement, category: str, mapping: Mapping[str, str]) -> ColumnElement:
+    """SQL: the action is one of ``mapping``'s actions of ``category`` (exact only for rows whose
+    action is a key of ``mapping``; any other action is in no category)."""
+    return column.in_(sorted(a for a, name in mapping.items() if name == category))
+
+
+def mapped_case(column: ColumnElement, categories: Mapping[str, Sequence[str]],
+                mapping: Mapping[str, str]) -> ColumnElement:
+    """SQL: ``CASE WHEN action IN (...) THEN 'phi_read' ... ELSE 'other' END`` over ``mapping``."""
+    whens = [
+        (mapped_condition(column, name, mapping), literal(name))
+        for name in categories
+        if name in mapping.values()
     ]
     if not whens:
         return literal(UNCATEGORISED)

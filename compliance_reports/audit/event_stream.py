@@ -435,6 +435,9 @@ class StreamOutcome:
     unverified_ids: list[Any] = field(default_factory=list)
     unverified_ids_complete: bool = True
     sample: list[dict[str, Any]] = field(default_factory=list)  # first N matching records
+    # The distinct non-null actions of every row scanned, so the report's statements can
+    # resolve the action categories without reading the window again.
+    actions: set[str] = field(default_factory=set)
 
 
 def stream_window(
@@ -472,6 +475,7 @@ def stream_window(
                 outcome.first_row_prev_hash = batch.column("prev_hash")[0].as_py()
             outcome.rows_scanned += n
             last_timestamp = batch.column("timestamp")[n - 1].as_py()
+            outcome.actions.update(a for a in pc.unique(batch.column("action")).to_pylist() if a is not None)
             verified = walk.add(batch, row_hash_array(batch))
             keep = pc.equal(batch.column("in_criteria"), 1)
             if verified_only:

@@ -174,6 +174,7 @@ def build_report_for_window(
         summary = [*body.summary, *coverage_summary(coverage)]
         comparison = compare(ctx, summary)
         charts = report_charts(ctx)
+        ctx.close()
         timings["comparison_and_charts"] = time.perf_counter() - t
 
     header = {

@@ -87,11 +87,14 @@ def bursting_principals(
     c = audit_log.c
     nth = func.lead(c.timestamp, threshold - 1).over(
         partition_by=c.principal_id, order_by=(c.timestamp, c.id))
-    inner = (select(c.principal_id.label("principal"), c.timestamp.label("ts"), nth.label("nth"))
-             .where(*ctx.scope(condition)).subquery())
-    stmt = (select(inner.c.principal).distinct()
-            .where(inner.c.nth.is_not(None), inner.c.nth < shift(inner.c.ts, span)))
-    return [row[0] for row in ctx.conn.execute(stmt)]
+
+    def build(where):
+        inner = (select(c.principal_id.label("principal"), c.timestamp.label("ts"), nth.label("nth"))
+                 .where(*where).subquery())
+        return (select(inner.c.principal).distinct()
+                .where(inner.c.nth.is_not(None), inner.c.nth < shift(inner.c.ts, span)))
+
+    return [row[0] for row in ctx.conn.execute(ctx.statement(build, condition))]
 
 
 def busiest_windows(
@@ -106,9 +109,10 @@ def busiest_windows(
     who = [c.principal_id.in_(names)] if names else []
     if None in principals:
         who.append(c.principal_id.is_(None))
-    stmt = (select(c.principal_id, c.timestamp, c.id)
-            .where(*ctx.scope(condition), or_(*who))
-            .order_by(nulls_last_key(c.principal_id), binary(c.principal_id), c.timestamp, c.id))
+    stmt = ctx.statement(lambda where: (
+        select(c.principal_id, c.timestamp, c.id).where(*where)
+        .order_by(nulls_last_key(c.principal_id), binary(c.principal_id), c.timestamp, c.id)
+    ), condition, or_(*who))
     result = ctx.conn.execute(
         stmt, execution_options={"stream_results": True, "yield_per": STREAM_BATCH})
     bursts: list[Burst] = []

@@ -50,8 +50,8 @@ def timeline(
     hour = utc_hour(c.timestamp)
     cols = [hour.label("hour"), func.count().label("events")]
     cols += [_sum(cond).label(name) for name, cond in measures]
-    stmt = (select(*cols).select_from(audit_log).where(*ctx.scope(criteria=criteria))
-            .group_by(hour))
+    stmt = ctx.statement(lambda where: select(*cols).select_from(audit_log).where(*where).group_by(hour),
+                         criteria=criteria)
     labels, index_of = _buckets(ctx)
     names = ["events", *(n for n, _ in measures)]
     series = {name: [0] * len(labels) for name in names}
@@ -235,7 +235,7 @@ def report_charts(ctx: ReportContext) -> list[dict]:
     elif kind == "gdpr_processing_activities":
         from compliance_reports.reports import gdpr
 
-        dsr = ctx.category("data_subject_request")
+        dsr = ctx.category("data_subject_request", any_time=True)  # requests received before the window
         request_id = gdpr.request_id()
         received = and_(dsr, pattern_condition(c.action, gdpr.DSR_RECEIVED), request_id.is_not(None))
         completed = and_(dsr, pattern_condition(c.action, gdpr.DSR_COMPLETED), request_id.is_not(None))

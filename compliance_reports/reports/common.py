@@ -4,7 +4,9 @@ Scope rule: every statement a builder runs is built from ``ReportContext.scope()
 holds ``organization_id = :org`` and, unless a section documents otherwise, the window bounds
 ``timestamp >= :start AND timestamp < :end``, plus the report's criteria as bound parameters.
 Aggregation happens in SQL (SQLAlchemy Core); only grouped results or bounded evidence lists
-(with a LIMIT and a separate total count) come back to Python.
+(with a LIMIT and a separate total count) come back to Python. Statements in the window scope
+go through ``ReportContext.statement`` and read the window, copied once per build into a
+temporary table (``window_rows``), instead of ``audit_log``.
 
 Portability: the same statements run on SQLite and PostgreSQL and give identical documents.
 Three things differ between the two and are handled here:
@@ -23,7 +25,7 @@ with ``as_float()`` and must be JSON numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -37,8 +39,10 @@ from sqlalchemy.sql.functions import FunctionElement
 from compliance_reports.audit.action_categories import (
     CATEGORY_TITLES,
     DEFAULT_CATEGORIES,
-    category_case,
+    action_map,
     category_condition,
+    mapped_case,
+    mapped_condition,
     pattern_condition,
 )
 from compliance_reports.audit.event_stream import Redactor, StreamOutcome
@@ -48,6 +52,7 @@ from compliance_reports.config.models import Criteria, ReportConfig
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window
 from compliance_reports.reports import document as rd
+from compliance_reports.reports.window_rows import NotInWindowRows, WindowRows
 
 EVIDENCE_LIMIT = 10        # event ids attached to one finding
 LIST_LIMIT = 200           # rows of an evidence list section (disclosures, breaches, ...)
@@ -142,6 +147,11 @@ def describe_criteria(criteria: Criteria) -> str:
 # ------------------------------------------------------------------------- context
 
 
+# ``ReportContext.scope``'s keyword defaults: the window scope the window table holds.
+_WINDOW_SCOPE: dict[str, Any] = {"table": audit_log, "start": None, "end": None, "lower_bound": True,
+                                 "criteria": True}
+
+
 @dataclass
 class ReportContext:
     conn: Connection
@@ -154,6 +164,10 @@ class ReportContext:
     generated_at: datetime
     scope_notes: list[str] = field(default_factory=list)
     redactor: Redactor | None = None
+    _window_actions: dict[str, str] | None = field(default=None, init=False, repr=False)
+    _category_case: ColumnElement | None = field(default=None, init=False, repr=False)
+    _window_rows: WindowRows | None = field(default=None, init=False, repr=False)
+    _flags: dict[str, ColumnElement] = field(default_factory=dict, init=False, repr=False)
 
     def pseudo(self, value: str | None) -> str | None:
         """An identifier as the document shows it: the export pseudonym when redacting."""
@@ -198,18 +212,71 @@ class ReportContext:
         conds.extend(extra)
         return conds
 
-    def category(self, name: str, table=audit_log) -> ColumnElement:
-        return category_condition(table.c.action, name, self.categories)
+    def window_actions(self) -> dict[str, str]:
+        """The organization's distinct actions in the window, each with its category, as the
+        streaming pass saw them: window statements need no per-row LIKE."""
+        if self._window_actions is None:
+            self._window_actions = action_map(self.stream.actions, self.categories)
+        return self._window_actions
 
-    def category_expr(self, table=audit_log) -> ColumnElement:
-        return category_case(table.c.action, self.categories)
+    def category(self, name: str, table=audit_log, *, any_time: bool = False) -> ColumnElement:
+        """The rows of action category ``name``. Through the window's action map (``action IN
+        (...)``), which holds only for statements inside the window; ``any_time`` (or another
+        table) gives the pattern form, for statements reaching before or after it."""
+        if name not in self.categories:
+            raise KeyError(f"unknown action category {name!r}")
+        if any_time or table is not audit_log:
+            return category_condition(table.c.action, name, self.categories)
+        return mapped_condition(table.c.action, name, self.window_actions())
+
+    def category_expr(self) -> ColumnElement:
+        """The action category of a row of the window (see ``category``)."""
+        if self._category_case is None:
+            self._category_case = mapped_case(audit_log.c.action, self.categories, self.window_actions())
+        return self._category_case
+
+    # ----------------------------------------------------------------- the window, read once
+
+    def statement(self, build: Callable[[list[ColumnElement]], Any], *extra: ColumnElement, **scope_kw):
+        """``build(conditions)``: a statement over audit_log restricted by ``conditions``. With
+        the window scope (``scope_kw`` all defaults) it reads the window table (``window_rows``)
+        and gets only ``extra``; otherwise, or when it needs a column the table lacks, audit_log
+        with ``scope(*extra, **scope_kw)``."""
+        if unknown := set(scope_kw) - set(_WINDOW_SCOPE):
+            raise TypeError(f"unknown scope argument(s): {', '.join(sorted(unknown))}")
+        if all(scope_kw.get(name, default) is default for name, default in _WINDOW_SCOPE.items()):
+            try:
+                return self.window_rows().adapt(build(list(extra)))
+            except NotInWindowRows:
+                pass
+        return build(self.scope(*extra, **scope_kw))
+
+    def flag(self, name: str, condition: ColumnElement) -> ColumnElement:
+        """Have the window table hold ``condition`` per row (see ``window_rows``), so window
+        statements using it test a column; before the first window statement only."""
+        if self._window_rows is not None:
+            raise RuntimeError(f"flag {name!r} asked for after the window table was made")
+        self._flags[name] = condition
+        return condition
+
+    def window_rows(self) -> WindowRows:
+        if self._window_rows is None:
+            self._window_rows = WindowRows.create(self.conn, self.scope(), self.category_expr(),
+                                                  self._flags)
+        return self._window_rows
+
+    def close(self) -> None:
+        """Drop the window table (the end of a build)."""
+        if self._window_rows is not None:
+            self._window_rows.drop(self.conn)
+            self._window_rows = None
 
     # ----------------------------------------------------------------- query helpers
 
     def count(self, *extra: ColumnElement, **scope_kw) -> int:
-        return self.conn.execute(
-            select(func.count()).select_from(audit_log).where(*self.scope(*extra, **scope_kw))
-        ).scalar_one()
+        return self.conn.execute(self.statement(
+            lambda where: select(func.count()).select_from(audit_log).where(*where), *extra, **scope_kw,
+        )).scalar_one()
 
     def grouped(
         self,
@@ -223,18 +290,18 @@ class ReportContext:
         at most ``limit`` of them, and the total number of groups."""
         events = func.count().label("events")
         cols = [key.label("key"), events, *(m.label(n) for n, m in measures)]
-        stmt = select(*cols).select_from(audit_log).where(*self.scope(*extra, **scope_kw)).group_by(key)
+        def build(where):
+            stmt = select(*cols).select_from(audit_log).where(*where).group_by(key)
+            if limit is None:
+                return stmt
+            # count(*) OVER () = the number of groups, computed before LIMIT: no second scan.
+            return (stmt.add_columns(func.count().over().label("_groups"))
+                    .order_by(events.desc(), nulls_last_key(key), binary(key)).limit(limit))
+
+        rows = [dict(r._mapping) for r in self.conn.execute(self.statement(build, *extra, **scope_kw))]
         if limit is None:
-            rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
             rows.sort(key=lambda r: (-r["events"], sort_key(r["key"])))
             return rows, len(rows)
-        # count(*) OVER () = the number of groups, computed before LIMIT: no second scan.
-        stmt = (
-            stmt.add_columns(func.count().over().label("_groups"))
-            .order_by(events.desc(), nulls_last_key(key), binary(key))
-            .limit(limit)
-        )
-        rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         total = rows[0]["_groups"] if rows else 0
         for row in rows:
             del row["_groups"]
@@ -253,8 +320,10 @@ class ReportContext:
         exprs = [e for _, e in keys]
         cols = [e.label(n) for n, e in keys]
         cols += [func.count().label("events"), *(m.label(n) for n, m in measures)]
-        stmt = (select(*cols).select_from(audit_log).where(*self.scope(*extra, **scope_kw))
-                .group_by(*exprs).limit(max_groups))
+        stmt = self.statement(
+            lambda where: (select(*cols).select_from(audit_log).where(*where)
+                           .group_by(*exprs).limit(max_groups)),
+            *extra, **scope_kw)
         rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         rows.sort(key=lambda r: (-r["events"], *(sort_key(r[n]) for n, _ in keys)))
         return rows
@@ -262,15 +331,20 @@ class ReportContext:
     def grouped_by_category(
         self, *extra: ColumnElement, measures: Sequence[tuple[str, Any]] = ()
     ) -> list[dict[str, Any]]:
-        """Counts per action category (CASE in a subquery, grouped by the database)."""
-        inner = (
-            select(self.category_expr().label("category"), *audit_log.c)
-            .where(*self.scope(*extra))
-            .subquery()
-        )
-        cols = [inner.c.category, func.count().label("events")]
-        cols += [m(inner).label(n) for n, m in measures]
-        rows = [dict(r._mapping) for r in self.conn.execute(select(*cols).group_by(inner.c.category))]
+        """Counts per action category, grouped by the database: the window table's ``category``
+        column, or (a measure it cannot give) the CASE in a subquery of audit_log."""
+        category = self.category_expr()
+        try:
+            stmt = self.window_rows().adapt(
+                select(category.label("category"), func.count().label("events"),
+                       *(m(audit_log).label(n) for n, m in measures))
+                .where(*extra).group_by(category))
+        except NotInWindowRows:
+            inner = select(category.label("category"), *audit_log.c).where(*self.scope(*extra)).subquery()
+            cols = [inner.c.category, func.count().label("events")]
+            cols += [m(inner).label(n) for n, m in measures]
+            stmt = select(*cols).group_by(inner.c.category)
+        rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         order = {name: i for i, name in enumerate([*self.categories, "other"])}
         rows.sort(key=lambda r: order.get(r["category"], len(order)))
         return rows
@@ -286,14 +360,14 @@ class ReportContext:
         """Groups whose measure is at least the threshold (every rule's convention: a count
         equal to the threshold is flagged): the top ``limit`` and the count."""
         value = measure.label("value")
-        stmt = (
+        stmt = self.statement(lambda where: (
             select(key.label("key"), value, func.count().over().label("_groups"))
-            .where(*self.scope(*extra))
+            .where(*where)
             .group_by(key)
             .having(measure >= threshold)
             .order_by(value.desc(), nulls_last_key(key), binary(key))
             .limit(limit)
-        )
+        ), *extra)
         rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
         total = rows[0]["_groups"] if rows else 0
         for row in rows:
@@ -310,16 +384,13 @@ class ReportContext:
         c = audit_log.c
         if names:
             rn = func.row_number().over(partition_by=c.principal_id, order_by=(c.timestamp, c.id))
-            inner = (
-                select(c.principal_id, c.id, c.timestamp, rn.label("rn"))
-                .where(*self.scope(*extra, c.principal_id.in_(names)))
-                .subquery()
-            )
-            rows = self.conn.execute(
-                select(inner.c.principal_id, inner.c.id)
-                .where(inner.c.rn <= per)
-                .order_by(inner.c.timestamp, inner.c.id)
-            )
+
+            def build(where):
+                inner = select(c.principal_id, c.id, c.timestamp, rn.label("rn")).where(*where).subquery()
+                return (select(inner.c.principal_id, inner.c.id).where(inner.c.rn <= per)
+                        .order_by(inner.c.timestamp, inner.c.id))
+
+            rows = self.conn.execute(self.statement(build, *extra, c.principal_id.in_(names)))
             for principal, event_id in rows:
                 found.setdefault(principal, []).append(event_id)
         if any(p is None for p in principals):
@@ -328,26 +399,28 @@ class ReportContext:
 
     def first_ids(self, *extra: ColumnElement, limit: int = EVIDENCE_LIMIT, **scope_kw) -> list[int]:
         c = audit_log.c
-        return list(
-            self.conn.execute(
-                select(c.id).where(*self.scope(*extra, **scope_kw))
-                .order_by(c.timestamp, c.id).limit(limit)
-            ).scalars()
-        )
+        return list(self.conn.execute(self.statement(
+            lambda where: select(c.id).where(*where).order_by(c.timestamp, c.id).limit(limit),
+            *extra, **scope_kw,
+        )).scalars())
 
     def event_list(
-        self, *extra: ColumnElement, limit: int = LIST_LIMIT, columns: Sequence = (), **scope_kw
+        self, *extra: ColumnElement, limit: int | None = LIST_LIMIT, columns: Sequence = (), **scope_kw
     ) -> tuple[list[Any], int]:
-        """A bounded evidence list (chain order) and the total number of matching rows."""
+        """An evidence list (chain order), bounded unless ``limit`` is None, and the total number
+        of matching rows. The window table picks the rows, audit_log gives their columns."""
         c = audit_log.c
         cols = columns or (
             c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type,
             c.target_resource_id, c.status, c.data_classification, c.details,
         )
+        ids = self.statement(
+            lambda where: select(c.id).where(*where).order_by(c.timestamp, c.id).limit(limit),
+            *extra, **scope_kw)
         rows = self.conn.execute(
-            select(*cols).where(*self.scope(*extra, **scope_kw)).order_by(c.timestamp, c.id).limit(limit)
+            select(*cols).where(c.id.in_(ids.scalar_subquery())).order_by(c.timestamp, c.id)
         ).all()
-        total = len(rows) if len(rows) < limit else self.count(*extra, **scope_kw)
+        total = len(rows) if limit is None or len(rows) < limit else self.count(*extra, **scope_kw)
         return rows, total
 
     # ----------------------------------------------------------------- formatting

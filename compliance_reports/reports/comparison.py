@@ -74,23 +74,23 @@ def _hipaa(ctx: ReportContext, previous) -> list[Metric]:
         Metric("PHI access events", _count(phi)),
         Metric("Principals accessing PHI", _distinct(c.principal_id, phi)),
         Metric("After-hours PHI access events", _count(and_(phi, after))),
-        Metric("Failed logins", _count(and_(ctx.category("login"), c.status == "failure"))),
-        Metric("Disclosures", _count(ctx.category("disclosure"))),
-        Metric("Emergency access events", _count(ctx.category("emergency_access"))),
+        Metric("Failed logins", _count(and_(ctx.category("login", any_time=True), c.status == "failure"))),
+        Metric("Disclosures", _count(ctx.category("disclosure", any_time=True))),
+        Metric("Emergency access events", _count(ctx.category("emergency_access", any_time=True))),
     ]
 
 
 def _gdpr(ctx: ReportContext, previous) -> list[Metric]:
     personal = c.data_classification.in_(gdpr.PERSONAL)
-    received = and_(ctx.category("data_subject_request"), pattern_condition(c.action, gdpr.DSR_RECEIVED))
+    received = and_(ctx.category("data_subject_request", any_time=True), pattern_condition(c.action, gdpr.DSR_RECEIVED))
     return [
         Metric("Personal-data processing events", _count(personal)),
         Metric("Without legal basis", _count(and_(personal, gdpr.legal_basis().is_(None)))),
         Metric("Data-subject requests received", _count(received)),
-        Metric("Cross-border transfers", _count(ctx.category("transfer"))),
+        Metric("Cross-border transfers", _count(ctx.category("transfer", any_time=True))),
         # as the breach register counts them: by breach_id, an event without one on its own
         Metric("Breaches", _distinct(func.coalesce(c.details["breach_id"].as_string(),
-                                                   cast(c.id, String)), ctx.category("breach"))),
+                                                   cast(c.id, String)), ctx.category("breach", any_time=True))),
     ]
 
 

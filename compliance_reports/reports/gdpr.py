@@ -135,7 +135,7 @@ def build(ctx: ReportContext) -> Body:
                           "by_legal_basis": basis_rows, "by_data_category": category_rows}
 
     # --- data-subject requests
-    dsr = ctx.category("data_subject_request")
+    dsr = ctx.category("data_subject_request", any_time=True)  # overdue requests reach before the window
     received = and_(dsr, pattern_condition(c.action, DSR_RECEIVED))
     completed = and_(dsr, pattern_condition(c.action, DSR_COMPLETED))
     counts: dict[str, dict[str, int]] = {}

@@ -63,6 +63,7 @@ from compliance_reports.reports.common import (
     principal_label,
     resource_label,
     scope_section,
+    sort_key,
     successes,
 )
 from compliance_reports.reports.types import Body
@@ -170,6 +171,10 @@ def build(ctx: ReportContext) -> Body:
     phi = c.data_classification == "PHI"
     data: dict[str, Any] = {}
     anomalies: list[dict] = []
+    intervals = after_hours_intervals(ctx.window, opts.after_hours_start, opts.after_hours_end,
+                                      opts.weekend_is_after_hours)
+    # Dozens of OR-ed time ranges, read here and by the after-hours chart: once per row.
+    after = ctx.flag("after_hours", in_intervals(intervals))
 
     # --- ePHI access by category and by principal
     by_category = ctx.grouped_by_category(
@@ -182,9 +187,8 @@ def build(ctx: ReportContext) -> Body:
         ],
     )
     phi_total = sum(r["events"] for r in by_category)
-    phi_principals, phi_patients = ctx.conn.execute(
-        select(distinct_count(c.principal_id), distinct_count(PATIENT)).where(*ctx.scope(phi))
-    ).one()
+    phi_patients = ctx.conn.execute(ctx.statement(
+        lambda where: select(distinct_count(PATIENT)).where(*where), phi)).scalar_one()
     category_rows = [
         {"category": r["category"], "title": category_title(r["category"]), "events": r["events"],
          "successes": int_or_zero(r["successes"]), "failures": int_or_zero(r["failures"]),
@@ -193,12 +197,15 @@ def build(ctx: ReportContext) -> Body:
     ]
     read_sum = func.sum(_case01(ctx.category("phi_read")))
     write_sum = func.sum(_case01(ctx.category("phi_write")))
-    by_principal, n_principals = ctx.grouped(
+    # Every principal's PHI figures in one statement: the top table, and below the distinct
+    # patients and denied access rules, read them.
+    per_principal, n_principals = ctx.grouped(
         c.principal_id, phi,
         measures=[("reads", read_sum), ("writes", write_sum), ("failures", failures(audit_log)),
                   ("patients", distinct_count(PATIENT))],
-        limit=top_n,
     )
+    by_principal = per_principal[:top_n]
+    phi_principals = sum(1 for r in per_principal if r["key"] is not None)  # count(DISTINCT) skips NULL
     principal_rows = [
         {"principal_id": ctx.pseudo(r["key"]), "events": r["events"], "reads": int_or_zero(r["reads"]),
          "writes": int_or_zero(r["writes"]), "failures": int_or_zero(r["failures"]),
@@ -213,9 +220,9 @@ def build(ctx: ReportContext) -> Body:
     auth_kinds = _authentication_by_kind(ctx)
     logins, mfa = auth_kinds["login"], auth_kinds["mfa"]
     failed_login = and_(ctx.category("login"), c.status == "failure")
-    auth_fail_principals = ctx.conn.execute(
-        select(distinct_count(c.principal_id)).where(*ctx.scope(failed_login))
-    ).scalar_one()
+    auth_fail_principals = ctx.conn.execute(ctx.statement(
+        lambda where: select(distinct_count(c.principal_id)).where(*where), failed_login,
+    )).scalar_one()
     flagged_logins, n_flagged_logins = ctx.over_threshold(
         c.principal_id, func.count(), opts.failed_login_threshold, failed_login)
     login_evidence = ctx.evidence_by_principal([r["key"] for r in flagged_logins], failed_login)
@@ -245,11 +252,9 @@ def build(ctx: ReportContext) -> Body:
     data["emergency_access"] = {"total": n_emergency, "rows": emergency_table}
 
     # --- anomalies
-    intervals = after_hours_intervals(ctx.window, opts.after_hours_start, opts.after_hours_end,
-                                      opts.weekend_is_after_hours)
-    after = in_intervals(intervals)
-    after_total = ctx.count(phi, after)
-    after_by_principal, n_after_principals = ctx.grouped(c.principal_id, phi, after, limit=top_n)
+    after_all, n_after_principals = ctx.grouped(c.principal_id, phi, after)
+    after_total = sum(r["events"] for r in after_all)
+    after_by_principal = after_all[:top_n]
     after_ids = ctx.first_ids(phi, after, limit=EVIDENCE_LIMIT * 2)
     rule = (f"{opts.after_hours_start}-{opts.after_hours_end} local ({ctx.window.timezone})"
             + (", weekends" if opts.weekend_is_after_hours else ""))
@@ -308,8 +313,7 @@ def build(ctx: ReportContext) -> Body:
         "window_reads": {"window_minutes": window_minutes, "total": n_bursts, "rows": burst_rows},
     }
 
-    wide, n_wide = ctx.over_threshold(c.principal_id, distinct_count(PATIENT),
-                                      opts.distinct_patients_threshold, phi)
+    wide, n_wide = _over_threshold(per_principal, "patients", opts.distinct_patients_threshold)
     wide_evidence = ctx.evidence_by_principal([r["key"] for r in wide], phi)
     anomalies += _principal_findings(
         ctx, wide, n_wide, wide_evidence, severity="warning", code="many_patients",
@@ -321,8 +325,7 @@ def build(ctx: ReportContext) -> Body:
         "principals": [{"principal_id": ctx.pseudo(r["key"]), "patients": r["value"]} for r in wide]}
 
     denied_cond = (phi, c.status == "failure")
-    denied, n_denied = ctx.over_threshold(c.principal_id, func.count(), opts.denied_access_threshold,
-                                          *denied_cond)
+    denied, n_denied = _over_threshold(per_principal, "failures", opts.denied_access_threshold)
     denied_evidence = ctx.evidence_by_principal([r["key"] for r in denied], *denied_cond)
     anomalies += _principal_findings(
         ctx, denied, n_denied, denied_evidence, severity="warning", code="denied_access",
@@ -342,12 +345,9 @@ def build(ctx: ReportContext) -> Body:
             [e for e in evidence if e is not None]))
 
     # --- accounting of disclosures: every one of them, never capped (164.528)
-    disclosure_rows = ctx.conn.execute(
-        select(c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type,
-               c.target_resource_id, c.status, c.details)
-        .where(*ctx.scope(ctx.category("disclosure"))).order_by(c.timestamp, c.id)
-    ).all()
-    n_disclosures = len(disclosure_rows)
+    disclosure_rows, n_disclosures = ctx.event_list(ctx.category("disclosure"), limit=None, columns=(
+        c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type, c.target_resource_id,
+        c.status, c.details))
     disclosures = [
         {"event_id": r.id, "date": event_time(r.timestamp), "date_local": ctx.local(r.timestamp),
          "recipient": _recipient(r.details),
@@ -475,6 +475,16 @@ def _authentication_by_kind(ctx: ReportContext) -> dict[str, dict[str, int]]:
         if row["status"] in counts:
             counts[row["status"]] += row["events"]
     return out
+
+
+def _over_threshold(rows: list[dict], measure: str, threshold: int) -> tuple[list[dict], int]:
+    """``ReportContext.over_threshold`` on rows already grouped by principal: the first
+    ``FLAGGED_LIMIT`` {key, value} with ``measure`` at least ``threshold`` (value desc, then
+    principal as the database orders it), and how many there are."""
+    flagged = sorted(({"key": r["key"], "value": int_or_zero(r[measure])} for r in rows
+                      if int_or_zero(r[measure]) >= threshold),
+                     key=lambda r: (-r["value"], sort_key(r["key"])))
+    return flagged[:FLAGGED_LIMIT], len(flagged)
 
 
 def _case01(condition):

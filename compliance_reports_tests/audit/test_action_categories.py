@@ -11,10 +11,13 @@ from compliance_reports.audit.action_categories import (
     CATEGORY_ORDER,
     DEFAULT_CATEGORIES,
     UNCATEGORISED,
+    action_map,
     categorize,
     category_case,
     category_condition,
     fnmatch_to_like,
+    mapped_case,
+    mapped_condition,
     matches,
     pattern_condition,
     resolve_categories,
@@ -53,6 +56,28 @@ def _sql_categories(engine, table, categories):
             select(table.c.id, category_case(table.c.action, categories)).order_by(table.c.id)
         ).all()
     return {ACTIONS[i]: cat for i, cat in rows}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_action_map_gives_the_rows_the_patterns_give(backend, request):
+    """The window form (the distinct actions resolved once, then ``action IN (...)``) selects
+    and labels every row as the LIKE form does, for the actions it was built from."""
+    engine = request.getfixturevalue("engine" if backend == "sqlite" else "pg_engine")
+    table = _table_engine(engine)
+    tricky = resolve_categories({"percent": ["50%_*"], "single": ["a?b"], "login": ["AUTH.LOGIN*"]})
+    with engine.connect() as conn:
+        for categories in (resolve_categories(), tricky):
+            mapping = action_map(conn.execute(select(table.c.action).distinct()).scalars(), categories)
+            assert mapping["fhir.patient.read"] == "phi_read"
+            mapped = dict(conn.execute(select(table.c.id, mapped_case(table.c.action, categories, mapping))).all())
+            patterned = dict(conn.execute(select(table.c.id, category_case(table.c.action, categories))).all())
+            assert mapped == patterned
+            for name in categories:
+                by_map = set(conn.execute(select(table.c.id).where(
+                    mapped_condition(table.c.action, name, mapping))).scalars())
+                by_like = set(conn.execute(select(table.c.id).where(
+                    category_condition(table.c.action, name, categories))).scalars())
+                assert by_map == by_like, name
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
