@@ -10,6 +10,17 @@ moved into `out_dir` only when every format succeeded, so a failure leaves no pa
 behind. Bad input (unknown format, unusable header values, a missing or malformed encryption
 key) is rejected before anything is written.
 
+Concurrency: the PDF (WeasyPrint, CPU-heavy and by far the largest memory user) renders in its
+own process, started with the "spawn" method (a fresh interpreter: nothing of the caller, such as
+a Dagster run worker's threads or open connections, is inherited), while the other formats
+render one after another in this process; each file's bytes are what a sequential rendering
+writes, since every exporter is a function of its inputs only. The PDF process ends with the
+export, so its memory is returned at once.
+
+Hashing: each rendered file is read once for its SHA-256 (the PDF's in its own process); an
+uncompressed, unencrypted file is its own content, so that hash is reused, and compression and
+encryption hash what they write.
+
 Determinism: for the same document, events file and settings, the CSV, JSON, XML, Parquet and
 XLSX files are byte-identical on every run, also gzip- or zip-compressed. Encrypted files differ
 (a fresh nonce per file); their `content_sha256` (the rendered content) does not.
@@ -21,10 +32,12 @@ is exported.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +94,13 @@ def _render(
         raise ValueError(fmt)
 
 
+def _render_and_hash(fmt: str, document: dict[str, Any], events_path: Path | None, include_events: bool,
+                     out_path: Path, pdf_event_limit: int, formats: list[str]) -> str:
+    """Render one format; returns the SHA-256 of the written content (run in the PDF process too)."""
+    _render(fmt, document, events_path, include_events, out_path, pdf_event_limit, formats)
+    return sha256_file(out_path)
+
+
 def export_all(
     document: dict[str, Any],
     events_path: Path | None,
@@ -119,21 +139,34 @@ def export_all(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    pdf_process: ProcessPoolExecutor | None = None
     try:
-        staged: list[tuple[str, Path, str]] = []
+        plain_files = {}
         for fmt in wanted:
-            fmt_dir = work / fmt
-            fmt_dir.mkdir()
-            plain = fmt_dir / content_filename(header, fmt)
-            _render(fmt, document, events_path, export.include_events, plain, pdf_event_limit, wanted)
-            content_sha = sha256_file(plain)
-            current = compression.compress_file(plain, export.compression)
+            (work / fmt).mkdir()
+            plain_files[fmt] = work / fmt / content_filename(header, fmt)
+        render_args = (document, events_path, export.include_events)
+        hashes: dict[str, str | Future] = {}
+        if "pdf" in wanted:
+            pdf_process = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            hashes["pdf"] = pdf_process.submit(
+                _render_and_hash, "pdf", *render_args, plain_files["pdf"], pdf_event_limit, wanted
+            )
+        for fmt in wanted:
+            if fmt != "pdf":
+                hashes[fmt] = _render_and_hash(fmt, *render_args, plain_files[fmt], pdf_event_limit, wanted)
+
+        staged: list[tuple[str, Path, str, str]] = []
+        for fmt in wanted:
+            content_sha = hashes[fmt] if isinstance(hashes[fmt], str) else hashes[fmt].result()
+            current = compression.compress_file(plain_files[fmt], export.compression)
             if key is not None:
                 current = file_crypto.encrypt_file(current, key, key_id)
-            staged.append((fmt, current, content_sha))
+            file_sha = content_sha if current == plain_files[fmt] else sha256_file(current)
+            staged.append((fmt, current, content_sha, file_sha))
 
         results: list[ExportedFile] = []
-        for fmt, path, content_sha in staged:
+        for fmt, path, content_sha, file_sha in staged:
             final = out_dir / path.name
             os.replace(path, final)
             if key is not None:
@@ -149,7 +182,7 @@ def export_all(
                     filename=final.name,
                     media_type=media_type,
                     size=final.stat().st_size,
-                    sha256=sha256_file(final),
+                    sha256=file_sha,
                     compressed=export.compression,
                     encrypted=key is not None,
                     key_id=key_id,
@@ -158,4 +191,7 @@ def export_all(
             )
         return results
     finally:
+        if pdf_process is not None:
+            # Also after a failure elsewhere: the PDF process is done before its folder goes.
+            pdf_process.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(work, ignore_errors=True)

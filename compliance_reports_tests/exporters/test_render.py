@@ -193,3 +193,38 @@ def test_byte_identical_across_processes(tmp_path, events):
     assert len(mine) == 3 * len(DETERMINISTIC)
     for f in mine:
         assert (tmp_path / "child" / f.filename).read_bytes() == f.path.read_bytes(), f.filename
+
+
+def test_pdf_renders_in_its_own_process_with_the_sequential_content(tmp_path, events):
+    """The PDF comes from another process (WeasyPrint never loads in the caller) and holds what
+    write_pdf called in this process writes. (WeasyPrint's bytes differ between any two renderings,
+    in one process too, so pages and text are compared; the other formats are compared byte for
+    byte above.)"""
+    import os
+    import subprocess
+    import sys
+
+    from pypdf import PdfReader
+
+    from compliance_reports.exporters.pdf_exporter import write_pdf
+
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from compliance_reports.config.models import ExportSettings\n"
+        "from compliance_reports.exporters.render import export_all\n"
+        "from compliance_reports_tests.exporters.sample import sample_document\n"
+        "[pdf] = [f for f in export_all(sample_document(), Path(sys.argv[1]), ['csv', 'pdf', 'json'],\n"
+        "         ExportSettings(), Path(sys.argv[2]), pdf_event_limit=5) if f.format == 'pdf']\n"
+        "assert 'weasyprint' not in sys.modules, 'WeasyPrint was loaded in the calling process'\n"
+        "print(pdf.sha256, pdf.content_sha256)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(events), str(tmp_path / "child")], check=True,
+                          capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    concurrent = tmp_path / "child" / "hipaa-monthly_2026-11-01.pdf"
+    written = hashlib.sha256(concurrent.read_bytes()).hexdigest()
+    assert done.stdout.split() == [written, written]
+    sequential = write_pdf(sample_document(), events, tmp_path / "sequential.pdf", event_limit=5,
+                           formats=["csv", "pdf", "json"])
+    pages = [[p.extract_text() for p in PdfReader(path).pages] for path in (concurrent, sequential)]
+    assert len(pages[0]) > 1 and pages[0] == pages[1]
