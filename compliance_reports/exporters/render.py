@@ -13,13 +13,14 @@ key) is rejected before anything is written.
 Concurrency: the PDF (WeasyPrint, CPU-heavy and by far the largest memory user) renders in its
 own process, started with the "spawn" method (a fresh interpreter: nothing of the caller, such as
 a Dagster run worker's threads or open connections, is inherited), while the other formats
-render one after another in this process; each file's bytes are what a sequential rendering
-writes, since every exporter is a function of its inputs only. The PDF process ends with the
-export, so its memory is returned at once.
+render one after another in this process; each file holds what a sequential rendering writes,
+since every exporter is a function of its inputs only (the PDF's bytes differ between any two
+WeasyPrint renderings, in one process too; its pages and text do not). The PDF process ends
+with the export, so its memory is returned at once.
 
-Hashing: each rendered file is read once for its SHA-256 (the PDF's in its own process); an
-uncompressed, unencrypted file is its own content, so that hash is reused, and compression and
-encryption hash what they write.
+Hashing: each rendered file is read once for its SHA-256, right after it is written (the PDF's in
+its own process); an uncompressed, unencrypted file is its own content, so that hash is also the
+file's. A compressed or encrypted file is read once more for its own hash.
 
 Determinism: for the same document, events file and settings, the CSV, JSON, XML, Parquet and
 XLSX files are byte-identical on every run, also gzip- or zip-compressed. Encrypted files differ
