@@ -11,6 +11,10 @@ one folder at a time through directory file descriptors opened with O_NOFOLLOW. 
 link met on the way is followed only after its real path was checked to be inside the boundary,
 by walking that real path again from the boundary, so a link planted or swapped at any time
 cannot lead a write (or a deletion) out of the root.
+
+`link_file` places a hard link of a finished file by the same route instead of writing a copy
+(the local artifact store's put_file); the caller falls back to `write_file` where the file
+system cannot link it.
 """
 
 from __future__ import annotations
@@ -222,11 +226,10 @@ def link_file(
     *,
     boundary_parts: int = 0,
     mode: int = 0o600,
-    exclusive: bool = False,
 ) -> Path | None:
     """Place a hard link of the regular file `source` at root/parts, like write_file places a
-    written one (same descent from the root, same atomic or exclusive placing); the file gets
-    `mode` and is synced. Returns the real path, or None when `source` cannot be linked there
+    written one (same descent from the root, same atomic replacement); the file gets `mode` and
+    is synced. Returns the real path, or None when `source` cannot be linked there
     (another file system, no hard links, not a regular file): the caller copies instead.
 
     The name then shares `source`'s content (one inode): only link a file that nobody writes
@@ -261,7 +264,7 @@ def link_file(
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            _place(dir_fd, tmp, name, mode, exclusive)
+            _place(dir_fd, tmp, name, mode, exclusive=False)
         finally:
             try:
                 os.unlink(tmp, dir_fd=dir_fd)
