@@ -20,7 +20,8 @@ with the export, so its memory is returned at once.
 
 Hashing: each rendered file is read once for its SHA-256, right after it is written (the PDF's in
 its own process); an uncompressed, unencrypted file is its own content, so that hash is also the
-file's. A compressed or encrypted file is read once more for its own hash.
+file's. Gzip and encryption hash what they write as they write it; a zip archive is read once
+more for its own hash.
 
 Determinism: for the same document, events file and settings, the CSV, JSON, XML, Parquet and
 XLSX files are byte-identical on every run, also gzip- or zip-compressed. Encrypted files differ
@@ -33,6 +34,7 @@ is exported.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -102,6 +104,22 @@ def _render_and_hash(fmt: str, document: dict[str, Any], events_path: Path | Non
     return sha256_file(out_path)
 
 
+def _finish(plain: Path, content_sha: str, how: str, key: bytes | None, key_id: str | None) -> tuple[Path, str]:
+    """The rendered file compressed (`how`) and encrypted as configured, with its SHA-256: the
+    content's for a plain file, else hashed while the last step writes it (a zip archive,
+    which is not written front to back, after)."""
+    if how == "none" and key is None:
+        return plain, content_sha
+    digest = hashlib.sha256()
+    if key is not None:
+        compressed = compression.compress_file(plain, how)
+        return file_crypto.encrypt_file(compressed, key, key_id, digest=digest), digest.hexdigest()
+    if how == "zip":
+        compressed = compression.compress_file(plain, how)
+        return compressed, sha256_file(compressed)
+    return compression.compress_file(plain, how, digest=digest), digest.hexdigest()
+
+
 def export_all(
     document: dict[str, Any],
     events_path: Path | None,
@@ -160,10 +178,7 @@ def export_all(
         staged: list[tuple[str, Path, str, str]] = []
         for fmt in wanted:
             content_sha = hashes[fmt] if isinstance(hashes[fmt], str) else hashes[fmt].result()
-            current = compression.compress_file(plain_files[fmt], export.compression)
-            if key is not None:
-                current = file_crypto.encrypt_file(current, key, key_id)
-            file_sha = content_sha if current == plain_files[fmt] else sha256_file(current)
+            current, file_sha = _finish(plain_files[fmt], content_sha, export.compression, key, key_id)
             staged.append((fmt, current, content_sha, file_sha))
 
         results: list[ExportedFile] = []

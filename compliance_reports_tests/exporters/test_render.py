@@ -228,3 +228,20 @@ def test_pdf_renders_in_its_own_process_with_the_sequential_content(tmp_path, ev
                            formats=["csv", "pdf", "json"])
     pages = [[p.extract_text() for p in PdfReader(path).pages] for path in (concurrent, sequential)]
     assert len(pages[0]) > 1 and pages[0] == pages[1]
+
+
+@pytest.mark.parametrize(("compression", "encrypt", "reads"), [
+    ("none", False, 1), ("gzip", False, 1), ("gzip", True, 1), ("none", True, 1), ("zip", False, 2),
+])
+def test_each_file_is_read_once_for_its_hashes(tmp_path, events, monkeypatch, compression, encrypt, reads):
+    """The content is hashed once after rendering; gzip and encryption hash what they write as
+    they write it (only a zip archive, completed after its data, is read again)."""
+    counted: list[str] = []
+    original = render.sha256_file
+    monkeypatch.setattr(render, "sha256_file", lambda path, *a: (counted.append(path.name), original(path, *a))[1])
+    settings = ExportSettings(compression=compression, encrypt=encrypt, encryption_key_env="REPORT_KEY")
+    files = export_all(sample_document(), events, ["csv", "json", "parquet"], settings, tmp_path / "h",
+                       pdf_event_limit=5, key_lookup={"REPORT_KEY": KEY_HEX}.get)
+    assert len(counted) == reads * len(files)
+    for f in files:
+        assert f.sha256 == hashlib.sha256(f.path.read_bytes()).hexdigest() and f.size == f.path.stat().st_size
