@@ -15,6 +15,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from compliance_reports.artifacts.checksums import HashingWriter
+
 COMPRESSIONS = ("none", "gzip", "zip")
 EXTENSIONS = {"gzip": ".gz", "zip": ".zip"}
 MEDIA_TYPES = {"gzip": "application/gzip", "zip": "application/zip"}
@@ -26,10 +28,12 @@ ZIP_PERMISSIONS = 0o100644  # regular file, rw-r--r--
 _CHUNK = 1024 * 1024
 
 
-def gzip_file(src: Path, dest: Path) -> Path:
-    """Write `src` gzip-compressed to `dest` (header without name, mtime 0)."""
+def gzip_file(src: Path, dest: Path, digest=None) -> Path:
+    """Write `src` gzip-compressed to `dest` (header without name, mtime 0); `digest` (a hashlib
+    object) is fed every byte written."""
     with open(src, "rb") as fin, open(dest, "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0) as gz:
+        sink = raw if digest is None else HashingWriter(raw, digest)
+        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=GZIP_LEVEL, mtime=0) as gz:
             shutil.copyfileobj(fin, gz, _CHUNK)
     return dest
 
@@ -51,15 +55,19 @@ def zip_file(src: Path, dest: Path, arcname: str | None = None) -> Path:
     return dest
 
 
-def compress_file(src: Path, compression: str, dest_dir: Path | None = None) -> Path:
-    """Compress `src` next to itself (or into dest_dir); "none" returns `src` unchanged."""
+def compress_file(src: Path, compression: str, dest_dir: Path | None = None, digest=None) -> Path:
+    """Compress `src` next to itself (or into dest_dir); "none" returns `src` unchanged.
+
+    `digest` (gzip only) is fed every byte written; a zip archive is not written front to back
+    (its entry header is completed after the data), so it is hashed once written.
+    """
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
     if compression == "none":
         return src
     dest = (dest_dir or src.parent) / (src.name + EXTENSIONS[compression])
     if compression == "gzip":
-        return gzip_file(src, dest)
+        return gzip_file(src, dest, digest)
     return zip_file(src, dest, src.name)
 
 

@@ -42,6 +42,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from compliance_reports.artifacts.checksums import HashingWriter
+
 MAGIC = b"CRENC1"
 KEY_ID_BYTES = 8
 NONCE_BYTES = 12
@@ -137,8 +139,10 @@ def encrypt_bytes(data: bytes, key: bytes, original_name: str, *, nonce: bytes |
     return MAGIC + key_id + nonce + AESGCM(bytes(key)).encrypt(nonce, data, _aad(key_id, original_name))
 
 
-def encrypt_file(path: Path, key: bytes, key_id: str | None = None, dest: Path | None = None) -> Path:
-    """Encrypt `path` into `dest` (default `<path>.enc`); the original name is authenticated."""
+def encrypt_file(path: Path, key: bytes, key_id: str | None = None, dest: Path | None = None,
+                 digest=None) -> Path:
+    """Encrypt `path` into `dest` (default `<path>.enc`); the original name is authenticated.
+    `digest` (a hashlib object) is fed every byte written."""
     _check_key(key)
     path = Path(path)
     actual_id = key_id_for(key)
@@ -150,13 +154,15 @@ def encrypt_file(path: Path, key: bytes, key_id: str | None = None, dest: Path |
     aad = _aad(key_id_raw, path.name)
     if path.stat().st_size <= STREAM_THRESHOLD:
         payload = AESGCM(bytes(key)).encrypt(nonce, path.read_bytes(), aad)
-        with open(dest, "wb") as out:
+        with open(dest, "wb") as raw:
+            out = raw if digest is None else HashingWriter(raw, digest)
             out.write(MAGIC + key_id_raw + nonce)
             out.write(payload)
         return dest
     encryptor = Cipher(algorithms.AES(bytes(key)), modes.GCM(nonce)).encryptor()
     encryptor.authenticate_additional_data(aad)
-    with open(path, "rb") as fin, open(dest, "wb") as out:
+    with open(path, "rb") as fin, open(dest, "wb") as raw:
+        out = raw if digest is None else HashingWriter(raw, digest)
         out.write(MAGIC + key_id_raw + nonce)
         while chunk := fin.read(_CHUNK):
             out.write(encryptor.update(chunk))

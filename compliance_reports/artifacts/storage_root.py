@@ -11,6 +11,10 @@ one folder at a time through directory file descriptors opened with O_NOFOLLOW. 
 link met on the way is followed only after its real path was checked to be inside the boundary,
 by walking that real path again from the boundary, so a link planted or swapped at any time
 cannot lead a write (or a deletion) out of the root.
+
+`link_file` places a hard link of a finished file by the same route instead of writing a copy
+(the local artifact store's put_file); the caller falls back to `write_file` where the file
+system cannot link it.
 """
 
 from __future__ import annotations
@@ -144,6 +148,31 @@ def _descend(start_fd: int, start_real: Path, parts: Sequence[str], create: bool
         raise
 
 
+def _target_folder(root: Path, parts: Sequence[str], boundary_parts: int) -> tuple[int, Path]:
+    """An fd of the folder of root/parts (created as needed) and its real path; see write_file."""
+    root_fd, real_root = _open_root(root)
+    try:
+        base_fd, base_real = _descend(root_fd, real_root, parts[:boundary_parts], create=True)
+    finally:
+        os.close(root_fd)
+    try:
+        return _descend(base_fd, base_real, parts[boundary_parts:-1], create=True)
+    finally:
+        os.close(base_fd)
+
+
+def _temporary_name(name: str) -> str:
+    return f".{name}.{os.getpid()}.{secrets.token_hex(4)}.part"  # unique per writer, even per thread
+
+
+def _place(dir_fd: int, tmp: str, name: str, mode: int, exclusive: bool) -> None:
+    if exclusive:
+        _place_exclusive(dir_fd, tmp, name, mode)
+    else:
+        # rename never follows a link at the destination name: a planted link is replaced.
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
 def write_file(
     root: Path,
     parts: Sequence[str],
@@ -164,17 +193,9 @@ def write_file(
     parts = list(parts)
     if not parts:
         raise OutsideRootError("no file name given")
-    root_fd, real_root = _open_root(root)
-    try:
-        base_fd, base_real = _descend(root_fd, real_root, parts[:boundary_parts], create=True)
-    finally:
-        os.close(root_fd)
-    try:
-        dir_fd, dir_real = _descend(base_fd, base_real, parts[boundary_parts:-1], create=True)
-    finally:
-        os.close(base_fd)
+    dir_fd, dir_real = _target_folder(root, parts, boundary_parts)
     name = parts[-1]
-    tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.part"  # unique per writer, even per thread
+    tmp = _temporary_name(name)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
                      mode, dir_fd=dir_fd)
@@ -183,11 +204,67 @@ def write_file(
                 writer(out)
                 out.flush()
                 os.fsync(out.fileno())
-            if exclusive:
-                _place_exclusive(dir_fd, tmp, name, mode)
-            else:
-                # rename never follows a link at the destination name: a planted link is replaced.
-                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            _place(dir_fd, tmp, name, mode, exclusive)
+        finally:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(dir_fd)
+    return dir_real / name
+
+
+# Errors of link() meaning "no hard link here" (another file system, none supported, too many).
+_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK)
+
+
+def link_file(
+    root: Path,
+    parts: Sequence[str],
+    source: Path,
+    *,
+    boundary_parts: int = 0,
+    mode: int = 0o600,
+) -> Path | None:
+    """Place a hard link of the regular file `source` at root/parts, like write_file places a
+    written one (same descent from the root, same atomic replacement); the file gets `mode` and
+    is synced. Returns the real path, or None when `source` cannot be linked there
+    (another file system, no hard links, not a regular file): the caller copies instead.
+
+    The name then shares `source`'s content (one inode): only link a file that nobody writes
+    to any more.
+    """
+    parts = list(parts)
+    if not parts:
+        raise OutsideRootError("no file name given")
+    if not stat.S_ISREG(os.lstat(source).st_mode):
+        return None
+    dir_fd, dir_real = _target_folder(root, parts, boundary_parts)
+    name = parts[-1]
+    tmp = _temporary_name(name)
+    try:
+        try:
+            os.link(source, tmp, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in _NO_LINK:
+                return None
+            raise
+        try:
+            try:
+                fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # `source` was swapped for a link meanwhile
+                    return None
+                raise
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return None
+                os.fchmod(fd, mode)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _place(dir_fd, tmp, name, mode, exclusive=False)
         finally:
             try:
                 os.unlink(tmp, dir_fd=dir_fd)
@@ -205,7 +282,7 @@ def _place_exclusive(dir_fd: int, tmp: str, name: str, mode: int) -> None:
     except FileExistsError:
         raise NameTaken(name, _sha256_at(dir_fd, name)) from None
     except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+        if exc.errno not in _NO_LINK:
             raise
     try:  # no hard links on this file system: exclusive create, then copy
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode,
@@ -234,11 +311,17 @@ def _sha256_at(dir_fd: int, name: str) -> str | None:
     return digest.hexdigest()
 
 
-def copy_writer(source: Path) -> Callable[[BinaryIO], None]:
+def copy_writer(source: Path, expected_sha256: str | None = None) -> Callable[[BinaryIO], None]:
+    """A writer copying `source`; with `expected_sha256`, the copy is hashed as it is written
+    and ValueError raised (nothing placed) when it holds other content."""
     def write(out: BinaryIO) -> None:
+        digest = hashlib.sha256()
         with open(source, "rb") as inp:
             while block := inp.read(1 << 20):
+                digest.update(block)
                 out.write(block)
+        if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
+            raise ValueError(f"{source} does not hold the content of sha256 {expected_sha256}")
 
     return write
 

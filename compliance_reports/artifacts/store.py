@@ -12,6 +12,14 @@ without following a link out (storage_root.write_file). A location (the string t
 returns and get_file/exists accept) is an absolute path for the local store and
 `s3://bucket/key` for S3; a location outside the store's base is refused.
 
+`put_file` takes the file's SHA-256 when the caller already knows it (the exporters hash what
+they write), so a stored file is not read again for it. The local store hard-links the file into
+place when it lies on the same file system, else copies it (checking the given SHA-256 on the
+way): the caller hands the file over and must not write to it afterwards (the exporters' and
+the report builder's scratch files are never written again, only deleted). `local_file` gives
+the path of a stored file to read in place (local store; None for S3), so publishing reads the
+stored document, events file and exports without downloading copies.
+
 S3 objects carry user metadata sha256, report-id, period, organization-id and run-id.
 Every file written is recorded in the file index when the store has one; retention removes
 files through `remove_recorded(entry)`, one recorded file at a time, never by listing.
@@ -92,7 +100,7 @@ class ArtifactStore(ABC):
     def location_for(self, key_parts: Sequence[str]) -> str: ...
 
     @abstractmethod
-    def put_file(self, key_parts: Sequence[str], local_path: Path) -> str: ...
+    def put_file(self, key_parts: Sequence[str], local_path: Path, sha256: str | None = None) -> str: ...
 
     @abstractmethod
     def put_bytes(self, key_parts: Sequence[str], data: bytes) -> str: ...
@@ -117,6 +125,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def period_runs(self, organization_id: str, report_id: str, period: str, filename: str) -> list[tuple[str, datetime]]:
         """(run id, time stored) of every run of a period that holds `filename`, oldest first."""
+
+    def local_file(self, location: str) -> Path | None:
+        """The stored file itself, to read in place, when the store is a local folder."""
+        return None
 
     def get_bytes(self, location: str) -> bytes:
         import tempfile
@@ -166,23 +178,28 @@ class LocalArtifactStore(ArtifactStore):
     def location_for(self, key_parts: Sequence[str]) -> str:
         return str(self._path(key_parts))
 
-    def _write(self, key_parts: Sequence[str], writer, sha256: str, size: int) -> str:
+    def _write(self, key_parts: Sequence[str], writer, sha256: str, size: int, link_from: Path | None = None) -> str:
         parts = check_key_parts(key_parts)
+        where = dict(boundary_parts=len(self._base_parts), mode=0o644)
         try:
-            storage_root.write_file(
-                self.root, (*self._base_parts, *parts), writer,
-                boundary_parts=len(self._base_parts), mode=0o644,
+            linked = link_from is not None and storage_root.link_file(
+                self.root, (*self._base_parts, *parts), link_from, **where
             )
+            if not linked:
+                storage_root.write_file(self.root, (*self._base_parts, *parts), writer, **where)
         except storage_root.OutsideRootError as exc:
             raise UnsafeKeyError(str(exc)) from None
         location = str(self.base.joinpath(*parts))
         self._record(location, sha256, size)
         return location
 
-    def put_file(self, key_parts: Sequence[str], local_path: Path) -> str:
+    def put_file(self, key_parts: Sequence[str], local_path: Path, sha256: str | None = None) -> str:
         local_path = Path(local_path)
-        return self._write(key_parts, storage_root.copy_writer(local_path), sha256_file(local_path),
-                           local_path.stat().st_size)
+        size = local_path.stat().st_size
+        if sha256 is None:
+            sha256 = sha256_file(local_path)
+        return self._write(key_parts, storage_root.copy_writer(local_path, sha256), sha256, size,
+                           link_from=local_path)
 
     def put_bytes(self, key_parts: Sequence[str], data: bytes) -> str:
         return self._write(key_parts, lambda out: out.write(data), hashlib.sha256(data).hexdigest(), len(data))
@@ -195,6 +212,12 @@ class LocalArtifactStore(ArtifactStore):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
         return dest
+
+    def local_file(self, location: str) -> Path:
+        src = self._from_location(location)
+        if not src.is_file():
+            raise FileNotFoundError(f"no stored artifact at {location}")
+        return src
 
     def exists(self, location: str) -> bool:
         return self._from_location(location).is_file()
@@ -294,10 +317,10 @@ class S3ArtifactStore(ArtifactStore):
                 "organization-id": org}
         return {k: v for k, v in meta.items() if v.isascii()}  # S3 metadata is ASCII only
 
-    def put_file(self, key_parts: Sequence[str], local_path: Path) -> str:
+    def put_file(self, key_parts: Sequence[str], local_path: Path, sha256: str | None = None) -> str:
         parts = check_key_parts(key_parts)
         key = self._key(parts)
-        sha256 = sha256_file(Path(local_path))
+        sha256 = sha256 or sha256_file(Path(local_path))
         self.client.upload_file(
             str(local_path), self.bucket, key, ExtraArgs={"Metadata": self._metadata(parts, sha256)},
         )

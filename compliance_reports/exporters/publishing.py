@@ -15,6 +15,7 @@ document; then every destination gets what it has not yet received.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,13 +96,13 @@ def export_and_store(
 
     source = scratch / "source"
     source.mkdir(parents=True, exist_ok=True)
-    document_path = store.get_file(document_location, source / "report.json")
+    document_path = _readable(store, document_location, source / "report.json")
     document = json.loads(Path(document_path).read_bytes())
     if ledger_engine is not None:
         document = mark_reissue(ledger_engine, report.id, period, document)
     events_path = None
     if events_location:
-        events_path = store.get_file(events_location, source / "events.parquet")
+        events_path = _readable(store, events_location, source / "events.parquet")
     out_dir = scratch / "export"
     exported = export_all(
         document,
@@ -119,11 +120,16 @@ def export_and_store(
     )
     files = []
     for item in exported:
-        location = store.put_file((*parts, item.filename), item.path)
+        location = store.put_file((*parts, item.filename), item.path, item.sha256)
         files.append(StoredFile(item.filename, location, item.size, item.sha256, item.media_type, item.format))
     # The manifest goes last: its presence marks a complete stored set.
     stored_manifest = store.put_file((*parts, MANIFEST_NAME), manifest_path)
     return _published_set(report, period, report_run_id, stored_manifest, manifest_path, files, reused=False)
+
+
+def _readable(store, location: str, download_to: Path) -> Path:
+    """A stored file to read: in place in a local store, else downloaded to `download_to`."""
+    return store.local_file(location) or Path(store.get_file(location, download_to))
 
 
 def _source(store, parts: tuple[str, ...], location: str, local: Path, role: str) -> dict[str, Any]:
@@ -149,7 +155,7 @@ def load_published_set(
     folder = scratch / "stored"
     folder.mkdir(parents=True, exist_ok=True)
     manifest_location = store.location_for((*parts, MANIFEST_NAME))
-    manifest_path = Path(store.get_file(manifest_location, folder / MANIFEST_NAME))
+    manifest_path = _readable(store, manifest_location, folder / MANIFEST_NAME)
     manifest = json.loads(manifest_path.read_bytes())
     files = [
         StoredFile(
@@ -190,13 +196,17 @@ def _stored_digest(store, published: PublishedSet, report: ReportConfig, manifes
     if entry is None:
         return None
     parts = _parts(report, published.period, published.report_run_id)
-    local = Path(store.get_file(store.location_for((*parts, entry["filename"])), folder / ".document.json"))
+    location = store.location_for((*parts, entry["filename"]))
+    stored = store.local_file(location)
+    local = stored or Path(store.get_file(location, folder / ".document.json"))
     try:
-        if sha256_file(local) != entry["sha256"]:
+        data = local.read_bytes()  # read once: the bytes checked are the bytes used
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise ValueError("stored files do not match their manifest: the report document changed")
-        return digest_document(json.loads(local.read_bytes()))
+        return digest_document(json.loads(data))
     finally:
-        local.unlink()
+        if stored is None:
+            local.unlink()
 
 
 def _artifact_links(store, published: PublishedSet):
@@ -216,17 +226,20 @@ def _artifact_links(store, published: PublishedSet):
 def fetch_publication(
     store, published: PublishedSet, report: ReportConfig, folder: Path, *, verify: bool = True
 ) -> Publication:
-    """Download the stored set into `folder` and describe it for the delivery channels.
+    """Describe the stored set for the delivery channels: a local store's run folder as it is
+    (its files are read in place, never copied), else the set downloaded into `folder`.
 
     With verify=False a changed file is left for the caller to find (`Publication.verify`).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for item in published.files:
-        store.get_file(item.location, folder / item.filename)
-    store.get_file(published.manifest_location, folder / MANIFEST_NAME)
-    digest = _stored_digest(store, published, report, folder / MANIFEST_NAME, folder)
+    manifest_path = store.local_file(published.manifest_location)
+    if manifest_path is None:
+        for item in published.files:
+            store.get_file(item.location, folder / item.filename)
+        manifest_path = Path(store.get_file(published.manifest_location, folder / MANIFEST_NAME))
+    digest = _stored_digest(store, published, report, manifest_path, folder)
     publication = Publication.from_manifest(
-        folder / MANIFEST_NAME,
+        manifest_path,
         report_id=report.id,
         organization_id=report.organization_id,
         report_name=report.name,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import shutil
+import stat
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +190,67 @@ def test_run_key_validates():
     assert run_key(*PARTS) == PARTS
     with pytest.raises(UnsafeKeyError):
         run_key("org", "r", "p", "run", "..")
+
+
+def test_local_put_file_hard_links_on_the_same_file_system(engine, tmp_path):
+    index = FileIndex(engine, "artifact")
+    store = LocalArtifactStore(tmp_path / "artifacts", tmp_path, index)
+    src = tmp_path / "rendered.csv"
+    src.write_bytes(b"id,x\r\n1,2\r\n")
+    src.chmod(0o600)
+    location = store.put_file(PARTS, src, hashlib.sha256(b"id,x\r\n1,2\r\n").hexdigest())
+    stored, rendered = os.stat(location), os.stat(src)
+    assert (stored.st_ino, stored.st_dev) == (rendered.st_ino, rendered.st_dev) and stored.st_nlink == 2
+    assert stat.S_IMODE(stored.st_mode) == 0o644  # what a copy into the store gets
+    assert sorted(p.name for p in Path(location).parent.iterdir()) == [PARTS[-1]]  # no .part left
+    recorded = index.expired(datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert [(e.location, e.sha256) for e in recorded] == [(location, hashlib.sha256(src.read_bytes()).hexdigest())]
+
+
+def test_local_put_file_copies_where_it_cannot_link(local, tmp_path, monkeypatch):
+    src = tmp_path / "rendered.csv"
+    src.write_bytes(b"content")
+
+    def no_link(*args, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    location = local.put_file(PARTS, src)
+    assert os.stat(location).st_ino != os.stat(src).st_ino and Path(location).read_bytes() == b"content"
+    # a copy is checked against the SHA-256 the caller gave: nothing is placed when it differs
+    with pytest.raises(ValueError, match="does not hold the content"):
+        local.put_file((*PARTS[:-1], "other.csv"), src, hashlib.sha256(b"something else").hexdigest())
+    assert not (Path(location).parent / "other.csv").exists()
+
+
+def test_local_put_file_of_a_symbolic_link_stores_a_regular_copy(local, tmp_path):
+    target = tmp_path / "target.csv"
+    target.write_bytes(b"linked content")
+    (tmp_path / "link.csv").symlink_to(target)
+    location = local.put_file(PARTS, tmp_path / "link.csv")
+    assert not Path(location).is_symlink() and Path(location).read_bytes() == b"linked content"
+    assert os.stat(location).st_ino != os.stat(target).st_ino
+
+
+def test_local_put_file_link_planted_after_start_is_refused(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    store = LocalArtifactStore(root / "artifacts", root)
+    src = tmp_path / "rendered.csv"
+    src.write_bytes(b"x")
+    store.put_file(("org", "r", "p", "run", "first.csv"), src)
+    shutil.rmtree(root / "artifacts" / "org")
+    (root / "artifacts" / "org").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafeKeyError, match="symbolic link"):
+        store.put_file(("org", "r", "p", "run", "second.csv"), src)
+    assert list(outside.iterdir()) == []
+
+
+def test_local_file_reads_in_place_and_stays_in_the_store(local, s3, tmp_path):
+    location = local.put_bytes(PARTS, b"stored")
+    assert local.local_file(location) == Path(location)
+    with pytest.raises(UnsafeKeyError):
+        local.local_file(str(tmp_path / "elsewhere.csv"))
+    with pytest.raises(FileNotFoundError):
+        local.local_file(local.location_for((*PARTS[:-1], "missing.csv")))
+    assert s3.local_file(s3.put_bytes(PARTS, b"stored")) is None

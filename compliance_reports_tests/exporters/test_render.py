@@ -193,3 +193,92 @@ def test_byte_identical_across_processes(tmp_path, events):
     assert len(mine) == 3 * len(DETERMINISTIC)
     for f in mine:
         assert (tmp_path / "child" / f.filename).read_bytes() == f.path.read_bytes(), f.filename
+
+
+@pytest.mark.parametrize("min_rows", [0, 10_000])
+def test_pdf_renders_in_its_own_process_with_the_sequential_content(tmp_path, events, min_rows):
+    """A PDF of at least PDF_PROCESS_MIN_ROWS rows comes from another process (WeasyPrint never
+    loads in the caller, a script without a main guard), a shorter one from the caller; both
+    hold what write_pdf called in this process writes. (WeasyPrint's bytes differ between any
+    two renderings, in one process too, so pages and text are compared; the other formats are
+    compared byte for byte above.)"""
+    import os
+    import subprocess
+    import sys
+
+    from pypdf import PdfReader
+
+    from compliance_reports.exporters.pdf_exporter import write_pdf
+
+    script = tmp_path / "no_main_guard.py"
+    script.write_text(
+        "import sys; from pathlib import Path\n"
+        "from compliance_reports.config.models import ExportSettings\n"
+        "from compliance_reports.exporters import render\n"
+        "from compliance_reports_tests.exporters.sample import sample_document\n"
+        f"render.PDF_PROCESS_MIN_ROWS = {min_rows}\n"
+        "[pdf] = [f for f in render.export_all(sample_document(), Path(sys.argv[1]), ['csv', 'pdf', 'json'],\n"
+        "         ExportSettings(), Path(sys.argv[2]), pdf_event_limit=5) if f.format == 'pdf']\n"
+        "print('weasyprint' in sys.modules, pdf.sha256, pdf.content_sha256)\n"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, str(script), str(events), str(tmp_path / "child")], check=True,
+                          capture_output=True, text=True, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])})
+    concurrent = tmp_path / "child" / "hipaa-monthly_2026-11-01.pdf"
+    written = hashlib.sha256(concurrent.read_bytes()).hexdigest()
+    loaded_here = "True" if min_rows else "False"
+    assert done.stdout.split() == [loaded_here, written, written]
+    sequential = write_pdf(sample_document(), events, tmp_path / "sequential.pdf", event_limit=5,
+                           formats=["csv", "pdf", "json"])
+    pages = [[p.extract_text() for p in PdfReader(path).pages] for path in (concurrent, sequential)]
+    assert len(pages[0]) > 1 and pages[0] == pages[1]
+
+
+@pytest.mark.parametrize(("compression", "encrypt", "reads"), [
+    ("none", False, 1), ("gzip", False, 1), ("gzip", True, 1), ("none", True, 1), ("zip", False, 2),
+])
+def test_each_file_is_read_once_for_its_hashes(tmp_path, events, monkeypatch, compression, encrypt, reads):
+    """The content is hashed once after rendering; gzip and encryption hash what they write as
+    they write it (only a zip archive, completed after its data, is read again)."""
+    counted: list[str] = []
+    original = render.sha256_file
+    monkeypatch.setattr(render, "sha256_file", lambda path, *a: (counted.append(path.name), original(path, *a))[1])
+    settings = ExportSettings(compression=compression, encrypt=encrypt, encryption_key_env="REPORT_KEY")
+    files = export_all(sample_document(), events, ["csv", "json", "parquet"], settings, tmp_path / "h",
+                       pdf_event_limit=5, key_lookup={"REPORT_KEY": KEY_HEX}.get)
+    assert len(counted) == reads * len(files)
+    for f in files:
+        assert f.sha256 == hashlib.sha256(f.path.read_bytes()).hexdigest() and f.size == f.path.stat().st_size
+
+
+def test_a_failed_pdf_process_fails_the_export(tmp_path, events, monkeypatch):
+    from compliance_reports.exporters import pdf_process
+
+    monkeypatch.setattr(render, "PDF_PROCESS_MIN_ROWS", 0)
+    monkeypatch.setattr(pdf_process, "_CHILD", "import sys; sys.stderr.write('fonts missing'); sys.exit(3)")
+    with pytest.raises(RuntimeError, match="exit status 3.*fonts missing"):
+        export_all(sample_document(), events, ["pdf", "json"], ExportSettings(), tmp_path / "p", pdf_event_limit=5)
+    assert list((tmp_path / "p").iterdir()) == []
+
+
+def test_a_failure_elsewhere_stops_the_pdf_process(tmp_path, events, monkeypatch):
+    import time
+
+    from compliance_reports.exporters import pdf_process
+
+    monkeypatch.setattr(render, "PDF_PROCESS_MIN_ROWS", 0)
+    monkeypatch.setattr(pdf_process, "_CHILD", "import time; time.sleep(60)")
+    original = render._render
+
+    def broken(fmt, *args, **kwargs):
+        if fmt == "csv":
+            raise RuntimeError("disk full")
+        return original(fmt, *args, **kwargs)
+
+    monkeypatch.setattr(render, "_render", broken)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_all(sample_document(), events, ["pdf", "csv"], ExportSettings(), tmp_path / "p", pdf_event_limit=5)
+    assert time.monotonic() - started < 30  # the sleeping PDF process was ended, not awaited
+    assert list((tmp_path / "p").iterdir()) == []
