@@ -75,6 +75,11 @@ FILE_FIELDS = (
 SOURCE_ROLES = {"document": "application/json", "events": "application/vnd.apache.parquet"}
 
 
+class StoredSetChanged(ValueError):
+    """A stored file (an export or the report document) no longer matches its manifest entry:
+    never delivered, and retrying does not help."""
+
+
 class ManifestKeyError(ValueError):
     """The signing-key variable holds no usable key."""
 

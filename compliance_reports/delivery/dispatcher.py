@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 from sqlalchemy import Engine
 
+from compliance_reports.artifacts.manifest import StoredSetChanged
 from compliance_reports.artifacts.publication import Publication
 from compliance_reports.config.models import RetryPolicy
 from compliance_reports.delivery import ledger
@@ -321,6 +322,8 @@ def _load(load_publication, key: tuple[str, str, str]) -> Publication | Delivery
         pub = load_publication(report_id, period, sha)
     except (LookupError, FileNotFoundError) as exc:
         return DeliveryError(f"stored artifact for {report_id} {period} not found: {exc}", retryable=False)
+    except StoredSetChanged as exc:
+        return DeliveryError(f"stored artifact for {report_id} {period}: {exc} (not retried)", retryable=False)
     except Exception as exc:  # noqa: BLE001
         return DeliveryError(f"stored artifact for {report_id} {period} cannot be loaded: "
                              f"{type(exc).__name__}: {exc}", retryable=True)

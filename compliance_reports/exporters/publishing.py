@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from compliance_reports.artifacts.checksums import sha256_file
-from compliance_reports.artifacts.manifest import MANIFEST_NAME, source_entry, write_manifest
+from compliance_reports.artifacts.manifest import MANIFEST_NAME, StoredSetChanged, source_entry, write_manifest
 from compliance_reports.artifacts.public_links import DEFAULT_LINK_EXPIRY_S
 from compliance_reports.artifacts.publication import Publication
 from compliance_reports.artifacts.store import S3ArtifactStore
@@ -202,7 +202,7 @@ def _stored_digest(store, published: PublishedSet, report: ReportConfig, manifes
     try:
         data = local.read_bytes()  # read once: the bytes checked are the bytes used
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise ValueError("stored files do not match their manifest: the report document changed")
+            raise StoredSetChanged("stored files do not match their manifest: the report document changed")
         return digest_document(json.loads(data))
     finally:
         if stored is None:
@@ -252,7 +252,7 @@ def fetch_publication(
     )
     problems = publication.verify() if verify else []
     if problems:
-        raise ValueError("stored files do not match their manifest: " + "; ".join(problems))
+        raise StoredSetChanged("stored files do not match their manifest: " + "; ".join(problems))
     return publication
 
 

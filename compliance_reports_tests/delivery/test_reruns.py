@@ -135,3 +135,28 @@ def test_redeliver_sends_a_new_copy_on_purpose(engine, stored_runs, smtp_server,
     assert len(peer.requests) == 3 and _per_recipient(smtp_server) == {"alice@example.org": 2, "bob@example.org": 2}
     assert {o.status for o in deliver_publication(engine, first, dests, now_fn=clock.now)} == {"already_sent"}
     assert len(peer.requests) == 3
+
+
+def test_a_changed_stored_report_document_is_never_sent_and_not_retried(engine, stored_runs, http_factory, clock,
+                                                                          tmp_path):
+    """The mail's figures come from the stored report document: if it no longer matches the
+    manifest, the sweep gives the row up at once instead of retrying until the give-up time."""
+    from compliance_reports.config import store as config_store
+    from compliance_reports.delivery.dispatcher import retry_due
+    from compliance_reports.exporters.publishing import stored_publication_loader
+
+    config_store.apply_reports(engine, [stored_runs.report])
+    peer = http_factory(script=[500])
+    dest = _hook(peer.url)
+    publication = stored_runs.publish("run-1")
+    (first,) = deliver_publication(engine, publication, [dest], now_fn=clock.now, sleep_fn=clock.sleep,
+                                   in_run_retries=False)
+    assert first.status == "failed"
+    stored = stored_runs.store.local_file(stored_runs.store.location_for(
+        ("acme-health", "hipaa-monthly", "2026-11-01", "run-1", "report.json")))
+    stored.write_bytes(stored.read_bytes().replace(b"HIPAA", b"HIPAx"))
+    clock.sleep(3600)
+    (swept,) = retry_due(engine, stored_publication_loader(engine, stored_runs.store, tmp_path / "sweep"),
+                         {"siem": dest}.__getitem__, now_fn=clock.now, sleep_fn=clock.sleep)
+    assert swept.status == "dead" and "report document changed" in swept.error and "not retried" in swept.error
+    assert len(peer.requests) == 1  # only the attempt before the change
