@@ -109,7 +109,10 @@ def build_payload(publication: Publication, row_id: str, inline_max_kb: int) -> 
                 ) from None
         else:
             url = publication.link_for(f.filename) if publication.link_for is not None else None
-            entry["url"] = url or publication.artifact_location.rstrip("/") + "/" + f.filename
+            # A receiver can do nothing with a path on this host: without a URL it is told who has it.
+            entry["url"] = url
+            if url is None:
+                entry["available_from"] = "operator"
         files.append(entry)
     return {
         "id": row_id,

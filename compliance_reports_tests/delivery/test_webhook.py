@@ -92,6 +92,16 @@ def test_large_files_are_sent_as_links(http_factory, tmp_path, deliver):
     assert "content_base64" in files["events.csv"]
 
 
+def test_a_large_file_without_a_url_names_no_path_on_this_host(http_factory, tmp_path, deliver):
+    peer = http_factory()
+    pub = make_publication(tmp_path / "p", {"report.pdf": 3000})
+    (outcome,) = deliver(pub.with_links(lambda name: None), [hook(peer.url, inline_max_kb=1)])
+    assert outcome.status == "sent"
+    (entry,) = peer.requests[0].json()["files"]
+    assert entry["url"] is None and entry["available_from"] == "operator" and "content_base64" not in entry
+    assert str(tmp_path) not in peer.requests[0].body.decode()
+
+
 def test_400_is_not_retried(http_factory, publication, deliver, clock):
     peer = http_factory(default=(400, {}, b'{"error":"bad schema"}'))
     (outcome,) = deliver(publication, [hook(peer.url)])
