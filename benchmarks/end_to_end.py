@@ -160,7 +160,7 @@ def main() -> int:
             env = {**os.environ, "PYTHONPATH": str(REPO), "COMPLIANCE_DB_URL": url, "AUDIT_DB_URL": url,
                    "COMPLIANCE_DATA_DIR": str(folder / "data"), "DAGSTER_HOME": str(folder / "dagster")}
             (folder / "dagster").mkdir()
-            (folder / "dagster" / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+            (folder / "dagster" / "dagster.yaml").write_text((REPO / "deploy" / "dagster.local.yaml").read_text())
             engine = make_engine(url)
             migrate.upgrade_all(engine, engine)
             per_day = max(1, round(args.events / 31))
