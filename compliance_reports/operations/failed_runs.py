@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from compliance_reports.config.models import ReportConfig
-from compliance_reports.scheduling import PeriodRuns, RetryRule, in_schedule_horizon
+from compliance_reports.scheduling import PeriodRuns, RetryRule, in_schedule_horizon, retry_decision
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,10 @@ def _react_to_publish(failed: FailedRun, runs: PeriodRuns, rule: RetryRule, key:
         return Reaction("run", f"{key}: the publish run failed; {resume}")
     if runs.materialized or runs.in_flight:
         return Reaction(None, f"{key}: another publish run of the same report run succeeded or is running")
-    if runs.failures > rule.max_retries:
+    # The publish sensor decides with the same rule (scheduling.retry_decision).
+    decision = retry_decision(runs, failed.failed_at, rule)
+    if decision.action == "gave_up":
         return Reaction("gave_up", f"{key}: the publish failed {runs.failures} times ({runs.failures - 1} "
                                    f"retries by the publish sensor); {resume}")
-    retry_at = (runs.last_failure_at or failed.failed_at) + rule.cooldown
-    return Reaction(None, f"{key}: the publish sensor requests it again at {retry_at.isoformat(timespec='minutes')} "
-                          f"(retry {runs.failures} of {rule.max_retries})")
+    return Reaction(None, f"{key}: the publish sensor requests it again at {decision.at.isoformat(timespec='minutes')} "
+                          f"(retry {decision.retry} of {rule.max_retries})")

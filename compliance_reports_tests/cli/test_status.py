@@ -8,7 +8,6 @@ from importlib.metadata import version
 
 from dagster import DagsterInstance, DagsterRunStatus
 
-from compliance_reports.cli.main import main
 from compliance_reports.config.models import WebhookDestination
 from compliance_reports.db.engine import make_engine
 from compliance_reports.delivery import ledger

@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import DagsterEventType, build_run_status_sensor_context, build_sensor_context, instance_for_test
+from dagster import build_sensor_context, instance_for_test
 from sqlalchemy import select, update
 
 from compliance_reports.config import store as config_store
