@@ -16,6 +16,7 @@ from compliance_reports.orchestration.publication_assets import publication_asse
 from compliance_reports.orchestration.publish_job import publish_report_job
 from compliance_reports.orchestration.publish_sensor import build_publish_sensor
 from compliance_reports.orchestration.report_assets import report_assets
+from compliance_reports.orchestration.report_backfill_job import report_backfill_job
 from compliance_reports.orchestration.report_failure_alert_sensor import report_failure_alert_sensor
 from compliance_reports.orchestration.report_jobs import report_jobs
 from compliance_reports.orchestration.report_schedules import build_report_schedule
@@ -35,7 +36,7 @@ publish_report_sensor = build_publish_sensor(publish_report_job)
 defs = Definitions(
     assets=[audit_log, *report_assets.values(), *publication_assets.values()],
     asset_checks=[organizations_not_silent],
-    jobs=[*report_jobs.values(), audit_log_check_job, publish_report_job, delivery_retry_job, artifact_retention_job],
+    jobs=[*report_jobs.values(), audit_log_check_job, publish_report_job, report_backfill_job, delivery_retry_job, artifact_retention_job],
     schedules=[*report_schedules, audit_log_check_schedule, delivery_retry_schedule, artifact_retention_schedule],
     sensors=[schedule_requests_sensor, publish_report_sensor, report_failure_alert_sensor],
     resources=default_resources(),

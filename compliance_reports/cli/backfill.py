@@ -26,6 +26,12 @@ from compliance_reports.cli.output import (
 @click.option("--to", "last", required=True, help="Last period key, included (YYYY-MM-DD).")
 @click.option("--location", default="compliance_reports", show_default=True,
               help="Name of the code location in the daemon's workspace.")
+@click.option("--batch-size", type=click.IntRange(1, 366), default=None,
+              help="Periods per run (default: half the periods, at most 50, so two runs share the work).")
+@click.option("--per-period", is_flag=True,
+              help="One <frequency>_reports_job run per period through a Dagster job backfill (listed under "
+                   "Backfills in the UI) instead of batched report_backfill_job runs; each run then publishes "
+                   "through its own publish run.")
 @click.option("--wait", is_flag=True, help="Follow the backfill with a progress bar until its runs finish.")
 @click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.1, 600),
               help="Seconds between status reads with --wait.")
@@ -33,19 +39,26 @@ from compliance_reports.cli.output import (
               help="With --wait, give up (exit 1) after this many seconds; the backfill goes on.")
 @json_option("Print the backfill id, its periods and (with --wait) its final state as JSON.")
 @pass_ctx
-def backfill(ctx: Context, report_id: str, first: str, last: str, location: str, wait: bool,
-             poll: float, timeout: float, as_json: bool) -> None:
-    """Launch a Dagster backfill of REPORT_ID over the periods --from to --to.
+def backfill(ctx: Context, report_id: str, first: str, last: str, location: str, batch_size: int | None,
+             per_period: bool, wait: bool, poll: float, timeout: float, as_json: bool) -> None:
+    """Backfill REPORT_ID over the periods --from to --to through the daemon.
 
-    The backfill appears under Backfills in the Dagster UI at once; the daemon launches one
-    <frequency>_reports_job run per period (publishing follows each run as usual). Every period
-    must have ended in the report's timezone. Exit 1 with --wait when a run failed.
+    By default the periods are split into batches of consecutive periods, one queued
+    report_backfill_job run each (runs tagged compliance_reports/backfill=<id>); a run builds,
+    checks, exports and delivers its periods one after another, and every period shows as a
+    materialized partition of the report asset with its checks and its publication. With
+    --per-period, a Dagster job backfill (under Backfills in the UI) launches one
+    <frequency>_reports_job run per period and a publish run follows each. Every period must
+    have ended in the report's timezone. Exit 1 with --wait when a run failed.
     """
     from dagster import DagsterInstance
 
     from compliance_reports.orchestration.report_backfills import (
         backfill_periods,
         backfill_progress,
+        batched_backfill_progress,
+        default_batch_size,
+        launch_batched_backfill,
         launch_report_backfill,
     )
     from compliance_reports.scheduling import PeriodRefused
@@ -56,15 +69,30 @@ def backfill(ctx: Context, report_id: str, first: str, last: str, location: str,
     except PeriodRefused as exc:
         fail(str(exc))
     ensure_dagster_home(ctx.settings)
+    if per_period and batch_size is not None:
+        fail("--batch-size: batches are not used with --per-period")
     with DagsterInstance.get() as instance:
-        backfill_id = launch_report_backfill(instance, report, periods, location)
-        outcome = {"backfill_id": backfill_id, "report_id": report_id, "periods": periods}
+        if per_period:
+            backfill_id = launch_report_backfill(instance, report, periods, location)
+            outcome = {"backfill_id": backfill_id, "report_id": report_id, "periods": periods}
+            progress = backfill_progress
+            how = "one run per period"
+        else:
+            size = batch_size or default_batch_size(len(periods))
+            try:
+                backfill_id, run_ids = launch_batched_backfill(instance, report, periods, size, location)
+            except ValueError as exc:
+                fail(str(exc))
+            outcome = {"backfill_id": backfill_id, "report_id": report_id, "periods": periods,
+                       "batch_size": size, "run_ids": run_ids}
+            progress = batched_backfill_progress
+            how = f"{len(run_ids)} queued report_backfill_job runs of up to {size} periods"
         if not as_json:
             click.echo(f"backfill {backfill_id}: {report_id}, {len(periods)} periods "
-                       f"({periods[0]} to {periods[-1]}); the daemon launches the runs")
+                       f"({periods[0]} to {periods[-1]}), {how}; the daemon launches the runs")
         if wait:
             state = _follow(instance, backfill_id, len(periods), poll, timeout, quiet=as_json,
-                            progress=backfill_progress)
+                            progress=progress)
             outcome["state"] = state
     if as_json:
         emit_json(outcome)

@@ -12,6 +12,8 @@ The failure sensor asks `react` once per failed run; this is the whole policy, i
 - a publish run that the publish sensor will request again after the cool-down (its runs, in
   `runs`, are the publish runs of the same report run): nothing; after COMPLIANCE_RETRY_MAX
   retries: "gave_up";
+- a batched backfill run (its period is the range FIRST..LAST of its batch): "run", naming the
+  command that backfills the range again (no schedule or sensor retries a backfill);
 - anything else (a publish run that names no report run, a period the schedule will not
   retry - outside its look-back, report disabled, already reported before): "run".
 """
@@ -28,7 +30,7 @@ from compliance_reports.scheduling import PeriodRuns, RetryRule, in_schedule_hor
 @dataclass(frozen=True)
 class FailedRun:
     run_id: str
-    stage: str  # report | publish
+    stage: str  # report | publish | backfill
     report_id: str
     period: str
     failed_at: datetime
@@ -53,6 +55,11 @@ def react(failed: FailedRun, report: ReportConfig | None, runs: PeriodRuns, rule
         return Reaction(None, f"{key}: the report no longer exists; nothing to alert")
     if failed.stage == "publish":
         return _react_to_publish(failed, runs, rule, key)
+    if failed.stage == "backfill":
+        first, _, last = failed.period.partition("..")
+        return Reaction("run", f"{key}: the batched backfill run failed; the periods it reported stand, and "
+                               f"`compliance-reports backfill {failed.report_id} --from {first} --to {last or first}` "
+                               "runs the range again")
     if runs.in_flight:
         return Reaction(None, f"{key}: another run of the period is queued or running; its outcome decides")
     if runs.materialized:

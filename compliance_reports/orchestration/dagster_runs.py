@@ -228,6 +228,9 @@ def lookback(frequency: str, max_catch_up: int) -> timedelta:
 
 # The tag a publish run carries naming the report run (materialization) it publishes.
 REPORT_RUN_TAG = "report_run_id"
+# Report materialization metadata of a batched backfill run that exported and delivered the
+# period itself: the publish sensor leaves it alone.
+PUBLISHED_IN_RUN = "published_in_run"
 
 
 def _fold_publish_runs(records) -> PeriodRuns:

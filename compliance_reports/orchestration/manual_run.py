@@ -110,7 +110,7 @@ def publish_now(
     record = next((r for r in records if r.run_id == report_run_id), None)
     if record is None:
         raise LookupError(f"run {report_run_id} materialized no {frequency} report")
-    request = publish_run_request(frequency, record)
+    request = publish_run_request(frequency, record, republish=True)
     run_config = dict(request.run_config)
     run_config["loggers"] = {"console": {"config": {"log_level": log_level}}}
     result = publish_report_job.execute_in_process(

@@ -56,29 +56,36 @@ def export_report(
 
 def _export(context, config: PublishConfig, compliance_db, artifact_store) -> dict:
     report = compliance_db.load_report(config.report_id)
+    published = export_period(report, config.period, config.report_run_id, config.document_location,
+                              config.events_location or None, compliance_db, artifact_store)
+    metadata = publication_metadata(published, config.report_run_id, context.run_id)
+    context.add_output_metadata({k: metadata[k] for k in ("file_count", "total_bytes", "manifest", "report_run")})
+    context.log_event(publication_materialization(config.frequency, config.period, config.report_id, metadata))
+    return published.to_dict()
+
+
+def export_period(report, period: str, report_run_id: str, document_location: str, events_location: str | None,
+                  compliance_db, artifact_store) -> PublishedSet:
+    """Render every configured format of one stored report once; store the files and the manifest."""
     store = artifact_store.store(compliance_db.app_engine())
     with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
-        published = export_and_store(
+        return export_and_store(
             store,
             report,
-            config.period,
-            config.report_run_id,
-            config.document_location,
-            config.events_location or None,
+            period,
+            report_run_id,
+            document_location,
+            events_location,
             Path(scratch),
             artifact_store.manifest_key(),
             ledger_engine=compliance_db.app_engine(),
         )
-    metadata = publication_metadata(published, config.report_run_id, context.run_id)
-    context.add_output_metadata({k: metadata[k] for k in ("file_count", "total_bytes", "manifest", "report_run")})
-    context.log_event(
-        AssetMaterialization(
-            asset_key=publication_asset_key(config.frequency),
-            partition=f"{config.period}|{config.report_id}",
-            metadata=metadata,
-        )
+
+
+def publication_materialization(frequency: str, period: str, report_id: str, metadata: dict) -> AssetMaterialization:
+    return AssetMaterialization(
+        asset_key=publication_asset_key(frequency), partition=f"{period}|{report_id}", metadata=metadata,
     )
-    return published.to_dict()
 
 
 @op(description="Deliver the stored files to every destination, exactly once per recipient.")
@@ -111,27 +118,28 @@ def deliver_report(
 def _deliver(context, published: dict, compliance_db, artifact_store) -> tuple:
     stored = PublishedSet.from_dict(published)
     report = compliance_db.load_report(stored.report_id)
-    engine = compliance_db.app_engine()
+    outcomes = deliver_stored(report, stored, compliance_db, artifact_store, context.log.info)
     if not report.destinations:
-        context.log.info(f"{report.id} has no destinations: nothing to deliver")
-        return report, []
-    destinations = [get_destination(engine, name) for name in report.destinations]
-    alerts = [get_destination(engine, name) for name in report.notify_on_failure]
-    with tempfile.TemporaryDirectory(prefix="deliver-") as scratch:
-        publication = fetch_publication(artifact_store.store(engine), stored, report, Path(scratch))
-        outcomes = deliver_publication(
-            engine,
-            publication,
-            destinations,
-            log=context.log.info,
-            alert_destinations=alerts,
-        )
+        return report, outcomes
     table = [
         {"destination": o.destination, "recipient": o.recipient, "status": o.status}
         for o in outcomes
     ]
     context.add_output_metadata({"deliveries": table, "delivery_count": len(table)})
     return report, outcomes
+
+
+def deliver_stored(report, stored: PublishedSet, compliance_db, artifact_store, log) -> list:
+    """Deliver one stored publication to each of the report's destinations (the ledger's outcomes)."""
+    engine = compliance_db.app_engine()
+    if not report.destinations:
+        log(f"{report.id} has no destinations: nothing to deliver")
+        return []
+    destinations = [get_destination(engine, name) for name in report.destinations]
+    alerts = [get_destination(engine, name) for name in report.notify_on_failure]
+    with tempfile.TemporaryDirectory(prefix="deliver-") as scratch:
+        publication = fetch_publication(artifact_store.store(engine), stored, report, Path(scratch))
+        return deliver_publication(engine, publication, destinations, log=log, alert_destinations=alerts)
 
 
 @job(

@@ -20,7 +20,12 @@ from dagster import (
     sensor,
 )
 
-from compliance_reports.orchestration.dagster_runs import REPORT_RUN_TAG, failed_publishes, report_asset_key
+from compliance_reports.orchestration.dagster_runs import (
+    PUBLISHED_IN_RUN,
+    REPORT_RUN_TAG,
+    failed_publishes,
+    report_asset_key,
+)
 from compliance_reports.orchestration.report_partitions import FREQUENCIES
 from compliance_reports.scheduling import TRIGGERS, RetryRule, retry_decision, run_tags
 from compliance_reports.settings import load_settings
@@ -28,8 +33,10 @@ from compliance_reports.settings import load_settings
 BATCH = 100
 
 
-def publish_run_request(frequency: str, record, report_trigger: str | None = None) -> RunRequest | None:
-    """The publish run for one materialization record; None when it is not a report run's.
+def publish_run_request(frequency: str, record, report_trigger: str | None = None,
+                        republish: bool = False) -> RunRequest | None:
+    """The publish run for one materialization record; None when it is not a report run's, or
+    when its run published it already (unless `republish`, an operator's explicit request).
 
     The publish run carries the trigger of the report run it publishes, so history tells a
     backfill's publication from a scheduled one.
@@ -38,6 +45,8 @@ def publish_run_request(frequency: str, record, report_trigger: str | None = Non
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     if "document_location" not in metadata:
         return None
+    if metadata.get(PUBLISHED_IN_RUN) and not republish:
+        return None  # a batched backfill run exported and delivered it itself
     partition = materialization.partition or ""
     period, _, report_id = partition.partition("|")
     trigger = report_trigger or "schedule"

@@ -2,10 +2,13 @@
 
 
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -18,6 +21,7 @@ from dagster import (
 
 from compliance_reports.audit.event_stream import Redactor
 from compliance_reports.config import store as config_store
+from compliance_reports.config.models import ReportConfig
 from compliance_reports.orchestration.audit_log_asset import audit_log
 from compliance_reports.orchestration.dagster_runs import REFUSED_TAG
 from compliance_reports.orchestration.report_metadata import report_materialization_metadata
@@ -114,6 +118,65 @@ def _materialize(
     if missing:
         context.instance.add_run_tags(context.run_id, missing)
 
+    built = build_period(report, period, context.run_id, now, compliance_db, artifact_store, context.log.info)
+    return MaterializeResult(metadata=built.metadata, check_results=built.check_results())
+
+
+report_assets: dict[str, AssetsDefinition] = {f: build_report_asset(f) for f in FREQUENCIES}
+
+
+@dataclass(frozen=True)
+class BuiltPeriod:
+    """One stored and checked report period: its materialization metadata and check outcomes."""
+
+    metadata: dict[str, Any]
+    outcomes: list
+    document_location: str
+    events_location: str | None
+
+    def check_results(self) -> list[AssetCheckResult]:
+        # Checks never block: a BROKEN chain is itself the finding to deliver.
+        return [
+            AssetCheckResult(
+                check_name=o.name,
+                passed=o.passed,
+                severity=AssetCheckSeverity.ERROR if o.severity == "error" else AssetCheckSeverity.WARN,
+                description=o.description,
+                metadata=o.metadata,
+            )
+            for o in self.outcomes
+        ]
+
+    def check_evaluations(self, asset_key, partition: str) -> list[AssetCheckEvaluation]:
+        """The same outcomes as events an op logs for one partition (batched backfills)."""
+        return [
+            AssetCheckEvaluation(
+                asset_key=asset_key,
+                check_name=o.name,
+                passed=o.passed,
+                severity=AssetCheckSeverity.ERROR if o.severity == "error" else AssetCheckSeverity.WARN,
+                description=o.description,
+                metadata=o.metadata,
+                partition=partition,
+            )
+            for o in self.outcomes
+        ]
+
+
+def build_period(
+    report: ReportConfig,
+    period: str,
+    run_id: str,
+    now: datetime,
+    compliance_db: ComplianceDatabase,
+    artifact_store: ArtifactStoreResource,
+    log: Callable[[str], None],
+) -> BuiltPeriod:
+    """Build, store and check one period of the report, then commit its signed checkpoint.
+
+    Shared by the report asset (one period per run) and the batched backfill job (many).
+    """
+    report_id = report.id
     try:
         checkpoint_key = artifact_store.checkpoint_key()
         if report.export.redact_identifiers:
@@ -128,7 +191,7 @@ def _materialize(
             store=artifact_store.store(compliance_db.app_engine()),
             report=report,
             period=period,
-            run_id=context.run_id,
+            run_id=run_id,
             generated_at=now,
             scratch=Path(scratch),
             checkpoint_key=checkpoint_key,
@@ -141,28 +204,15 @@ def _materialize(
                             stored.document["data"].get("coverage")),
             check_coverage(stored.document),
         ]
-    context.log.info(
+    log(
         f"{report_id} {period}: {stored.build.event_count} events, "
         f"integrity {stored.build.integrity_verdict}, stored at {stored.document_location}"
     )
     metadata = report_materialization_metadata(stored)
-    # Checks never block: a BROKEN chain is itself the finding to deliver.
-    check_results = [
-        AssetCheckResult(
-            check_name=o.name,
-            passed=o.passed,
-            severity=AssetCheckSeverity.ERROR if o.severity == "error" else AssetCheckSeverity.WARN,
-            description=o.description,
-            metadata=o.metadata,
-        )
-        for o in outcomes
-    ]
     # Last step: the signed checkpoint blesses this run's result, so it is stored only once
     # the document and events are stored and checked; a run failing before leaves none.
     checkpoint_id = commit_checkpoint(compliance_db.app_engine(), stored)
     if checkpoint_id is not None:
         metadata["integrity_checkpoint_id"] = checkpoint_id
-    return MaterializeResult(metadata=metadata, check_results=check_results)
-
-
-report_assets: dict[str, AssetsDefinition] = {f: build_report_asset(f) for f in FREQUENCIES}
+    return BuiltPeriod(metadata=metadata, outcomes=outcomes, document_location=stored.document_location,
+                       events_location=stored.events_location)

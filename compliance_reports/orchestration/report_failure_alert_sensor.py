@@ -50,6 +50,7 @@ from compliance_reports.settings import load_settings
 
 BATCH = 50
 PUBLISH_JOB = "publish_report_job"
+BACKFILL_JOB = "report_backfill_job"
 
 
 def parse_cursor(cursor: str | None) -> int | None:
@@ -112,7 +113,7 @@ def react_to_failed_run(context, run, failure_record, compliance_db: ComplianceD
     except config_store.NotFoundError:
         report = None
     events = step_failures(instance, run.run_id)
-    stage = "publish" if run.job_name == PUBLISH_JOB else "report"
+    stage = {PUBLISH_JOB: "publish", BACKFILL_JOB: "backfill"}.get(run.job_name, "report")
     failed = FailedRun(
         run_id=run.run_id, stage=stage, report_id=report_id, period=period,
         failed_at=datetime.fromtimestamp(failure_record.timestamp, timezone.utc),

@@ -8,7 +8,7 @@ import json
 import logging
 from datetime import date, datetime, timedelta, timezone
 
-from dagster import DagsterInstance, RunsFilter
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import create_test_daemon_workspace_context
@@ -16,7 +16,8 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 
-from compliance_reports.orchestration.report_backfills import backfill_progress
+from compliance_reports.orchestration.publish_sensor import publish_run_request
+from compliance_reports.orchestration.report_backfills import backfill_progress, batched_backfill_progress
 
 
 def _days_ago(days: int) -> str:
@@ -25,7 +26,8 @@ def _days_ago(days: int) -> str:
 
 def test_backfill_records_the_report_partitions_and_the_daemon_launches_named_job_runs(cli):
     first, last = _days_ago(5), _days_ago(3)
-    launched = json.loads(cli("backfill", "berlin-daily", "--from", first, "--to", last, "--json").stdout)
+    launched = json.loads(cli("backfill", "berlin-daily", "--from", first, "--to", last, "--per-period",
+                              "--json").stdout)
     periods = [_days_ago(5), _days_ago(4), _days_ago(3)]
     assert launched["periods"] == periods
 
@@ -55,14 +57,91 @@ def test_backfill_records_the_report_partitions_and_the_daemon_launches_named_jo
         assert sum(state["runs"].values()) == 3
 
     # --wait gives up after --timeout with exit 1, the backfill's state in the JSON.
-    waited = cli("backfill", "berlin-daily", "--from", first, "--to", first, "--wait", "--timeout", "1",
-                 "--poll", "0.2", "--json", expect=1)
+    waited = cli("backfill", "berlin-daily", "--from", first, "--to", first, "--per-period", "--wait",
+                 "--timeout", "1", "--poll", "0.2", "--json", expect=1)
     state = json.loads(waited.stdout)["state"]
     assert state["status"] == "REQUESTED" and state["done"] is False and state["partitions"] == 1
-    text = cli("backfill", "berlin-daily", "--from", first, "--to", first, "--wait", "--timeout", "1",
-               "--poll", "0.2", expect=1)
+    text = cli("backfill", "berlin-daily", "--from", first, "--to", first, "--per-period", "--wait",
+               "--timeout", "1", "--poll", "0.2", expect=1)
     assert "1 periods" in text.stdout and "REQUESTED, runs {}" in text.stdout
     assert "backfill requested" in text.stderr  # the progress bar, on stderr
+
+
+def _execute_queued(instance, run_id: str) -> None:
+    """What the run worker the daemon starts does with a queued run: load its job from the
+    run's own code origin and execute it."""
+    from dagster._utils.hosted_user_process import recon_job_from_origin
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.execution.api import execute_run
+
+    run = instance.get_run_by_id(run_id)
+    # The daemon's dequeue step: the run is STARTING when its worker begins.
+    instance.report_dagster_event(
+        DagsterEvent(event_type_value=DagsterEventType.RUN_STARTING.value, job_name=run.job_name), run_id=run_id)
+    execute_run(recon_job_from_origin(run.job_code_origin), instance.get_run_by_id(run_id), instance)
+
+
+def test_batched_backfill_builds_checks_and_publishes_every_period_in_few_runs(cli, tmp_path):
+    destination = tmp_path / "archive.yaml"
+    destination.write_text("name: archive\ntype: storage\nprovider: local\nbase_path: out\n")
+    cli("destinations", "apply", "-f", str(destination))
+    report = tmp_path / "r2.yaml"
+    report.write_text(f"{REPORT_WITH_ARCHIVE}")
+    cli("reports", "apply", "-f", str(report))
+    cli("demo", "seed", "--orgs", "1", "--days", "8", "--events-per-day", "40")
+    first, last = _days_ago(6), _days_ago(2)
+    periods = [_days_ago(d) for d in range(6, 1, -1)]
+    launched = json.loads(cli("backfill", "stmarys-daily", "--from", first, "--to", last, "--batch-size", "3",
+                              "--json").stdout)
+    assert launched["periods"] == periods and launched["batch_size"] == 3
+    assert len(launched["run_ids"]) == 2
+
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs(RunsFilter(tags={"compliance_reports/backfill": launched["backfill_id"]}))
+        assert {r.status for r in runs} == {DagsterRunStatus.QUEUED}
+        assert {r.job_name for r in runs} == {"report_backfill_job"}
+        assert sorted(r.tags["period"] for r in runs) == [f"{periods[0]}..{periods[2]}", f"{periods[3]}..{periods[4]}"]
+        assert {r.tags["trigger"] for r in runs} == {"backfill"}
+        # The daemon finds the job in its workspace by the location name the run names.
+        assert {r.remote_job_origin.location_name for r in runs} == {"compliance_reports"}
+        state = batched_backfill_progress(instance, launched["backfill_id"])
+        assert (state["partitions"], state["finished"], state["done"]) == (5, 0, False)
+
+        for run_id in launched["run_ids"]:
+            _execute_queued(instance, run_id)
+        assert {instance.get_run_by_id(r).status for r in launched["run_ids"]} == {DagsterRunStatus.SUCCESS}
+        state = batched_backfill_progress(instance, launched["backfill_id"])
+        assert (state["finished"], state["done"], state["status"]) == (5, True, "COMPLETED_SUCCESS")
+
+        key = AssetKey("daily_compliance_report")
+        partitions = {f"{p}|stmarys-daily" for p in periods}
+        assert partitions <= set(instance.get_materialized_partitions(key))
+        published = set(instance.get_materialized_partitions(AssetKey("daily_report_publication")))
+        assert partitions <= published
+        records = instance.fetch_materializations(key, limit=10).records
+        assert len(records) == 5
+        # Published in the batch run: the publish sensor must not publish them again.
+        assert all(publish_run_request("daily", r) is None for r in records)
+        assert all(publish_run_request("daily", r, republish=True) is not None for r in records)
+        # Each period's checks, evaluated for its own partition.
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(key, "totals_reconcile"), limit=10)
+        assert sorted(h.event.dagster_event.event_specific_data.partition for h in history) == sorted(partitions)
+        assert all(h.status.value == "SUCCEEDED" for h in history)
+
+    delivered = sorted(p.name for p in (tmp_path / "data" / "out").rglob("stmarys-daily_*.json"))
+    assert delivered == [f"stmarys-daily_{p}.json" for p in periods]
+
+
+REPORT_WITH_ARCHIVE = """\
+id: stmarys-daily
+name: St Marys daily
+organization_id: org-stmarys
+report_type: general_compliance
+schedule: {frequency: daily, time: "02:30", timezone: Europe/Berlin}
+formats: [json]
+destinations: [archive]
+"""
 
 
 
@@ -76,3 +155,39 @@ def test_backfill_refuses_bad_ranges_with_exit_2(cli):
                              expect=2).stderr
     with DagsterInstance.get() as instance:
         assert instance.get_backfills() == []
+
+
+def test_a_period_whose_export_fails_for_good_is_left_to_the_publish_sensor(cli, tmp_path, monkeypatch):
+    from compliance_reports.orchestration import report_backfill_job as module
+    from compliance_reports.orchestration.resources import default_resources
+
+    cli("status", "--json")  # creates the instance at DAGSTER_HOME
+    cli("demo", "seed", "--orgs", "1", "--days", "4", "--events-per-day", "20")
+    report = tmp_path / "r2.yaml"
+    report.write_text(REPORT_WITH_ARCHIVE.replace("destinations: [archive]\n", ""))
+    cli("reports", "apply", "-f", str(report))
+    periods = [_days_ago(3), _days_ago(2)]
+    real_export = module.export_period
+
+    def export(report, period, *args):
+        if period == periods[0]:
+            raise ValueError("renderer bug")  # not an outage: retrying would not help
+        return real_export(report, period, *args)
+
+    monkeypatch.setattr(module, "export_period", export)
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("daily_reports", ["stmarys-daily"])
+        result = module.report_backfill_job.execute_in_process(
+            run_config={"ops": {"build_and_publish_periods": {"config": {
+                "report_id": "stmarys-daily", "frequency": "daily", "periods": periods}}}},
+            instance=instance, resources=default_resources(), raise_on_error=False)
+        assert result.success
+        records = {r.partition_key: r for r in instance.fetch_materializations(
+            AssetKey("daily_compliance_report"), limit=10).records}
+        assert set(records) == {f"{p}|stmarys-daily" for p in periods}
+        # The failed one is the publish sensor's to publish (through publish_report_job); the
+        # other was published by the run.
+        assert publish_run_request("daily", records[f"{periods[0]}|stmarys-daily"]) is not None
+        assert publish_run_request("daily", records[f"{periods[1]}|stmarys-daily"]) is None
+        published = instance.get_materialized_partitions(AssetKey("daily_report_publication"))
+        assert set(published) == {f"{periods[1]}|stmarys-daily"}

@@ -76,3 +76,11 @@ def test_a_failed_publish_the_publish_sensor_retries_is_not_alerted_until_it_giv
     assert "publish retry --report daily --period 2026-11-27" in last.reason
     recovered = react(_run("publish"), REPORT, PeriodRuns(materialized=True, failures=2, last_failure_at=NOW), RULE)
     assert recovered.alert is None and "succeeded" in recovered.reason
+
+
+def test_a_failed_batched_backfill_is_alerted_at_once_with_the_command_for_its_range():
+    # Nothing retries a backfill: with no period runs at all, the report-stage rules would
+    # claim "the schedule requests it again" for a range the schedule never requests.
+    reaction = react(_run(stage="backfill", period="2026-01-01..2026-01-31"), REPORT, PeriodRuns(), RULE)
+    assert reaction.alert == "run"
+    assert "compliance-reports backfill daily --from 2026-01-01 --to 2026-01-31" in reaction.reason
