@@ -191,3 +191,19 @@ def test_a_period_whose_export_fails_for_good_is_left_to_the_publish_sensor(cli,
         assert publish_run_request("daily", records[f"{periods[1]}|stmarys-daily"]) is None
         published = instance.get_materialized_partitions(AssetKey("daily_report_publication"))
         assert set(published) == {f"{periods[1]}|stmarys-daily"}
+
+
+def test_batched_backfill_wait_follows_its_runs_and_gives_up_at_the_timeout(cli):
+    cli("status", "--json")  # creates the instance at DAGSTER_HOME
+    day = _days_ago(3)
+    waited = cli("backfill", "berlin-daily", "--from", day, "--to", day, "--wait", "--timeout", "1",
+                 "--poll", "0.2", "--json", expect=1)
+    outcome = json.loads(waited.stdout)
+    assert outcome["batch_size"] == 1 and len(outcome["run_ids"]) == 1
+    state = outcome["state"]
+    assert (state["status"], state["partitions"], state["finished"], state["done"]) == ("IN_PROGRESS", 1, 0, False)
+    assert state["runs"] == {"QUEUED": 1}
+    # --batch-size belongs to batched backfills only.
+    refused = cli("backfill", "berlin-daily", "--from", day, "--to", day, "--per-period", "--batch-size", "2",
+                  expect=2)
+    assert "--batch-size" in refused.stderr
