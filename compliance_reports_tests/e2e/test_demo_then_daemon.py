@@ -1,5 +1,7 @@
 """`make demo`, then `make dev`'s processes (the demo's mail catcher and the Dagster daemon) for a
-few schedule ticks: the catch-up runs deliver, nothing fails, nothing is published twice.
+few schedule ticks: the catch-up runs deliver, nothing fails, nothing is published twice; a
+batched backfill queued before the daemon starts is launched by it, reports and delivers its
+periods in its own runs, and gets no publish run.
 
 The daemon runs the real dev workspace from the checkout with the environment `make dev` loads
 (`compliance-reports env --shell`), the schedules ticking every minute instead of every five.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -63,6 +66,12 @@ def test_demo_then_the_daemon_runs_clean(tmp_path):
     instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
     demo_runs = {r.dagster_run.run_id for r in instance.get_run_records()}
     assert demo_runs  # the demo's own report and publish runs
+    # Periods older than the daily report's catch-up (3): only the backfill reports them.
+    today = datetime.now(timezone.utc).date()
+    backfill_periods = [(today - timedelta(days=d)).isoformat() for d in (12, 11, 10)]
+    backfill = json.loads(run_cli(env, ROOT, "backfill", "stmarys-daily-summary", "--from", backfill_periods[0],
+                                  "--to", backfill_periods[-1], "--batch-size", "2", "--json"))
+    assert len(backfill["run_ids"]) == 2
 
     stack = ProcessGroup(tmp_path / "logs", env, ROOT)
     try:
@@ -83,6 +92,8 @@ def test_demo_then_the_daemon_runs_clean(tmp_path):
     assert not failed, failed
     report_runs = [r for r in new if r.job_name.endswith(REPORT_JOBS)]
     assert {r.tags.get("trigger") for r in report_runs} <= {"schedule", "catch_up"}
+    backfill_runs = [r for r in new if r.job_name == "report_backfill_job"]
+    assert sorted(r.run_id for r in backfill_runs) == sorted(backfill["run_ids"])
     # one publish run per report run: none for the demo's own materializations, none twice
     publishes = Counter(r.tags.get("report_run_id") for r in new if r.job_name == PUBLISH_JOB)
     assert set(publishes) == {r.run_id for r in report_runs} and set(publishes.values()) == {1}
@@ -91,3 +102,7 @@ def test_demo_then_the_daemon_runs_clean(tmp_path):
     assert rows and {r["status"] for r in rows} == {"sent"}, [(r["destination"], r["status"]) for r in rows]
     delivered_runs = {r["run_id"] for r in rows}
     assert {r.run_id for r in report_runs} <= delivered_runs  # the catch-up reports reached their destinations
+    # The backfill runs delivered their periods themselves (and no publish run did it again).
+    assert {(r["run_id"], r["period"]) for r in rows if r["run_id"] in set(backfill["run_ids"])} >= {
+        (run_id, period) for run_id, periods in zip(backfill["run_ids"], (backfill_periods[:2], backfill_periods[2:]))
+        for period in periods}
