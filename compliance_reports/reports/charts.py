@@ -150,8 +150,11 @@ def top_principals_chart(ctx: ReportContext, rows: list[dict[str, Any]], what: s
 
 
 def top_principals(ctx: ReportContext, *extra: ColumnElement) -> list[dict[str, Any]]:
-    rows, _ = ctx.grouped(c.principal_id, *extra, measures=[("failures", _sum(c.status == "failure"))],
-                          limit=TOP_PRINCIPALS)
+    if ctx.chart_principals is not None:  # counted by the builder already
+        rows = ctx.chart_principals[:TOP_PRINCIPALS]
+    else:
+        rows, _ = ctx.grouped(c.principal_id, *extra, measures=[("failures", _sum(c.status == "failure"))],
+                              limit=TOP_PRINCIPALS)
     return [{"principal_id": ctx.pseudo(r["key"]), "events": r["events"],
              "failures": int(r["failures"] or 0)} for r in rows]
 

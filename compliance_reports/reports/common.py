@@ -164,6 +164,9 @@ class ReportContext:
     generated_at: datetime
     scope_notes: list[str] = field(default_factory=list)
     redactor: Redactor | None = None
+    # The top-principals chart's principals ({key, events, failures}, by events desc then key),
+    # when the builder counted them in the same scope anyway: the chart then sends no statement.
+    chart_principals: list[dict[str, Any]] | None = None
     _window_actions: dict[str, str] | None = field(default=None, init=False, repr=False)
     _category_case: ColumnElement | None = field(default=None, init=False, repr=False)
     _window_rows: WindowRows | None = field(default=None, init=False, repr=False)

@@ -197,13 +197,14 @@ def build(ctx: ReportContext) -> Body:
     ]
     read_sum = func.sum(_case01(ctx.category("phi_read")))
     write_sum = func.sum(_case01(ctx.category("phi_write")))
-    # Every principal's PHI figures in one statement: the top table, and below the distinct
-    # patients and denied access rules, read them.
+    # Every principal's PHI figures in one statement: the top table, the top-principals chart,
+    # and below the after-hours, distinct patients and denied access rules, read them.
     per_principal, n_principals = ctx.grouped(
         c.principal_id, phi,
         measures=[("reads", read_sum), ("writes", write_sum), ("failures", failures(audit_log)),
-                  ("patients", distinct_count(PATIENT))],
+                  ("patients", distinct_count(PATIENT)), ("after_hours", func.sum(_case01(after)))],
     )
+    ctx.chart_principals = per_principal
     by_principal = per_principal[:top_n]
     phi_principals = sum(1 for r in per_principal if r["key"] is not None)  # count(DISTINCT) skips NULL
     principal_rows = [
@@ -252,7 +253,10 @@ def build(ctx: ReportContext) -> Body:
     data["emergency_access"] = {"total": n_emergency, "rows": emergency_table}
 
     # --- anomalies
-    after_all, n_after_principals = ctx.grouped(c.principal_id, phi, after)
+    after_all = sorted(({"key": r["key"], "events": int_or_zero(r["after_hours"])}
+                        for r in per_principal if int_or_zero(r["after_hours"])),
+                       key=lambda r: (-r["events"], sort_key(r["key"])))
+    n_after_principals = len(after_all)
     after_total = sum(r["events"] for r in after_all)
     after_by_principal = after_all[:top_n]
     after_ids = ctx.first_ids(phi, after, limit=EVIDENCE_LIMIT * 2)

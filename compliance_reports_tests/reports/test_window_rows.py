@@ -9,7 +9,7 @@ from sqlalchemy import event, select, text
 from compliance_reports.audit.event_stream import snapshot_connection
 from compliance_reports.db.schema import audit_log
 from compliance_reports.reports.builder import build_report
-from compliance_reports.reports.window_rows import TABLE_NAME, NotInWindowRows, WindowRows
+from compliance_reports.reports.window_rows import TABLE_NAME, WORK_MEM, NotInWindowRows, WindowRows
 from compliance_reports_tests.reports.conftest import GENERATED_AT, golden_config
 
 PERIOD = "2026-03-10"
@@ -90,3 +90,35 @@ def test_a_statement_needing_details_is_refused_by_the_table(golden_db):
         with pytest.raises(NotInWindowRows):
             rows.adapt(select(c.id).where(c.details["purpose"].as_string() == "x"))
         rows.drop(conn)
+
+
+def test_the_table_compares_strings_by_bytes_in_memory_on_postgresql(pg_engine):
+    """Collation "C" columns: the distinct counts and GROUP BYs sort with memcmp, not the
+    database collation; the sorts get work_mem enough to stay out of temporary files."""
+    c = audit_log.c
+    with snapshot_connection(pg_engine) as conn:
+        WindowRows.create(conn, [c.organization_id == "org-a"], c.action)
+        collations = dict(conn.execute(text(
+            "SELECT a.attname, coll.collname FROM pg_attribute a "
+            "JOIN pg_collation coll ON coll.oid = a.attcollation "
+            f"WHERE a.attrelid = 'pg_temp.{TABLE_NAME}'::regclass AND a.attnum > 0")).all())
+        work_mem = conn.execute(text("SHOW work_mem")).scalar_one()
+    assert collations == {name: "C" for name in (
+        "principal_id", "action", "status", "data_classification", "target_resource_type",
+        "target_resource_id", "category", "patient_id")}
+    assert work_mem == WORK_MEM
+
+
+def test_hipaa_counts_each_principal_once_for_its_tables_rules_and_chart(golden_db):
+    statements: list[str] = []
+
+    @event.listens_for(golden_db, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    _build(golden_db, "hipaa_audit_trail")
+    event.remove(golden_db, "before_cursor_execute", _seen)
+    by_principal = [s for s in statements if f"GROUP BY {TABLE_NAME}.principal_id" in s]
+    # the PHI figures (table, after hours, distinct patients, denied access, chart) and the
+    # failed logins over their threshold
+    assert len(by_principal) == 2
