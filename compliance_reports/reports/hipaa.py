@@ -37,7 +37,9 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, literal, or_, select
+from sqlalchemy import Boolean, and_, case, false, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from compliance_reports.audit.action_categories import AUTHENTICATION_KINDS, categorize
 from compliance_reports.db.schema import audit_log
@@ -120,10 +122,37 @@ def _midnight(day: date, tz: str) -> datetime:
     return resolve_local(datetime.combine(day, time(0, 0)), tz)
 
 
+class within(FunctionElement):
+    """``timestamp`` inside one of the merged, sorted intervals given as their bounds
+    ``a1, b1, a2, b2, ...`` (each interval half-open, [a, b)).
+
+    OR-ed ranges on SQLite. On PostgreSQL one binary search per row: ``width_bucket`` counts
+    the bounds at or before the timestamp, odd inside an interval (the bounds strictly
+    increase: ``after_hours_intervals`` merges touching intervals and drops empty ones)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "within"
+
+
+@compiles(within)
+def _within_default(element, compiler, **kw):
+    ts, *bounds = (compiler.process(e, **kw) for e in element.clauses)
+    pairs = zip(bounds[::2], bounds[1::2])
+    return "(" + " OR ".join(f"({ts} >= {a} AND {ts} < {b})" for a, b in pairs) + ")"
+
+
+@compiles(within, "postgresql")
+def _within_pg(element, compiler, **kw):
+    ts, *bounds = (compiler.process(e, **kw) for e in element.clauses)
+    return f"(mod(width_bucket({ts}, ARRAY[{', '.join(bounds)}]), 2) = 1)"
+
+
 def in_intervals(intervals: list[tuple[datetime, datetime]]):
     if not intervals:
         return false()
-    return or_(*(and_(c.timestamp >= a, c.timestamp < b) for a, b in intervals))
+    bounds = (literal(t, c.timestamp.type) for interval in intervals for t in interval)
+    return within(c.timestamp, *bounds)
 
 
 # ------------------------------------------------------------------------- helpers
