@@ -12,7 +12,8 @@ threshold is flagged.
   after-hours intervals of every local day touching the window as UTC instants
   (``periods.resolve_local``, so DST days are right: a 25-hour day's repeated hour is counted
   once, in the interval that covers it), merges and clips them to the window, and SQL counts the
-  events inside them with OR-ed ``timestamp >= :a AND timestamp < :b`` predicates. No local-time
+  events inside them: OR-ed ``timestamp >= :a AND timestamp < :b`` predicates on SQLite, one
+  ``width_bucket`` search over the bounds on PostgreSQL (``within``). No local-time
   arithmetic runs in the database, so SQLite and PostgreSQL agree. Equal start and end times
   mean no daily after-hours time (weekends still count when configured).
 - bulk access, two rules: (a) a ``export`` category event whose ``details.record_count`` is at
