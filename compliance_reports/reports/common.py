@@ -352,31 +352,6 @@ class ReportContext:
         rows.sort(key=lambda r: order.get(r["category"], len(order)))
         return rows
 
-    def over_threshold(
-        self,
-        key: ColumnElement,
-        measure: ColumnElement,
-        threshold: float,
-        *extra: ColumnElement,
-        limit: int = FLAGGED_LIMIT,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Groups whose measure is at least the threshold (every rule's convention: a count
-        equal to the threshold is flagged): the top ``limit`` and the count."""
-        value = measure.label("value")
-        stmt = self.statement(lambda where: (
-            select(key.label("key"), value, func.count().over().label("_groups"))
-            .where(*where)
-            .group_by(key)
-            .having(measure >= threshold)
-            .order_by(value.desc(), nulls_last_key(key), binary(key))
-            .limit(limit)
-        ), *extra)
-        rows = [dict(r._mapping) for r in self.conn.execute(stmt)]
-        total = rows[0]["_groups"] if rows else 0
-        for row in rows:
-            del row["_groups"]
-        return rows, total
-
     def evidence_by_principal(
         self, principals: Iterable[str | None], *extra: ColumnElement, per: int = EVIDENCE_LIMIT
     ) -> dict[str | None, list[int]]:

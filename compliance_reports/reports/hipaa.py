@@ -248,14 +248,12 @@ def build(ctx: ReportContext) -> Body:
                           "top_principals": principal_rows, "principals_total": n_principals}
 
     # --- authentication: each kind its own figure; failed logins are login failures only
-    auth_kinds = _authentication_by_kind(ctx)
+    auth_kinds, failed_logins = _authentication_by_kind(ctx)
     logins, mfa = auth_kinds["login"], auth_kinds["mfa"]
     failed_login = and_(ctx.category("login"), c.status == "failure")
-    auth_fail_principals = ctx.conn.execute(ctx.statement(
-        lambda where: select(distinct_count(c.principal_id)).where(*where), failed_login,
-    )).scalar_one()
-    flagged_logins, n_flagged_logins = ctx.over_threshold(
-        c.principal_id, func.count(), opts.failed_login_threshold, failed_login)
+    auth_fail_principals = sum(1 for r in failed_logins if r["key"] is not None)  # as count(DISTINCT)
+    flagged_logins, n_flagged_logins = _over_threshold(failed_logins, "failures",
+                                                       opts.failed_login_threshold)
     login_evidence = ctx.evidence_by_principal([r["key"] for r in flagged_logins], failed_login)
     anomalies += _principal_findings(
         ctx, flagged_logins, n_flagged_logins, login_evidence, severity="warning",
@@ -498,23 +496,30 @@ def build(ctx: ReportContext) -> Body:
     return Body(summary=summary, sections=sections, data=data)
 
 
-def _authentication_by_kind(ctx: ReportContext) -> dict[str, dict[str, int]]:
-    """Events per authentication kind and status, in one grouped query."""
+def _authentication_by_kind(ctx: ReportContext) -> tuple[dict[str, dict[str, int]], list[dict]]:
+    """Events per authentication kind and status, and the failed logins per principal
+    ({key, failures}), from one statement grouped by kind, status and principal."""
     kind = ctx.category_expr()
     out = {k: {"events": 0, "success": 0, "failure": 0, "attempt": 0} for k in AUTHENTICATION_KINDS}
-    for row in ctx.grouped_multi([("kind", kind), ("status", c.status)],
-                                 kind.in_(AUTHENTICATION_KINDS)):
-        counts = out[row["kind"]]
-        counts["events"] += row["events"]
-        if row["status"] in counts:
-            counts[row["status"]] += row["events"]
-    return out
+    failed_logins = []
+    stmt = ctx.statement(lambda where: (
+        select(kind.label("kind"), c.status, c.principal_id, func.count().label("events"))
+        .where(*where).group_by(kind, c.status, c.principal_id)), kind.in_(AUTHENTICATION_KINDS))
+    for row in ctx.conn.execute(stmt):
+        counts = out[row.kind]
+        counts["events"] += row.events
+        if row.status in counts:
+            counts[row.status] += row.events
+        if row.kind == "login" and row.status == "failure":
+            failed_logins.append({"key": row.principal_id, "failures": row.events})
+    return out, failed_logins
 
 
 def _over_threshold(rows: list[dict], measure: str, threshold: int) -> tuple[list[dict], int]:
-    """``ReportContext.over_threshold`` on rows already grouped by principal: the first
-    ``FLAGGED_LIMIT`` {key, value} with ``measure`` at least ``threshold`` (value desc, then
-    principal as the database orders it), and how many there are."""
+    """A rule's principals from rows already grouped by principal (every rule's convention: a
+    count equal to the threshold is flagged): the first ``FLAGGED_LIMIT`` {key, value} with
+    ``measure`` at least ``threshold`` (value desc, then principal by bytes, NULL last), and how
+    many there are."""
     flagged = sorted(({"key": r["key"], "value": int_or_zero(r[measure])} for r in rows
                       if int_or_zero(r[measure]) >= threshold),
                      key=lambda r: (-r["value"], sort_key(r["key"])))
