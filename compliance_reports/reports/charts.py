@@ -1,7 +1,7 @@
 """The charts of a report, as data: ``chart`` sections (see ``document``) that the exporters draw.
 
 Time series come from ONE grouped statement per report: events of the scope counted per UTC
-clock hour (``utc_hour``), with the type's measures as conditional sums (failures, failed
+clock hour (``utc_hour_start``), with the type's measures as conditional sums (failures, failed
 logins, after-hours PHI access). Python then assigns each hour to its local day (or local hour
 for a daily report) in the report's timezone, so every day of the window has a bar, including
 days without events, and DST days are right. In a timezone whose offset is not a whole number
@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from compliance_reports.audit.action_categories import pattern_condition
 from compliance_reports.db.schema import audit_log
 from compliance_reports.reports import document as rd
-from compliance_reports.reports.common import ReportContext, principal_label, utc_hour
+from compliance_reports.reports.common import ReportContext, principal_label, utc_hour, utc_hour_start
 
 c = audit_log.c
 TOP_PRINCIPALS = 10
@@ -47,8 +47,8 @@ def timeline(
 ) -> tuple[list[str], dict[str, list[int]]]:
     """Local buckets of the window (days, or hours for a daily report) and, per measure (plus
     "events"), the count in each bucket: one grouped statement over the window."""
-    hour = utc_hour(c.timestamp)
-    cols = [hour.label("hour"), func.count().label("events")]
+    hour = utc_hour_start(c.timestamp)
+    cols = [utc_hour(hour).label("hour"), func.count().label("events")]
     cols += [_sum(cond).label(name) for name, cond in measures]
     stmt = ctx.statement(lambda where: select(*cols).select_from(audit_log).where(*where).group_by(hour),
                          criteria=criteria)

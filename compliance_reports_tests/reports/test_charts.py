@@ -146,3 +146,16 @@ def test_roll_up_one_finding_per_rule():
                                        {"subject": "usr-2", "measure": 7, "evidence": "3, 2"}]
     # a single finding of a rule is left as it is
     assert roll_up([items[1]]) == [items[1]]
+
+
+def test_postgresql_groups_the_timeline_by_truncated_hour_and_formats_each_group_once():
+    from sqlalchemy import func, select
+    from sqlalchemy.dialects import postgresql
+
+    from compliance_reports.db.schema import audit_log
+    from compliance_reports.reports.common import utc_hour, utc_hour_start
+
+    hour = utc_hour_start(audit_log.c.timestamp)
+    sql = str(select(utc_hour(hour), func.count()).group_by(hour).compile(dialect=postgresql.dialect()))
+    grouped_by = sql.split("GROUP BY")[1]
+    assert "date_trunc('hour'" in grouped_by and "to_char" not in grouped_by
