@@ -6,7 +6,7 @@ half-open, [start, start + 60 min): two events exactly 60 minutes apart are not 
 
 Two steps, exact to the microsecond and identical on SQLite and PostgreSQL:
 
-1. SQL finds the principals. With each principal's matching events in (timestamp, id) order,
+1. SQL finds the principals. With each principal's matching events in timestamp order,
    ``LEAD(timestamp, N - 1)`` is the N-th event counted from each event; when it lies less than
    60 minutes after that event, the N events fit in one window. ``shifted`` adds the span
    without floating-point time arithmetic: PostgreSQL adds an interval; SQLite (timestamps are
@@ -85,8 +85,9 @@ def bursting_principals(
 ) -> list[str | None]:
     """Principals with at least ``threshold`` matching events in some window of ``span``."""
     c = audit_log.c
-    nth = func.lead(c.timestamp, threshold - 1).over(
-        partition_by=c.principal_id, order_by=(c.timestamp, c.id))
+    # Timestamp order alone: events of equal timestamps may come in any order, the N-th
+    # timestamp from each position is the same (no id in the sort key).
+    nth = func.lead(c.timestamp, threshold - 1).over(partition_by=c.principal_id, order_by=c.timestamp)
 
     def build(where):
         inner = (select(c.principal_id.label("principal"), c.timestamp.label("ts"), nth.label("nth"))

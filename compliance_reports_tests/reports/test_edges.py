@@ -210,6 +210,25 @@ def test_bulk_reads_slide_across_the_hour(edge_db):
     ]
 
 
+def test_bulk_reads_at_one_instant_fit_one_window_whatever_their_order(edge_db):
+    """The principals' reads are ordered by timestamp alone: equal timestamps in any order
+    give the same N-th timestamp."""
+    from sqlalchemy import event
+
+    load(edge_db, _reads(5000, "usr-e", [T0] * 120) + _reads(6000, "usr-f", [T0] * 119))
+    statements: list[str] = []
+
+    @event.listens_for(edge_db, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    doc = build(edge_db, "hipaa_audit_trail", bulk_access_threshold=120)
+    event.remove(edge_db, "before_cursor_execute", _seen)
+    assert [(r["principal_id"], r["reads"]) for r in rows(doc, "bulk_reads")] == [("usr-e", 120)]
+    lead = next(s for s in statements if "lead(" in s)
+    assert re.search(r"ORDER BY \w+\.timestamp\)", lead)
+
+
 # ------------------------------------------------------------------ thresholds: at least N
 
 
