@@ -42,7 +42,7 @@ from sqlalchemy import Boolean, and_, case, false, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from compliance_reports.audit.action_categories import AUTHENTICATION_KINDS, categorize
+from compliance_reports.audit.action_categories import AUTHENTICATION_KINDS, UNCATEGORISED, categorize
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window, resolve_local
 from compliance_reports.reports import document as rd
@@ -54,7 +54,6 @@ from compliance_reports.reports.common import (
     ReportContext,
     capped_note,
     category_title,
-    distinct_count,
     event_time,
     evidence_table_rows,
     failures,
@@ -207,40 +206,50 @@ def build(ctx: ReportContext) -> Body:
     after = ctx.flag("after_hours", in_intervals(intervals))
 
     # --- ePHI access by category and by principal
-    by_category = ctx.grouped_by_category(
-        phi,
-        measures=[
-            ("successes", lambda t: successes(t)),
-            ("failures", lambda t: failures(t)),
-            ("principals", lambda t: distinct_count(t.c.principal_id)),
-            ("patients", lambda t: distinct_count(t.c.details["patient_id"].as_string())),
-        ],
-    )
-    phi_total = sum(r["events"] for r in by_category)
-    phi_patients = ctx.conn.execute(ctx.statement(
-        lambda where: select(distinct_count(PATIENT)).where(*where), phi)).scalar_one()
-    category_rows = [
-        {"category": r["category"], "title": category_title(r["category"]), "events": r["events"],
-         "successes": int_or_zero(r["successes"]), "failures": int_or_zero(r["failures"]),
-         "principals": r["principals"], "patients": r["patients"]}
-        for r in by_category
-    ]
-    read_sum = func.sum(_case01(ctx.category("phi_read")))
-    write_sum = func.sum(_case01(ctx.category("phi_write")))
-    # Every principal's PHI figures in one statement: the top table, the top-principals chart,
-    # and below the after-hours, distinct patients and denied access rules, read them.
-    per_principal, n_principals = ctx.grouped(
-        c.principal_id, phi,
-        measures=[("reads", read_sum), ("writes", write_sum), ("failures", failures(audit_log)),
-                  ("patients", distinct_count(PATIENT)), ("after_hours", func.sum(_case01(after)))],
-    )
+    # One statement counts the PHI events per principal and category (a few rows per
+    # principal): the category table, the principal table, the after-hours, denied access
+    # and many-patients rules and the top-principals chart add them up. Distinct patients
+    # need the events themselves: three DISTINCT statements, hashed rather than sorted.
+    category = ctx.category_expr()
+    cells = ctx.conn.execute(ctx.statement(lambda where: (
+        select(c.principal_id, category.label("category"), func.count().label("events"),
+               successes(audit_log).label("successes"), failures(audit_log).label("failures"),
+               func.sum(_case01(after)).label("after_hours"))
+        .where(*where).group_by(c.principal_id, category)), phi)).all()
+    patients_by_category = _distinct_patients(ctx, phi, category)
+    patients_by_principal = _distinct_patients(ctx, phi, c.principal_id)
+    phi_patients = _distinct_patients(ctx, phi).get(None, 0)
+
+    categories: dict[str, dict[str, Any]] = {}
+    principals: dict[str | None, dict[str, Any]] = {}
+    for cell in cells:
+        cat = categories.setdefault(cell.category, {
+            "category": cell.category, "title": category_title(cell.category), "events": 0,
+            "successes": 0, "failures": 0, "principals": 0,
+            "patients": patients_by_category.get(cell.category, 0)})
+        who = principals.setdefault(cell.principal_id, {
+            "key": cell.principal_id, "events": 0, "reads": 0, "writes": 0, "failures": 0,
+            "patients": patients_by_principal.get(cell.principal_id, 0), "after_hours": 0})
+        cat["events"] += cell.events
+        cat["successes"] += int_or_zero(cell.successes)
+        cat["failures"] += int_or_zero(cell.failures)
+        cat["principals"] += cell.principal_id is not None  # as count(DISTINCT principal_id)
+        who["events"] += cell.events
+        who["reads"] += cell.events if cell.category == "phi_read" else 0
+        who["writes"] += cell.events if cell.category == "phi_write" else 0
+        who["failures"] += int_or_zero(cell.failures)
+        who["after_hours"] += int_or_zero(cell.after_hours)
+    order = {name: i for i, name in enumerate([*ctx.categories, UNCATEGORISED])}
+    category_rows = sorted(categories.values(), key=lambda r: order.get(r["category"], len(order)))
+    phi_total = sum(r["events"] for r in category_rows)
+    per_principal = sorted(principals.values(), key=lambda r: (-r["events"], sort_key(r["key"])))
+    n_principals = len(per_principal)
     ctx.chart_principals = per_principal
     by_principal = per_principal[:top_n]
     phi_principals = sum(1 for r in per_principal if r["key"] is not None)  # count(DISTINCT) skips NULL
     principal_rows = [
-        {"principal_id": ctx.pseudo(r["key"]), "events": r["events"], "reads": int_or_zero(r["reads"]),
-         "writes": int_or_zero(r["writes"]), "failures": int_or_zero(r["failures"]),
-         "patients": r["patients"]}
+        {"principal_id": ctx.pseudo(r["key"]), "events": r["events"], "reads": r["reads"],
+         "writes": r["writes"], "failures": r["failures"], "patients": r["patients"]}
         for r in by_principal
     ]
     data["phi_access"] = {"events": phi_total, "distinct_principals": phi_principals,
@@ -513,6 +522,22 @@ def _authentication_by_kind(ctx: ReportContext) -> tuple[dict[str, dict[str, int
         if row.kind == "login" and row.status == "failure":
             failed_logins.append({"key": row.principal_id, "failures": row.events})
     return out, failed_logins
+
+
+def _distinct_patients(ctx: ReportContext, condition, key=None) -> dict[Any, int]:
+    """count(DISTINCT patient) of the matching events per ``key`` (all of them under None), as
+    a count of DISTINCT (key, patient) rows: PostgreSQL hashes them instead of sorting every
+    group's patients. A key without any patient is absent (0)."""
+    keys = [key.label("key")] if key is not None else []
+
+    def build(where):
+        pairs = select(*keys, PATIENT.label("patient")).where(*where, PATIENT.is_not(None)).distinct().subquery()
+        if key is None:
+            return select(func.count()).select_from(pairs)
+        return select(pairs.c.key, func.count()).group_by(pairs.c.key)
+
+    rows = ctx.conn.execute(ctx.statement(build, condition)).all()
+    return {None: rows[0][0]} if key is None else {k: n for k, n in rows}
 
 
 def _over_threshold(rows: list[dict], measure: str, threshold: int) -> tuple[list[dict], int]:
