@@ -1,6 +1,6 @@
 """HIPAA report generation against the same SQL run by hand, and memory that does not grow.
 
-    python benchmarks/report_generation.py [--events 2000000]     quick mode: --events 200000
+    python benchmarks/report_generation.py [--events 2000000]     quick: --events 200000 (or BENCH_QUICK=1)
 
 For 200,000 events and for N events (only once when N is 200,000), each size in a fresh
 PostgreSQL database (dropped at the end, also on failure) and in a fresh child process (so
@@ -370,7 +370,8 @@ def report_size(n: int, res: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--events", type=int,
+                        default=SMALL if os.environ.get("BENCH_QUICK") == "1" else 2_000_000)
     parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; best is kept")
     parser.add_argument("--child", metavar="DBNAME", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
