@@ -412,14 +412,23 @@ class ReportContext:
             c.id, c.timestamp, c.principal_id, c.action, c.target_resource_type,
             c.target_resource_id, c.status, c.data_classification, c.details,
         )
-        ids = self.statement(
-            lambda where: select(c.id).where(*where).order_by(c.timestamp, c.id).limit(limit),
-            *extra, **scope_kw)
+        if limit is None:
+            ids = self.statement(lambda where: select(c.id).where(*where), *extra, **scope_kw)
+            rows = self.conn.execute(
+                select(*cols).where(c.id.in_(ids.scalar_subquery())).order_by(c.timestamp, c.id)
+            ).all()
+            return rows, len(rows)
+        # count(*) OVER () = every matching row, counted before LIMIT: no second scan for the total.
+        picked = self.conn.execute(self.statement(
+            lambda where: (select(c.id, func.count().over().label("total")).where(*where)
+                           .order_by(c.timestamp, c.id).limit(limit)),
+            *extra, **scope_kw)).all()
+        if not picked:
+            return [], 0
         rows = self.conn.execute(
-            select(*cols).where(c.id.in_(ids.scalar_subquery())).order_by(c.timestamp, c.id)
+            select(*cols).where(c.id.in_([p.id for p in picked])).order_by(c.timestamp, c.id)
         ).all()
-        total = len(rows) if limit is None or len(rows) < limit else self.count(*extra, **scope_kw)
-        return rows, total
+        return rows, picked[0].total
 
     # ----------------------------------------------------------------- formatting
 

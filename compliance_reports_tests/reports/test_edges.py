@@ -387,3 +387,29 @@ def test_a_complete_table_cannot_be_capped():
            "summary": [], "sections": [document_section], "data": {}}
     with pytest.raises(ValueError, match="complete"):
         validate_document(doc)
+
+
+# ------------------------------------------------------------------ capped evidence lists
+
+
+def test_a_capped_list_counts_its_rows_in_the_statement_that_picks_them(edge_db):
+    """205 privileged changes: the list shows the first 200 (chain order) and says 205, with
+    the total counted before LIMIT (count(*) OVER ()), not by a second statement."""
+    from sqlalchemy import event
+
+    start = ts("2026-03-10T08:00:00Z")
+    load(edge_db, [(7000 + i, A, start + timedelta(seconds=i), "usr-admin", "admin.role.assign",
+                    "User", f"User/u{i}", OK, "INTERNAL", {}) for i in range(205)])
+    statements: list[str] = []
+
+    @event.listens_for(edge_db, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    doc = build(edge_db, "hipaa_audit_trail")
+    event.remove(edge_db, "before_cursor_execute", _seen)
+    changes = section(doc, "privileged_changes")
+    assert changes["total_rows"] == 205
+    assert [r["event_id"] for r in changes["rows"]] == list(range(7000, 7200))
+    assert doc["data"]["privileged_changes"]["total"] == 205
+    assert not any(re.match(r"SELECT count\(\*\) AS \w+\s+FROM report_window\b", s) for s in statements)
