@@ -42,7 +42,7 @@ from sqlalchemy import Boolean, and_, case, false, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from compliance_reports.audit.action_categories import AUTHENTICATION_KINDS, UNCATEGORISED, categorize
+from compliance_reports.audit.action_categories import AUTHENTICATION_KINDS, UNCATEGORISED
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window, resolve_local
 from compliance_reports.reports import document as rd
@@ -282,7 +282,8 @@ def build(ctx: ReportContext) -> Body:
     changes_cond = or_(ctx.category("privileged_change"), ctx.category("audit_config_change"))
     change_rows, n_changes = ctx.event_list(changes_cond)
     change_table = evidence_table_rows(ctx, change_rows, extra=lambda r: {
-        "category": categorize(r.action, ctx.categories)})
+        # the window's actions resolved once (every listed row's action is among them)
+        "category": ctx.window_actions().get(r.action, UNCATEGORISED)})
     emergency_rows, n_emergency = ctx.event_list(ctx.category("emergency_access"))
     emergency_table = evidence_table_rows(ctx, emergency_rows, extra=lambda r: {
         "justification": _detail(r.details, "justification") or _detail(r.details, "reason")})
