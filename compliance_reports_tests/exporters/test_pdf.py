@@ -82,7 +82,8 @@ def test_pdf_sections_findings_attestation_and_events(sample_pdf):
     assert "No rows." in text and "No findings." in text
     # events capped at the limit, with the note
     assert "2026-11-01T00:00:00.123Z" in re.sub(r"\s+", "", text) or "00:00:00." in text
-    assert "25 more events in the CSV/Parquet file" in text
+    assert ("15 of 40 rows shown; the complete table is in hipaa-monthly_2026-11-01.csv of this "
+            "publication.") in re.sub(r"\s+", " ", text)
 
 
 def test_long_table_spans_pages_with_repeated_headers(tmp_path):
@@ -125,7 +126,8 @@ def test_pdf_event_limit_zero_and_empty_period(tmp_path):
     events = write_events(tmp_path / "e.parquet", n=4)
     html = render_html(sample_document(), events, event_limit=0, formats=["pdf", "parquet"])
     assert "events-table" not in html and "No events in this period" not in html
-    assert "4 more events in the CSV/Parquet file." in html
+    assert ("0 of 4 rows shown; the complete table is in hipaa-monthly_2026-11-01.parquet of this "
+            "publication.") in html
     import pyarrow.parquet as pq
 
     pq.write_table(EVENT_SCHEMA.empty_table(), tmp_path / "none.parquet")
