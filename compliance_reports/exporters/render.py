@@ -13,11 +13,12 @@ key) is rejected before anything is written.
 Concurrency: the PDF (WeasyPrint, CPU-heavy and by far the largest memory user) renders in its
 own process (`pdf_process`: a fresh interpreter, so nothing of the caller, such as a Dagster run
 worker's threads or open connections, is inherited), while the other formats render one after
-another in this process. A short PDF (fewer than PDF_PROCESS_MIN_ROWS table rows and listed
-events) renders in this process too: a process start would cost more than it saves; each file holds what a sequential rendering writes,
-since every exporter is a function of its inputs only (the PDF's bytes differ between any two
-WeasyPrint renderings, in one process too; its pages and text do not). The PDF process ends
-with the export, so its memory is returned at once.
+another in this process. A short PDF (fewer than PDF_PROCESS_MIN_ROWS table rows, as pdf_cap
+shortens them, and listed events) renders in this process too: a process start would cost more
+than it saves. Each file holds what a sequential rendering writes, since every exporter is a
+function of its inputs only (the PDF's bytes differ between any two WeasyPrint renderings, in
+one process too; its pages and text do not). The PDF process ends with the export, so its
+memory is returned at once.
 
 Hashing: each rendered file is read once for its SHA-256, right after it is written (the PDF's in
 its own process); an uncompressed, unencrypted file is its own content, so that hash is also the
