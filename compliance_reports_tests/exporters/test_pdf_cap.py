@@ -93,7 +93,7 @@ def test_the_process_decision_counts_the_rows_the_pdf_lays_out():
 
 
 def test_the_limit_is_a_validated_report_option():
-    assert ReportOptions().pdf_table_row_limit == pdf_cap.DEFAULT_TABLE_ROW_LIMIT == 500
+    assert ReportOptions().pdf_table_row_limit == pdf_cap.DEFAULT_TABLE_ROW_LIMIT == 200
     assert ReportOptions(pdf_table_row_limit=25).pdf_table_row_limit == 25
     for bad in (24, 100_001, True, "500"):
         with pytest.raises(ValueError, match="pdf_table_row_limit"):
