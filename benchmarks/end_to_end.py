@@ -1,6 +1,7 @@
 """A HIPAA monthly report of one organization-month, end to end, against the database by hand.
 
-    python benchmarks/end_to_end.py [--events 1000000]      quick: --events 200000 (or BENCH_QUICK=1)
+    python benchmarks/end_to_end.py [--events 1000000] [--formats csv,parquet,pdf]
+                                                             quick: --events 200000 (or BENCH_QUICK=1)
 
 In a fresh PostgreSQL database (dropped at the end, also on failure) and a fresh DAGSTER_HOME:
 
@@ -9,7 +10,8 @@ In a fresh PostgreSQL database (dropped at the end, also on failure) and a fresh
 2. ours, the user's path, each step its own process (peak RSS of each): ``compliance-reports
    run stmarys-bench --period 2026-03-01`` (the Dagster run: stream pass, integrity, aggregates,
    stored document and events file), then the publish run (``publish_now``: csv, parquet and pdf
-   rendered and delivered to a local storage destination);
+   rendered and delivered to a local storage destination; ``--formats`` another list, e.g.
+   ``csv,parquet,pdf,json``, with which the PDF shortens its long tables: exporters/pdf_cap.py);
 3. the baseline, same run: ``\\copy (SELECT <the exported columns> ... ORDER BY timestamp, id)
    TO <file> CSV HEADER`` through psql, plus five hand GROUP BYs through psql (by action, status,
    principal, data classification and local hour);
@@ -61,7 +63,7 @@ name: St Mary's monthly HIPAA audit trail (benchmark)
 organization_id: {ORG}
 report_type: hipaa_audit_trail
 schedule: {{frequency: monthly, time: "06:00", timezone: America/New_York, day_of_month: 1}}
-formats: [csv, parquet, pdf]
+formats: [FORMATS]
 destinations: [bench-folder]
 """
 
@@ -137,6 +139,7 @@ def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
     parser.add_argument("--events", type=int, default=200_000 if quick else 1_000_000)
     parser.add_argument("--no-breakdown", action="store_true", help="skip the in-process phase timing")
+    parser.add_argument("--formats", default="csv,parquet,pdf", help="the report's formats, comma-separated")
     args = parser.parse_args()
     try:
         psycopg2.connect(ADMIN_DSN, connect_timeout=5).close()
@@ -173,7 +176,8 @@ def main() -> int:
                   f"{seeded.rows_per_second:,.0f} rows/s")
             psql(dsn, "VACUUM ANALYZE audit_log")
             cli = str(BIN / "compliance-reports")
-            for group, text in zip(("destinations", "reports"), CONFIG.split("---")):
+            config = CONFIG.replace("FORMATS", ", ".join(f.strip() for f in args.formats.split(",")))
+            for group, text in zip(("destinations", "reports"), config.split("---")):
                 (folder / f"{group}.yaml").write_text(text)
                 subprocess.run([cli, group, "apply", "-f", str(folder / f"{group}.yaml")], env=env,
                                check=True, stdout=subprocess.DEVNULL)

@@ -205,6 +205,9 @@ class ReportOptions(StrictModel):
     dsr_deadline_days: int = bounded_int(1, 3660, 30)
     breach_notification_hours: int = bounded_int(1, 8784, 72)
     pdf_event_limit: int = bounded_int(0, 5000, 200)
+    # A longer table shows this many rows in the PDF when another file of the same publication
+    # holds all of them (exporters/pdf_cap.py); otherwise the PDF lists every row.
+    pdf_table_row_limit: int = bounded_int(25, 100_000, 200)
     # A silence in the organization's audit log longer than this is a coverage finding.
     max_silence_hours: int = bounded_int(1, 8784, 24)
     action_categories: dict[StrictStr, list[StrictStr]] = Field(

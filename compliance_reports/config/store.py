@@ -220,6 +220,18 @@ def _without_created_by(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "created_by"}
 
 
+def _as_stored_now(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored report as this version stores it: a row written before an option existed
+    (options.pdf_table_row_limit, ...) lacks it, and applying the same file again must still
+    be `unchanged`, not an update that needs a version. A row this version would refuse
+    compares as it is."""
+    config = _without_created_by(config)
+    try:
+        return ReportConfig.model_validate(config).stored()
+    except ValidationError:
+        return config
+
+
 def redaction_problems(
     reports: list[ReportConfig], labels: list[str], environ: Mapping[str, str]
 ) -> list[str]:
@@ -302,7 +314,7 @@ def apply_reports(
                 )
                 outcomes.append(ApplyOutcome(report.id, "created", 1))
                 continue
-            current = _without_created_by(dict(row.config))
+            current = _as_stored_now(dict(row.config))
             if current == stored and row.enabled == report.enabled:
                 outcomes.append(ApplyOutcome(report.id, "unchanged", row.version))
                 continue

@@ -10,10 +10,13 @@ events SHA-256) and the executive summary (integrity and coverage verdicts, head
 against the previous period, findings by severity with the top ones, where the details are,
 with page numbers). Then the main body in the document's order (findings, charts, analysis,
 attestation), then the appendices on landscape pages: the sections the document marks
-`appendix`, any `complete` table (never capped: the accounting of disclosures) longer than
+`appendix`, any `complete` table (the accounting of disclosures) longer than
 `APPENDIX_AFTER_ROWS` rows, and, when event rows are included, the events table with the first
-`event_limit` events followed by "N more events in the CSV/Parquet file". No row of a complete
-table is ever left out. Every page carries "Page X of Y" and the report id in its footer.
+`event_limit` events. A table longer than `table_row_limit` rows shows its first rows and
+"N of M rows shown; the complete table is in <files> of this publication" when another file of
+the publication holds every row, and all its rows otherwise (`pdf_cap`); the event listing ends
+with the same line naming the files that hold every event. Every page carries "Page X of Y" and
+the report id in its footer.
 
 Print rules: numbers right-aligned in tabular figures with locale-neutral thousands separators
 (14,304), except identifiers (event ids); identifiers and timestamps (any value without
@@ -28,6 +31,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 
+from compliance_reports.exporters import pdf_cap
 from compliance_reports.exporters.events import event_count, read_formatted_rows
 from compliance_reports.reports.common import resource_label
 
@@ -180,32 +184,32 @@ def environment() -> Environment:
     return env
 
 
-def _events_context(events_path: Path, limit: int, formats: list[str]) -> dict[str, Any]:
+def _events_context(events_path: Path, limit: int, formats: list[str],
+                    names: dict[str, str]) -> dict[str, Any]:
     total = event_count(events_path)
     columns, rows = read_formatted_rows(events_path, limit)
-    names = {c.name for c in columns}
+    present = {c.name for c in columns}
     shown_columns = []
     for key, title in PDF_EVENT_COLUMNS:
-        if key == "target" and ({"target_resource_type", "target_resource_id"} & names):
+        if key == "target" and ({"target_resource_type", "target_resource_id"} & present):
             shown_columns.append({"key": key, "title": title})
-        elif key in names:
+        elif key in present:
             shown_columns.append({"key": key, "title": title})
     for row in rows:
         kind, rid = row.get("target_resource_type"), row.get("target_resource_id")
         row["target"] = resource_label(kind, rid)
     more = max(total - len(rows), 0)
-    if {"csv", "parquet"} & set(formats):
-        where = "in the CSV/Parquet file"
-    elif "xml" in formats:
-        where = "in the XML file"
+    carriers = pdf_cap.event_carriers(total, formats)
+    if carriers:
+        note = pdf_cap.shown_note(len(rows), total, [names[fmt] for fmt in carriers])
     else:
-        where = "not shown (no event listing format is configured for this report)"
+        note = f"{more} more events not shown (no event listing format is configured for this report)."
     return {
         "columns": shown_columns,
         "rows": rows,
         "total": total,
         "more": more,
-        "more_note": f"{more} more events {where}.",
+        "more_note": note,
     }
 
 
@@ -215,14 +219,30 @@ def render_html(
     *,
     event_limit: int = 200,
     formats: list[str] = ("pdf", "csv"),
+    table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
+    file_names: dict[str, str] | None = None,
 ) -> str:
+    """The report's HTML. `formats` are the publication's formats and `file_names` their file
+    names (default: uncompressed, unencrypted names from the header), named by the notes that
+    say where the rows the PDF leaves out are; `events_path` None: the publication carries no
+    event rows, so its CSV and Parquet hold the document's tables."""
+    formats = list(formats)
     names = appendices(document)
-    events = _events_context(events_path, event_limit, list(formats)) if events_path is not None else None
+    if file_names is None:
+        file_names = pdf_cap.published_names(document.get("header") or {}, formats)
+    caps = pdf_cap.table_caps(document, table_row_limit, formats, events_path is not None, file_names)
+    shown = {**document, "sections": [
+        {**s, "rows": s["rows"][:caps[s["id"]]["shown"]], "pdf_cap": caps[s["id"]]}
+        if s.get("id") in caps else s
+        for s in document.get("sections") or []
+    ]}
+    events = (_events_context(events_path, event_limit, formats, file_names)
+              if events_path is not None else None)
     if events is not None:
         events["letter"] = _letter(len(names))
     template = environment().get_template("report.html")
-    return template.render(document=document, events=events, evidence_limit=EVIDENCE_LIMIT,
-                           appendices=names, keep_together_rows=KEEP_TOGETHER_ROWS,
+    return template.render(document=shown, events=events, evidence_limit=EVIDENCE_LIMIT,
+                           appendices=names, capped=caps, keep_together_rows=KEEP_TOGETHER_ROWS,
                            landscape_columns=LANDSCAPE_COLUMNS)
 
 
@@ -253,10 +273,13 @@ def write_pdf(
     *,
     event_limit: int = 200,
     formats: list[str] = ("pdf", "csv"),
+    table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
+    file_names: dict[str, str] | None = None,
 ) -> Path:
     from weasyprint import CSS, HTML
 
-    html = render_html(document, events_path, event_limit=event_limit, formats=formats)
+    html = render_html(document, events_path, event_limit=event_limit, formats=formats,
+                       table_row_limit=table_row_limit, file_names=file_names)
     header = document.get("header") or {}
     fetcher = _url_fetcher()
     css = CSS(filename=str(TEMPLATES_DIR / "report.css"), url_fetcher=fetcher)

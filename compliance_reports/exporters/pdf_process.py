@@ -64,6 +64,8 @@ class PdfProcess:
 
 
 def start(document: dict[str, Any], events_path: Path | None, include_events: bool, out_path: Path,
-          pdf_event_limit: int, formats: list[str]) -> PdfProcess:
+          pdf_event_limit: int, formats: list[str], pdf_table_row_limit: int,
+          file_names: dict[str, str]) -> PdfProcess:
     return PdfProcess(document=document, events_path=events_path, include_events=include_events,
-                      out_path=out_path, pdf_event_limit=pdf_event_limit, formats=formats)
+                      out_path=out_path, pdf_event_limit=pdf_event_limit, formats=formats,
+                      pdf_table_row_limit=pdf_table_row_limit, file_names=file_names)

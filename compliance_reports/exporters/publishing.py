@@ -111,6 +111,7 @@ def export_and_store(
         report.export,
         out_dir,
         pdf_event_limit=report.options.pdf_event_limit,
+        pdf_table_row_limit=report.options.pdf_table_row_limit,
     )
     sources = [_source(store, parts, document_location, document_path, "document")]
     if events_path is not None:

@@ -13,11 +13,12 @@ key) is rejected before anything is written.
 Concurrency: the PDF (WeasyPrint, CPU-heavy and by far the largest memory user) renders in its
 own process (`pdf_process`: a fresh interpreter, so nothing of the caller, such as a Dagster run
 worker's threads or open connections, is inherited), while the other formats render one after
-another in this process. A short PDF (fewer than PDF_PROCESS_MIN_ROWS table rows and listed
-events) renders in this process too: a process start would cost more than it saves; each file holds what a sequential rendering writes,
-since every exporter is a function of its inputs only (the PDF's bytes differ between any two
-WeasyPrint renderings, in one process too; its pages and text do not). The PDF process ends
-with the export, so its memory is returned at once.
+another in this process. A short PDF (fewer than PDF_PROCESS_MIN_ROWS table rows, as pdf_cap
+shortens them, and listed events) renders in this process too: a process start would cost more
+than it saves. Each file holds what a sequential rendering writes, since every exporter is a
+function of its inputs only (the PDF's bytes differ between any two WeasyPrint renderings, in
+one process too; its pages and text do not). The PDF process ends with the export, so its
+memory is returned at once.
 
 Hashing: each rendered file is read once for its SHA-256, right after it is written (the PDF's in
 its own process); an uncompressed, unencrypted file is its own content, so that hash is also the
@@ -46,7 +47,7 @@ from typing import Any
 from compliance_reports.artifacts import compression, file_crypto
 from compliance_reports.artifacts.checksums import sha256_file
 from compliance_reports.config.models import ExportSettings
-from compliance_reports.exporters import pdf_process
+from compliance_reports.exporters import pdf_cap, pdf_process
 from compliance_reports.exporters.common import (
     ENCRYPTED_MEDIA_TYPE,
     FORMAT_EXTENSIONS,
@@ -71,12 +72,15 @@ def _render(
     out_path: Path,
     pdf_event_limit: int,
     formats: list[str],
+    pdf_table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
+    file_names: dict[str, str] | None = None,
 ) -> None:
     if fmt == "pdf":
         from compliance_reports.exporters.pdf_exporter import write_pdf
 
         write_pdf(document, events_path if include_events else None, out_path,
-                  event_limit=pdf_event_limit, formats=formats)
+                  event_limit=pdf_event_limit, formats=formats,
+                  table_row_limit=pdf_table_row_limit, file_names=file_names)
     elif fmt == "csv":
         from compliance_reports.exporters.csv_exporter import write_csv
 
@@ -101,18 +105,25 @@ def _render(
         raise ValueError(fmt)
 
 
-def pdf_rows(document: dict[str, Any], events_path: Path | None, include_events: bool, pdf_event_limit: int) -> int:
-    """The PDF's table rows: every section's rows, findings and facts, plus the events listed
-    (at most pdf_event_limit)."""
-    rows = sum(len(s.get("rows") or s.get("findings") or s.get("facts") or [])
-               for s in document.get("sections") or [])
-    return rows + (pdf_event_limit if include_events and events_path is not None else 0)
+def pdf_rows(document: dict[str, Any], events_path: Path | None, include_events: bool, pdf_event_limit: int,
+             pdf_table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
+             formats: list[str] = ("pdf",), file_names: dict[str, str] | None = None) -> int:
+    """The PDF's table rows: every section's rows (at most pdf_table_row_limit of a table the
+    PDF shortens, see pdf_cap), findings and facts, plus the events listed (at most
+    pdf_event_limit)."""
+    event_rows = include_events and events_path is not None
+    names = file_names or pdf_cap.published_names(document.get("header") or {}, formats)
+    caps = pdf_cap.table_caps(document, pdf_table_row_limit, formats, event_rows, names)
+    return pdf_cap.pdf_table_rows(document, caps) + (pdf_event_limit if event_rows else 0)
 
 
 def render_and_hash(fmt: str, document: dict[str, Any], events_path: Path | None, include_events: bool,
-                     out_path: Path, pdf_event_limit: int, formats: list[str]) -> str:
+                     out_path: Path, pdf_event_limit: int, formats: list[str],
+                     pdf_table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
+                     file_names: dict[str, str] | None = None) -> str:
     """Render one format; returns the SHA-256 of the written content (run in the PDF process too)."""
-    _render(fmt, document, events_path, include_events, out_path, pdf_event_limit, formats)
+    _render(fmt, document, events_path, include_events, out_path, pdf_event_limit, formats,
+            pdf_table_row_limit, file_names)
     return sha256_file(out_path)
 
 
@@ -140,6 +151,7 @@ def export_all(
     out_dir: Path,
     *,
     pdf_event_limit: int,
+    pdf_table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
     key_lookup: Callable[[str], str | None] = os.environ.get,
 ) -> list[ExportedFile]:
     """Render `formats` (in the given order, each once) into `out_dir`; see the module doc."""
@@ -162,6 +174,8 @@ def export_all(
         key, key_id = file_crypto.load_key(export.encryption_key_env, key_lookup)
     if pdf_event_limit < 0:
         raise ValueError("pdf_event_limit must be 0 or more")
+    if pdf_table_row_limit < 0:
+        raise ValueError("pdf_table_row_limit must be 0 or more")
     if events_path is not None:
         events_path = Path(events_path)
         if not events_path.is_file():
@@ -177,10 +191,14 @@ def export_all(
             (work / fmt).mkdir()
             plain_files[fmt] = work / fmt / content_filename(header, fmt)
         render_args = (document, events_path, export.include_events)
-        if "pdf" in wanted and pdf_rows(*render_args, pdf_event_limit) >= PDF_PROCESS_MIN_ROWS:
-            pdf = pdf_process.start(*render_args, plain_files["pdf"], pdf_event_limit, wanted)
+        # The PDF names the files of this publication that hold the rows it leaves out.
+        names = pdf_cap.published_names(header, wanted, export.compression, key is not None)
+        pdf_args = (pdf_event_limit, wanted, pdf_table_row_limit, names)
+        if "pdf" in wanted and pdf_rows(*render_args, pdf_event_limit, pdf_table_row_limit,
+                                        wanted, names) >= PDF_PROCESS_MIN_ROWS:
+            pdf = pdf_process.start(*render_args, plain_files["pdf"], *pdf_args)
         hashes = {
-            fmt: render_and_hash(fmt, *render_args, plain_files[fmt], pdf_event_limit, wanted)
+            fmt: render_and_hash(fmt, *render_args, plain_files[fmt], *pdf_args)
             for fmt in wanted if fmt != "pdf" or pdf is None
         }
         if pdf is not None:

@@ -43,7 +43,9 @@ A Section is a dict with "id" (slug), "title", optional "description", and "kind
 - "table":       "columns": [{"key": str, "title": str}], "rows": [{key: scalar}], optional
                  "total_rows" (when rows were capped) and "note"; "complete": true marks a
                  table that is never capped (a legal record such as the accounting of
-                 disclosures): every row is there, and paged formats must show all of them
+                 disclosures): every row is there, and paged formats show all of them
+                 unless another file of the same publication holds them (the PDF then
+                 shows the first rows and names that file: exporters/pdf_cap.py)
 - "findings":    "findings": [{"severity": "info"|"warning"|"critical", "code": str,
                  "title": str, "detail": str, "evidence_event_ids": [int|str]}]
 - "attestation": "statement": str, "fields": [str]  (blank lines for reviewer sign-off)

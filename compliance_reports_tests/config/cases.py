@@ -212,6 +212,8 @@ REPORT_CASES = [
     report("top-n-huge", ["'options.top_n'"], {"options.top_n": 100000}),
     report("pdf-event-limit-billion", ["'options.pdf_event_limit'"], {"options.pdf_event_limit": 10**9}),
     report("pdf-event-limit-negative", ["'options.pdf_event_limit'"], {"options.pdf_event_limit": -1}),
+    report("pdf-table-row-limit-small", ["'options.pdf_table_row_limit'"], {"options.pdf_table_row_limit": 10}),
+    report("pdf-table-row-limit-string", ["'options.pdf_table_row_limit'"], {"options.pdf_table_row_limit": "all"}),
     report("threshold-bool", ["'options.failed_login_threshold'"], {"options.failed_login_threshold": True}),
     report("threshold-huge", ["'options.failed_login_threshold'"], {"options.failed_login_threshold": 10**12}),
     report("dsr-days-huge", ["'options.dsr_deadline_days'"], {"options.dsr_deadline_days": 100000}),

@@ -84,6 +84,27 @@ def test_created_by_comes_from_as_never_from_the_file(cli):
     assert _created_by("r-1") == "alice"
 
 
+def test_a_row_stored_before_an_option_existed_applies_again_unchanged(cli):
+    """After an upgrade that adds an option (here options.pdf_table_row_limit), the same file
+    applied again is `unchanged`, not an update that asks for the current version."""
+    from sqlalchemy import update
+
+    from compliance_reports.db.engine import make_engine
+    from compliance_reports.settings import load_settings
+
+    path = cli.write("r.yaml", REPORT)
+    cli("reports", "apply", "-f", path)
+    engine = make_engine(load_settings().compliance_db_url)
+    with engine.begin() as conn:
+        config = dict(conn.execute(select(report_configs.c.config)
+                                   .where(report_configs.c.id == "r-1")).scalar_one())
+        config["options"] = {k: v for k, v in config["options"].items() if k != "pdf_table_row_limit"}
+        conn.execute(update(report_configs).where(report_configs.c.id == "r-1").values(config=config))
+    assert "unchanged (version 1)" in cli("reports", "apply", "-f", path).output
+    changed = cli.write("r2.yaml", REPORT + "options: {pdf_table_row_limit: 100}\n")
+    assert "version" in cli("reports", "apply", "-f", changed, expect=2).output
+
+
 def test_created_by_defaults_to_the_login_name(cli, monkeypatch):
     monkeypatch.setenv("LOGNAME", "carol")
     monkeypatch.setenv("USER", "carol")

@@ -82,12 +82,13 @@ def test_pdf_sections_findings_attestation_and_events(sample_pdf):
     assert "No rows." in text and "No findings." in text
     # events capped at the limit, with the note
     assert "2026-11-01T00:00:00.123Z" in re.sub(r"\s+", "", text) or "00:00:00." in text
-    assert "25 more events in the CSV/Parquet file" in text
+    assert ("15 of 40 rows shown; the complete table is in hipaa-monthly_2026-11-01.csv of this "
+            "publication.") in re.sub(r"\s+", " ", text)
 
 
 def test_long_table_spans_pages_with_repeated_headers(tmp_path):
     out = tmp_path / "big.pdf"
-    write_pdf(big_table_document(300), None, out)
+    write_pdf(big_table_document(300), None, out, formats=["pdf"])
     reader = PdfReader(str(out))
     assert len(reader.pages) > 1
     pages = [p.extract_text() for p in reader.pages]
@@ -125,7 +126,8 @@ def test_pdf_event_limit_zero_and_empty_period(tmp_path):
     events = write_events(tmp_path / "e.parquet", n=4)
     html = render_html(sample_document(), events, event_limit=0, formats=["pdf", "parquet"])
     assert "events-table" not in html and "No events in this period" not in html
-    assert "4 more events in the CSV/Parquet file." in html
+    assert ("0 of 4 rows shown; the complete table is in hipaa-monthly_2026-11-01.parquet of this "
+            "publication.") in html
     import pyarrow.parquet as pq
 
     pq.write_table(EVENT_SCHEMA.empty_table(), tmp_path / "none.parquet")
@@ -179,7 +181,8 @@ def test_only_long_complete_tables_go_to_an_appendix():
 
 
 def _table_rows_per_page(tmp_path, rows):
-    out = write_pdf(big_table_document(rows), None, tmp_path / f"big-{rows}.pdf")
+    # PDF only: no other file holds the table, so the PDF lays out every row (pdf_cap)
+    out = write_pdf(big_table_document(rows), None, tmp_path / f"big-{rows}.pdf", formats=["pdf"])
     pattern = re.compile(r"user-\d+\s+fhir\.patient\.read\s+2026-11-")
     return [len(pattern.findall(page.extract_text())) for page in PdfReader(str(out)).pages]
 
