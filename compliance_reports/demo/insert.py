@@ -111,9 +111,9 @@ def _copy_text(rows: list[tuple]) -> str:
     return text
 
 
-def _tuples_copy_text(rows: list[tuple]) -> str:
-    """Rows in INSERT_COLUMNS order, timestamps as naive-UTC text, as COPY text."""
-    return _copy_text([(r[0] + "+00", *r[1:]) for r in rows])
+def _tuples_copy_data(rows: list[tuple]) -> bytes:
+    """Rows in INSERT_COLUMNS order, timestamps as naive-UTC text, as COPY data."""
+    return _copy_text([(r[0] + "+00", *r[1:]) for r in rows]).encode()
 
 
 # Stands for NULL in lines written for COPY by the generator itself (``_rows`` mode "copy"):
@@ -122,28 +122,31 @@ def _tuples_copy_text(rows: list[tuple]) -> str:
 COPY_NULL = "\x00"
 
 
-def _lines_copy_text(lines: list[str]) -> str:
-    """Generated COPY lines (tab-separated, newline-terminated, NULL as COPY_NULL) as COPY text.
+def _lines_copy_data(lines: list[str]) -> bytes:
+    """Generated COPY lines (tab-separated, newline-terminated, NULL as COPY_NULL) as COPY data.
 
     Escaping is done over the whole batch, which is sound because the separators are checked
     first: with exactly one newline and len(INSERT_COLUMNS) - 1 tabs per line, no value holds
-    either, and every backslash or CR left belongs to a value.
+    either, and every backslash or CR left belongs to a value. Lines are encoded one by one and
+    the batch handled as UTF-8 bytes: one line with a CJK name would otherwise widen the whole
+    joined str to two bytes a character, and every pass over it with it (UTF-8 never uses an
+    ASCII byte inside a multi-byte character, so the byte checks see what the text holds).
     """
-    text = "".join(lines)
-    if text.count("\n") != len(lines) or text.count("\t") != len(lines) * (len(INSERT_COLUMNS) - 1):
+    data = b"".join([line.encode() for line in lines])
+    if data.count(b"\n") != len(lines) or data.count(b"\t") != len(lines) * (len(INSERT_COLUMNS) - 1):
         raise ValueError("a generated audit value holds a tab or a newline")
-    if "\\" in text:
-        text = text.replace("\\", "\\\\")
-    if "\r" in text:
-        text = text.replace("\r", "\\r")
-    return text.replace(COPY_NULL, "\\N")
+    if b"\\" in data:
+        data = data.replace(b"\\", b"\\\\")
+    if b"\r" in data:
+        data = data.replace(b"\r", b"\\r")
+    return data.replace(COPY_NULL.encode(), b"\\N")
 
 
-def _insert_postgresql(engine, rows, batch_size, total, progress, copy_text=_tuples_copy_text) -> int:
+def _insert_postgresql(engine, rows, batch_size, total, progress, copy_data=_tuples_copy_data) -> int:
     """COPY FROM STDIN in batches; identity values follow the order of the COPY data, which is
-    chain order. `copy_text` turns a batch of `rows` into COPY text: by default rows are tuples
+    chain order. `copy_data` turns a batch of `rows` into COPY data: by default rows are tuples
     in INSERT_COLUMNS order with naive-UTC text timestamps (``_rows`` mode "sqlite");
-    ``_lines_copy_text`` takes the lines of ``_rows`` mode "copy".
+    ``_lines_copy_data`` takes the lines of ``_rows`` mode "copy".
 
     The next batch is generated while a thread copies the previous one: psycopg2 releases the
     GIL while libpq sends the data and waits for the server, so generation (this process) and
@@ -171,7 +174,7 @@ def _insert_postgresql(engine, rows, batch_size, total, progress, copy_text=_tup
             try:
                 while True:
                     batch = list(islice(rows, batch_size))
-                    data = copy_text(batch).encode() if batch else b""
+                    data = copy_data(batch) if batch else b""
                     if in_flight is not None:
                         in_flight[0].result()
                         done += in_flight[1]

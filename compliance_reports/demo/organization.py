@@ -56,6 +56,21 @@ def _first(item):
     return item[0]
 
 
+def _details_head(extra: dict) -> str:
+    """What ``Organization.details(p, extra, legal_basis=False)`` writes before the session's
+    JSON (which ends it with "}"), for the frequent constant `extra`s."""
+    return _ENC(extra)[:-1] + ',"session_context":'
+
+
+_LOGIN_SSO = _details_head({"method": "sso"})
+_LOGIN_TOTP = _details_head({"method": "password+totp"})
+_LOGOUT_USER = _details_head({"reason": "user"})
+_LOGOUT_IDLE = _details_head({"reason": "idle_timeout"})
+_MFA_TOTP = _details_head({"factor": "totp"})
+_MFA_PUSH = _details_head({"factor": "push"})
+_SYSTEM_COMPONENT = _details_head({"component": "fhir-api"})
+
+
 class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
                    AdministrationTraffic, GdprTraffic, BreachTraffic):
     """One organization's principals, patients, sessions and pending (future) events."""
@@ -245,20 +260,21 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
                 sess = sessions.get(principal) or self.session(principal)
                 lb = lb_list[int(rand() * n_lb)]
                 if lb is None:
-                    det = ('{"patient_id":"' + pid + '","session_context":' + sess[0]
-                           + ',"gdpr_context":{"data_subject_id":"' + pid + '"}}')
+                    det = (f'{{"patient_id":"{pid}","session_context":{sess[0]}'
+                           f',"gdpr_context":{{"data_subject_id":"{pid}"}}}}')
                 else:
-                    det = ('{"patient_id":"' + pid + '","session_context":' + sess[0]
-                           + ',"gdpr_context":{"legal_basis":"' + lb + '","data_subject_id":"'
-                           + pid + '"}}')
-                append((t, (principal, action, rtype, rid, status, outcome, corr(), "PHI",
+                    det = (f'{{"patient_id":"{pid}","session_context":{sess[0]}'
+                           f',"gdpr_context":{{"legal_basis":"{lb}","data_subject_id":"{pid}"}}}}')
+                hx = "%032x" % getrandbits(128)  # self.corr(), inline
+                append((t, (principal, action, rtype, rid, status, outcome,
+                            f"{hx[:8]}-{hx[8:12]}-{hx[12:16]}-{hx[16:20]}-{hx[20:]}", "PHI",
                             "hipaa-6y", "P7Y", lat0 + int(rand() * lat_span), det)))
                 left -= 1
             elif c == C_LOGIN_OK:
                 p = self.humans[int(rand() * len(self.humans))]
                 sess = self.new_session(p)
-                det = self.details(p, {"method": "sso" if rand() < 0.6 else "password+totp"},
-                                   legal_basis=False)
+                # self.details(p, {"method": ...}, legal_basis=False), written out
+                det = (_LOGIN_SSO if rand() < 0.6 else _LOGIN_TOTP) + sess[0] + "}"
                 append((t, (p, "auth.login", "Session", "Session/" + sess[1]["session_id"],
                             "success", "Login succeeded", corr(), "INTERNAL", "gdpr-default",
                             None, 40 + int(rand() * 400), det)))
@@ -268,13 +284,13 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
                 sess = self.session(p)
                 if c == C_LOGOUT:
                     action, status, outcome = "auth.logout", "success", "Logged out"
-                    extra = {"reason": "user" if rand() < 0.7 else "idle_timeout"}
+                    head = _LOGOUT_USER if rand() < 0.7 else _LOGOUT_IDLE
                 else:
                     action = "auth.mfa.challenge"
                     status, outcome = (("success", "MFA challenge passed") if rand() < 0.95
                                        else ("failure", "MFA code rejected"))
-                    extra = {"factor": "totp" if rand() < 0.7 else "push"}
-                det = self.details(p, extra, legal_basis=False)
+                    head = _MFA_TOTP if rand() < 0.7 else _MFA_PUSH
+                det = head + sess[0] + "}"  # self.details(p, extra, legal_basis=False)
                 append((t, (p, action, "Session", "Session/" + sess[1]["session_id"], status,
                             outcome, corr(), "INTERNAL", "gdpr-default", None,
                             10 + int(rand() * 200), det)))
@@ -289,7 +305,7 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
                     action, rtype = "directory.practitioner.read", "Practitioner"
                     rid = f"Practitioner/pr-{r.randrange(1, 400):04d}"
                     status, outcome = "success", "Practitioner directory viewed"
-                det = self.details(p, {"component": "fhir-api"}, legal_basis=False)
+                det = _SYSTEM_COMPONENT + self.session(p)[0] + "}"  # self.details(p, {...}, legal_basis=False)
                 append((t, (p, action, rtype, rid, status, outcome, corr(), "PUBLIC",
                             "gdpr-default", None, 2 + int(rand() * 50), det)))
                 left -= 1

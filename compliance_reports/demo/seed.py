@@ -52,7 +52,7 @@ from compliance_reports.demo.insert import (
     _insert_generic,
     _insert_postgresql,
     _insert_sqlite,
-    _lines_copy_text,
+    _lines_copy_data,
     _max_id,
 )
 from compliance_reports.demo.organization import Organization
@@ -153,7 +153,7 @@ def _rows(
     """Rows as tuples in INSERT_COLUMNS order, per organization in chain order.
 
     mode "sqlite": timestamp as SQLAlchemy's naive-UTC SQLite text; "datetime": aware datetime;
-    "copy": instead of tuples, the rows as lines for ``insert._lines_copy_text`` (the SQLite
+    "copy": instead of tuples, the rows as lines for ``insert._lines_copy_data`` (the SQLite
     text with "+00", NULL as COPY_NULL), written here to skip a tuple per row.
     """
     first_day, _ = options.day_range()
@@ -257,7 +257,7 @@ def seed_audit_log(
         done = _insert_sqlite(engine, rows, options.batch_size, total, progress)
     elif dialect == "postgresql":
         lines = _rows(options, heads, "copy", stats)
-        done = _insert_postgresql(engine, lines, options.batch_size, total, progress, _lines_copy_text)
+        done = _insert_postgresql(engine, lines, options.batch_size, total, progress, _lines_copy_data)
     else:
         rows = _rows(options, heads, "datetime", stats)
         done = _insert_generic(engine, rows, options.batch_size, total, progress)

@@ -525,7 +525,7 @@ def test_postgres_seed_is_pinned(pg_engine):
 def test_generated_copy_lines_are_escaped_as_a_batch(pg_engine):
     """The lines of ``_rows`` mode "copy" are escaped batch-wide: a backslash or CR in a value
     arrives intact, COPY_NULL becomes NULL, and a value holding a separator is refused."""
-    from compliance_reports.demo.insert import COPY_NULL, INSERT_COLUMNS, _insert_postgresql, _lines_copy_text
+    from compliance_reports.demo.insert import COPY_NULL, INSERT_COLUMNS, _insert_postgresql, _lines_copy_data
 
     def line(**values):
         row = {c: COPY_NULL for c in INSERT_COLUMNS}
@@ -535,22 +535,22 @@ def test_generated_copy_lines_are_escaped_as_a_batch(pg_engine):
 
     lines = [line(action="back\\slash \\N", outcome_description="cr\rhere", details='{"k":"v\\"q\\\\n"}'),
              line(action="plain", outcome_description="", details="{}")]
-    assert _insert_postgresql(pg_engine, iter(lines), 1, 2, None, _lines_copy_text) == 2
+    assert _insert_postgresql(pg_engine, iter(lines), 1, 2, None, _lines_copy_data) == 2
     first, second = sorted(read_rows(pg_engine), key=lambda r: r["id"])
     assert first["action"] == "back\\slash \\N" and first["outcome_description"] == "cr\rhere"
     assert first["details"] == {"k": 'v"q\\n'} and first["principal_id"] is None and first["ttl"] is None
     assert second["outcome_description"] == "" and second["archived_at"] is None
     with pytest.raises(ValueError, match="tab or a newline"):
-        _lines_copy_text([line(action="a\tb")])
+        _lines_copy_data([line(action="a\tb")])
     with pytest.raises(ValueError, match="tab or a newline"):
-        _lines_copy_text([line(action="a\nb")])
+        _lines_copy_data([line(action="a\nb")])
 
 
 @pytest.mark.postgres
 def test_a_generation_failure_leaves_exactly_the_batches_copied_before_it(pg_engine):
     """Batches are copied by a thread while the next is generated: a failure in generation still
     lets the batch in flight commit, and nothing after it."""
-    from compliance_reports.demo.insert import _insert_postgresql, _lines_copy_text
+    from compliance_reports.demo.insert import _insert_postgresql, _lines_copy_data
 
     options = SeedOptions(orgs=1, days=1, events_per_day=50, end_date=END)
 
@@ -563,6 +563,6 @@ def test_a_generation_failure_leaves_exactly_the_batches_copied_before_it(pg_eng
     calls = []
     with pytest.raises(RuntimeError, match="generation failed"):
         _insert_postgresql(pg_engine, failing(), 10, 50, lambda done, total: calls.append(done),
-                           _lines_copy_text)
+                           _lines_copy_data)
     assert row_count(pg_engine) == 20
     assert calls == [10]  # the second batch committed while the third failed; not reported
