@@ -20,8 +20,7 @@ from compliance_reports.demo.clinical import ClinicalTraffic
 from compliance_reports.demo.disclosures import DisclosureTraffic
 from compliance_reports.demo.gdpr import GdprTraffic
 from compliance_reports.demo.vocabulary import (
-    _CATEGORY_WEIGHTS,
-    _CUM_CATEGORY,
+    _CATEGORY_TABLE,
     _DAY,
     _DIURNAL,
     _ENC,
@@ -48,7 +47,9 @@ from compliance_reports.demo.vocabulary import (
     C_LOGOUT,
     C_MFA,
     C_SYSTEM,
+    _choices_table,
     _day_ms,
+    _draw,
 )
 
 
@@ -84,6 +85,7 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
         self.seq = 0
         self.pending: list[tuple[int, int, tuple]] = []  # (ms, seq, payload)
         self.sessions: dict[str, tuple[str, dict]] = {}
+        self.hour_tables: dict[tuple[int, ...], list[int]] = {}  # local hours of a UTC day -> table
 
         self.patients = [f"p-{n:06d}" for n in range(1, 4001)]
         doctors = [f"usr-dr-{n:03d}" for n in range(1, 15)]
@@ -222,9 +224,11 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
             # A request answered after more than a month, so DSR deadlines have something to flag.
             left -= self.dsr(business_time(), end, out, forced_delay_days=min(34, self.days - 1) - 1)
 
-        hours = r.choices(range(24), cum_weights=cum, k=max(left, 0))
-        cats = r.choices([c for c, _ in _CATEGORY_WEIGHTS],
-                         cum_weights=_CUM_CATEGORY, k=max(left, 0))
+        hour_table = self.hour_tables.get(tuple(local_hours))
+        if hour_table is None:
+            hour_table = self.hour_tables[tuple(local_hours)] = _choices_table(range(24), cum)
+        hours = _draw(hour_table, max(left, 0), rand)  # r.choices(range(24), cum_weights=cum, ...)
+        cats = _draw(_CATEGORY_TABLE, max(left, 0), rand)  # r.choices(categories, _CUM_CATEGORY, ...)
         clinical = self.clinical
         n_clinical = len(clinical)
         sessions = self.sessions

@@ -566,3 +566,24 @@ def test_a_generation_failure_leaves_exactly_the_batches_copied_before_it(pg_eng
                            _lines_copy_data)
     assert row_count(pg_engine) == 20
     assert calls == [10]  # the second batch committed while the third failed; not reported
+
+
+def test_table_draws_pick_what_random_choices_picks():
+    """The day planner draws hours and categories through lookup tables; from the same random
+    state they pick exactly what `random.choices` picks, and consume the same numbers."""
+    import random
+    from itertools import accumulate
+
+    from compliance_reports.demo.vocabulary import _CATEGORY_WEIGHTS, _CUM_CATEGORY, _DIURNAL, _choices_table, _draw
+
+    categories = [c for c, _ in _CATEGORY_WEIGHTS]
+    cases = [(categories, _CUM_CATEGORY), (range(24), list(accumulate(_DIURNAL))),
+             (range(24), list(accumulate(_DIURNAL[5:] + _DIURNAL[:5]))), ("abc", [0, 1, 1])]
+    for seed in range(20):
+        for population, cum in cases:
+            expected, actual = random.Random(seed), random.Random(seed)
+            assert (_draw(_choices_table(population, cum), 3000, actual.random)
+                    == expected.choices(population, cum_weights=cum, k=3000))
+            assert actual.random() == expected.random()
+    # A product rounded up to the total picks the last element, as choices' capped bisection does.
+    assert _draw(_choices_table("ab", [1, 3]), 1, lambda: 1.0) == ["b"]
