@@ -63,6 +63,7 @@ def _details_head(extra: dict) -> str:
     return _ENC(extra)[:-1] + ',"session_context":'
 
 
+_AGENT_JSON = {ua: _ENC(ua) for ua in [*_USER_AGENTS, _SERVICE_AGENT]}
 _LOGIN_SSO = _details_head({"method": "sso"})
 _LOGIN_TOTP = _details_head({"method": "password+totp"})
 _LOGOUT_USER = _details_head({"reason": "user"})
@@ -145,8 +146,10 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
             else:
                 ip = self.home_ip[principal]
             ua = _USER_AGENTS[int(r.random() * len(_USER_AGENTS))]
-        d = {"ip_address": ip, "user_agent": ua, "session_id": "s-%016x" % r.getrandbits(64)}
-        s = (_ENC(d), d)
+        sid = "s-%016x" % r.getrandbits(64)
+        d = {"ip_address": ip, "user_agent": ua, "session_id": sid}
+        # _ENC(d), written out: the address and id need no escaping, the agent is encoded once
+        s = (f'{{"ip_address":"{ip}","user_agent":{_AGENT_JSON[ua]},"session_id":"{sid}"}}', d)
         self.sessions[principal] = s
         return s
 
