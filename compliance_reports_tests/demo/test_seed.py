@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import sys
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -517,8 +518,10 @@ def test_generated_events_are_pinned():
 
 @pytest.mark.postgres
 def test_postgres_seed_is_pinned(pg_engine):
+    switch = sys.getswitchinterval()
     seed_audit_log(pg_engine, PINNED)
     assert _read_back_digest(pg_engine) == PINNED_READ_BACK
+    assert sys.getswitchinterval() == switch
 
 
 @pytest.mark.postgres
@@ -561,11 +564,13 @@ def test_a_generation_failure_leaves_exactly_the_batches_copied_before_it(pg_eng
             yield line
 
     calls = []
+    switch = sys.getswitchinterval()
     with pytest.raises(RuntimeError, match="generation failed"):
         _insert_postgresql(pg_engine, failing(), 10, 50, lambda done, total: calls.append(done),
                            _lines_copy_data)
     assert row_count(pg_engine) == 20
     assert calls == [10]  # the second batch committed while the third failed; not reported
+    assert sys.getswitchinterval() == switch  # lowered while copying, restored
 
 
 def test_table_draws_pick_what_random_choices_picks():
