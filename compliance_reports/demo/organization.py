@@ -20,8 +20,7 @@ from compliance_reports.demo.clinical import ClinicalTraffic
 from compliance_reports.demo.disclosures import DisclosureTraffic
 from compliance_reports.demo.gdpr import GdprTraffic
 from compliance_reports.demo.vocabulary import (
-    _CATEGORY_WEIGHTS,
-    _CUM_CATEGORY,
+    _CATEGORY_TABLE,
     _DAY,
     _DIURNAL,
     _ENC,
@@ -48,12 +47,30 @@ from compliance_reports.demo.vocabulary import (
     C_LOGOUT,
     C_MFA,
     C_SYSTEM,
+    _choices_table,
     _day_ms,
+    _draw,
 )
 
 
 def _first(item):
     return item[0]
+
+
+def _details_head(extra: dict) -> str:
+    """What ``Organization.details(p, extra, legal_basis=False)`` writes before the session's
+    JSON (which ends it with "}"), for the frequent constant `extra`s."""
+    return _ENC(extra)[:-1] + ',"session_context":'
+
+
+_AGENT_JSON = {ua: _ENC(ua) for ua in [*_USER_AGENTS, _SERVICE_AGENT]}
+_LOGIN_SSO = _details_head({"method": "sso"})
+_LOGIN_TOTP = _details_head({"method": "password+totp"})
+_LOGOUT_USER = _details_head({"reason": "user"})
+_LOGOUT_IDLE = _details_head({"reason": "idle_timeout"})
+_MFA_TOTP = _details_head({"factor": "totp"})
+_MFA_PUSH = _details_head({"factor": "push"})
+_SYSTEM_COMPONENT = _details_head({"component": "fhir-api"})
 
 
 class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
@@ -69,6 +86,7 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
         self.seq = 0
         self.pending: list[tuple[int, int, tuple]] = []  # (ms, seq, payload)
         self.sessions: dict[str, tuple[str, dict]] = {}
+        self.hour_tables: dict[tuple[int, ...], list[int]] = {}  # local hours of a UTC day -> table
 
         self.patients = [f"p-{n:06d}" for n in range(1, 4001)]
         doctors = [f"usr-dr-{n:03d}" for n in range(1, 15)]
@@ -128,8 +146,10 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
             else:
                 ip = self.home_ip[principal]
             ua = _USER_AGENTS[int(r.random() * len(_USER_AGENTS))]
-        d = {"ip_address": ip, "user_agent": ua, "session_id": "s-%016x" % r.getrandbits(64)}
-        s = (_ENC(d), d)
+        sid = "s-%016x" % r.getrandbits(64)
+        d = {"ip_address": ip, "user_agent": ua, "session_id": sid}
+        # _ENC(d), written out: the address and id need no escaping, the agent is encoded once
+        s = (f'{{"ip_address":"{ip}","user_agent":{_AGENT_JSON[ua]},"session_id":"{sid}"}}', d)
         self.sessions[principal] = s
         return s
 
@@ -207,9 +227,11 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
             # A request answered after more than a month, so DSR deadlines have something to flag.
             left -= self.dsr(business_time(), end, out, forced_delay_days=min(34, self.days - 1) - 1)
 
-        hours = r.choices(range(24), cum_weights=cum, k=max(left, 0))
-        cats = r.choices([c for c, _ in _CATEGORY_WEIGHTS],
-                         cum_weights=_CUM_CATEGORY, k=max(left, 0))
+        hour_table = self.hour_tables.get(tuple(local_hours))
+        if hour_table is None:
+            hour_table = self.hour_tables[tuple(local_hours)] = _choices_table(range(24), cum)
+        hours = _draw(hour_table, max(left, 0), rand)  # r.choices(range(24), cum_weights=cum, ...)
+        cats = _draw(_CATEGORY_TABLE, max(left, 0), rand)  # r.choices(categories, _CUM_CATEGORY, ...)
         clinical = self.clinical
         n_clinical = len(clinical)
         sessions = self.sessions
@@ -245,20 +267,21 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
                 sess = sessions.get(principal) or self.session(principal)
                 lb = lb_list[int(rand() * n_lb)]
                 if lb is None:
-                    det = ('{"patient_id":"' + pid + '","session_context":' + sess[0]
-                           + ',"gdpr_context":{"data_subject_id":"' + pid + '"}}')
+                    det = (f'{{"patient_id":"{pid}","session_context":{sess[0]}'
+                           f',"gdpr_context":{{"data_subject_id":"{pid}"}}}}')
                 else:
-                    det = ('{"patient_id":"' + pid + '","session_context":' + sess[0]
-                           + ',"gdpr_context":{"legal_basis":"' + lb + '","data_subject_id":"'
-                           + pid + '"}}')
-                append((t, (principal, action, rtype, rid, status, outcome, corr(), "PHI",
+                    det = (f'{{"patient_id":"{pid}","session_context":{sess[0]}'
+                           f',"gdpr_context":{{"legal_basis":"{lb}","data_subject_id":"{pid}"}}}}')
+                hx = "%032x" % getrandbits(128)  # self.corr(), inline
+                append((t, (principal, action, rtype, rid, status, outcome,
+                            f"{hx[:8]}-{hx[8:12]}-{hx[12:16]}-{hx[16:20]}-{hx[20:]}", "PHI",
                             "hipaa-6y", "P7Y", lat0 + int(rand() * lat_span), det)))
                 left -= 1
             elif c == C_LOGIN_OK:
                 p = self.humans[int(rand() * len(self.humans))]
                 sess = self.new_session(p)
-                det = self.details(p, {"method": "sso" if rand() < 0.6 else "password+totp"},
-                                   legal_basis=False)
+                # self.details(p, {"method": ...}, legal_basis=False), written out
+                det = (_LOGIN_SSO if rand() < 0.6 else _LOGIN_TOTP) + sess[0] + "}"
                 append((t, (p, "auth.login", "Session", "Session/" + sess[1]["session_id"],
                             "success", "Login succeeded", corr(), "INTERNAL", "gdpr-default",
                             None, 40 + int(rand() * 400), det)))
@@ -268,13 +291,13 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
                 sess = self.session(p)
                 if c == C_LOGOUT:
                     action, status, outcome = "auth.logout", "success", "Logged out"
-                    extra = {"reason": "user" if rand() < 0.7 else "idle_timeout"}
+                    head = _LOGOUT_USER if rand() < 0.7 else _LOGOUT_IDLE
                 else:
                     action = "auth.mfa.challenge"
                     status, outcome = (("success", "MFA challenge passed") if rand() < 0.95
                                        else ("failure", "MFA code rejected"))
-                    extra = {"factor": "totp" if rand() < 0.7 else "push"}
-                det = self.details(p, extra, legal_basis=False)
+                    head = _MFA_TOTP if rand() < 0.7 else _MFA_PUSH
+                det = head + sess[0] + "}"  # self.details(p, extra, legal_basis=False)
                 append((t, (p, action, "Session", "Session/" + sess[1]["session_id"], status,
                             outcome, corr(), "INTERNAL", "gdpr-default", None,
                             10 + int(rand() * 200), det)))
@@ -289,7 +312,7 @@ class Organization(AuthenticationTraffic, ClinicalTraffic, DisclosureTraffic,
                     action, rtype = "directory.practitioner.read", "Practitioner"
                     rid = f"Practitioner/pr-{r.randrange(1, 400):04d}"
                     status, outcome = "success", "Practitioner directory viewed"
-                det = self.details(p, {"component": "fhir-api"}, legal_basis=False)
+                det = _SYSTEM_COMPONENT + self.session(p)[0] + "}"  # self.details(p, {...}, legal_basis=False)
                 append((t, (p, action, rtype, rid, status, outcome, corr(), "PUBLIC",
                             "gdpr-default", None, 2 + int(rand() * 50), det)))
                 left -= 1

@@ -8,8 +8,9 @@ formats, plus the time and JSON helpers the traffic modules share. It makes no t
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from datetime import date, datetime, timedelta, timezone
-from itertools import accumulate
+from itertools import accumulate, repeat
 
 from compliance_reports.audit.hashing import js_json
 
@@ -34,6 +35,29 @@ _CATEGORY_WEIGHTS = [
 ]
 # Cumulative once, so the day planner's `random.choices` does not re-add the weights every day.
 _CUM_CATEGORY = list(accumulate(w for _, w in _CATEGORY_WEIGHTS))
+
+
+def _choices_table(population, cum_weights: list[int]) -> list:
+    """A lookup table for ``_draw``: what ``random.choices(population, cum_weights=...)`` picks
+    for each integer part of ``random() * total``.
+
+    `random.choices` picks ``population[bisect_right(cum_weights, random() * total, 0, n - 1)]``.
+    With integer cumulative weights, ``cum <= x`` holds exactly when ``cum <= floor(x)``, so the
+    pick depends only on floor(x): a table over 0..total (total itself for a product rounded
+    up to it) gives the same picks from the same random numbers without a bisection each.
+    """
+    hi = len(population) - 1
+    return [population[bisect_right(cum_weights, k, 0, hi)] for k in range(cum_weights[-1] + 1)]
+
+
+def _draw(table: list, k: int, rand) -> list:
+    """``rng.choices(population, cum_weights=..., k=k)`` through ``_choices_table``'s table;
+    `rand` is the generator's bound ``random`` method, drawn once per pick as choices does."""
+    total = len(table) - 1 + 0.0
+    return [table[int(rand() * total)] for _ in repeat(None, k)]
+
+
+_CATEGORY_TABLE = _choices_table([c for c, _ in _CATEGORY_WEIGHTS], _CUM_CATEGORY)
 
 # action, resource type, id prefix (None: the patient), success outcome, latency base, span, weight
 _FHIR_ACTIONS = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import sys
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -446,3 +447,148 @@ def test_copy_text_escapes_what_would_break_a_line(pg_engine):
     assert back["action"] == awkward and back["outcome_description"] == "" and back["principal_id"] is None
     assert back["processing_latency"] == 7 and back["details"] == {"k": 'v\\n "q"'}
     assert back["timestamp"] == datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=timezone.utc)
+
+
+# ------------------------------------------------------------------ pinned output
+#
+# Golden reports and report numbers are computed from seeded data, so the seed's output is part
+# of its contract: the digests below were computed by the seed before its speed work (commit
+# 034c889) and must never change for these options. Six organizations (one beyond the named
+# five, in UTC) over 40 days reach every traffic category, a breach, a request answered after
+# more than a month, DST changes and batch boundaries that cut through days.
+PINNED = SeedOptions(orgs=6, days=40, events_per_day=150, seed=42, end_date=END, batch_size=5000)
+PINNED_STORED_SQLITE = "7b44d6c4683e21a4e297c844ee675eb8fc926112db84a47423d3397fcc743ba2"
+PINNED_GENERATED = "c3e210ef46e973c3cc3324080e97699edba167c10af57478d35dbc027e1d5ff4"
+PINNED_READ_BACK = "bfb89e4f7b55950a33409385810687dfafe00ac44c93f87493c0013014abc965"
+
+
+def _digest(lines):
+    import hashlib
+
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
+def _read_back_digest(engine):
+    """Every column of every row in id order as SQLAlchemy reads it back, on either backend
+    (details with sorted keys: jsonb keeps its own key order)."""
+    import json
+
+    c = audit_log.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_log).order_by(c.id)).mappings().all()
+    return _digest(
+        repr([r["timestamp"].isoformat() if k == "timestamp"
+              else json.dumps(r[k], ensure_ascii=False, sort_keys=True) if k == "details"
+              else r[k] for k in sorted(r.keys())])
+        for r in rows
+    )
+
+
+@pytest.fixture(scope="module")
+def pinned_sqlite(tmp_path_factory):
+    engine = fresh_engine(tmp_path_factory.mktemp("pinned") / "audit.db")
+    seed_audit_log(engine, PINNED)
+    yield engine
+    engine.dispose()
+
+
+def test_stored_rows_are_byte_for_byte_pinned(pinned_sqlite):
+    import sqlite3
+
+    with sqlite3.connect(pinned_sqlite.url.database) as conn:
+        rows = conn.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
+    assert len(rows) == PINNED.total_rows == 36_000
+    assert _digest(repr(r) for r in rows) == PINNED_STORED_SQLITE
+    assert _read_back_digest(pinned_sqlite) == PINNED_READ_BACK
+
+
+def test_generated_events_are_pinned():
+    import json
+
+    assert _digest(
+        repr([e["timestamp"].isoformat() if k == "timestamp"
+              else json.dumps(e[k], ensure_ascii=False) if k == "details" else e[k]
+              for k in demo_seed.INSERT_COLUMNS])
+        for e in generate_events(PINNED)
+    ) == PINNED_GENERATED
+
+
+@pytest.mark.postgres
+def test_postgres_seed_is_pinned(pg_engine):
+    switch = sys.getswitchinterval()
+    seed_audit_log(pg_engine, PINNED)
+    assert _read_back_digest(pg_engine) == PINNED_READ_BACK
+    assert sys.getswitchinterval() == switch
+
+
+@pytest.mark.postgres
+def test_generated_copy_lines_are_escaped_as_a_batch(pg_engine):
+    """The lines of ``_rows`` mode "copy" are escaped batch-wide: a backslash or CR in a value
+    arrives intact, COPY_NULL becomes NULL, and a value holding a separator is refused."""
+    from compliance_reports.demo.insert import COPY_NULL, INSERT_COLUMNS, _insert_postgresql, _lines_copy_data
+
+    def line(**values):
+        row = {c: COPY_NULL for c in INSERT_COLUMNS}
+        row.update(timestamp="2026-03-01 10:00:00.123000+00", status="success", organization_id="org-x",
+                   processing_latency="7", **values)
+        return "\t".join(row[c] for c in INSERT_COLUMNS) + "\n"
+
+    lines = [line(action="back\\slash \\N", outcome_description="cr\rhere", details='{"k":"v\\"q\\\\n"}'),
+             line(action="plain", outcome_description="", details="{}")]
+    assert _insert_postgresql(pg_engine, iter(lines), 1, 2, None, _lines_copy_data) == 2
+    first, second = sorted(read_rows(pg_engine), key=lambda r: r["id"])
+    assert first["action"] == "back\\slash \\N" and first["outcome_description"] == "cr\rhere"
+    assert first["details"] == {"k": 'v"q\\n'} and first["principal_id"] is None and first["ttl"] is None
+    assert second["outcome_description"] == "" and second["archived_at"] is None
+    with pytest.raises(ValueError, match="tab or a newline"):
+        _lines_copy_data([line(action="a\tb")])
+    with pytest.raises(ValueError, match="tab or a newline"):
+        _lines_copy_data([line(action="a\nb")])
+
+
+@pytest.mark.postgres
+def test_a_generation_failure_leaves_exactly_the_batches_copied_before_it(pg_engine):
+    """Batches are copied by a thread while the next is generated: a failure in generation still
+    lets the batch in flight commit, and nothing after it."""
+    from compliance_reports.demo.insert import _insert_postgresql, _lines_copy_data
+
+    options = SeedOptions(orgs=1, days=1, events_per_day=50, end_date=END)
+
+    def failing():
+        for i, line in enumerate(demo_seed._rows(options, None, "copy")):
+            if i == 25:
+                raise RuntimeError("generation failed")
+            yield line
+
+    calls = []
+    switch = sys.getswitchinterval()
+    with pytest.raises(RuntimeError, match="generation failed"):
+        _insert_postgresql(pg_engine, failing(), 10, 50, lambda done, total: calls.append(done),
+                           _lines_copy_data)
+    assert row_count(pg_engine) == 20
+    assert calls == [10]  # the second batch committed while the third failed; not reported
+    assert sys.getswitchinterval() == switch  # lowered while copying, restored
+
+
+def test_table_draws_pick_what_random_choices_picks():
+    """The day planner draws hours and categories through lookup tables; from the same random
+    state they pick exactly what `random.choices` picks, and consume the same numbers."""
+    import random
+    from itertools import accumulate
+
+    from compliance_reports.demo.vocabulary import _CATEGORY_WEIGHTS, _CUM_CATEGORY, _DIURNAL, _choices_table, _draw
+
+    categories = [c for c, _ in _CATEGORY_WEIGHTS]
+    cases = [(categories, _CUM_CATEGORY), (range(24), list(accumulate(_DIURNAL))),
+             (range(24), list(accumulate(_DIURNAL[5:] + _DIURNAL[:5]))), ("abc", [0, 1, 1])]
+    for seed in range(20):
+        for population, cum in cases:
+            expected, actual = random.Random(seed), random.Random(seed)
+            assert (_draw(_choices_table(population, cum), 3000, actual.random)
+                    == expected.choices(population, cum_weights=cum, k=3000))
+            assert actual.random() == expected.random()
+    # A product rounded up to the total picks the last element, as choices' capped bisection does.
+    assert _draw(_choices_table("ab", [1, 3]), 1, lambda: 1.0) == ["b"]
