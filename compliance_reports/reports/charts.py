@@ -31,7 +31,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from compliance_reports.audit.action_categories import pattern_condition
 from compliance_reports.db.schema import audit_log
 from compliance_reports.reports import document as rd
-from compliance_reports.reports.common import ReportContext, principal_label, utc_hour, utc_hour_start
+from compliance_reports.reports.common import ReportContext, principal_label
+from compliance_reports.reports.sql_constructs import utc_hour, utc_hour_start
 
 c = audit_log.c
 TOP_PRINCIPALS = 10

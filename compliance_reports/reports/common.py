@@ -32,10 +32,8 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, String, and_, case, func, literal, select
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import Connection, Engine, and_, case, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
 
 from compliance_reports.audit.action_categories import (
     CATEGORY_TITLES,
@@ -53,69 +51,12 @@ from compliance_reports.config.models import Criteria, ReportConfig
 from compliance_reports.db.schema import audit_log
 from compliance_reports.periods import Window
 from compliance_reports.reports import document as rd
+from compliance_reports.reports.sql_constructs import binary
 from compliance_reports.reports.window_rows import NotInWindowRows, WindowRows
 
 EVIDENCE_LIMIT = 10        # event ids attached to one finding
 LIST_LIMIT = 200           # rows of an evidence list section (disclosures, breaches, ...)
 FLAGGED_LIMIT = 50         # principals listed per anomaly
-
-# ------------------------------------------------------------------------- SQL constructs
-
-
-class binary(FunctionElement):
-    """A string expression sorted by bytes on every backend (``COLLATE "C"`` on PostgreSQL)."""
-
-    type = String()
-    inherit_cache = True
-    name = "binary"
-
-
-@compiles(binary)
-def _binary_default(element, compiler, **kw):
-    return compiler.process(element.clauses, **kw)
-
-
-@compiles(binary, "postgresql")
-def _binary_pg(element, compiler, **kw):
-    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
-
-
-class utc_hour_start(FunctionElement):
-    """The UTC clock hour a timestamp column falls in, as a grouping key: ``substr(ts, 1, 13)``
-    on SQLite; on PostgreSQL ``date_trunc`` of the UTC time, cheaper per row than formatting
-    it (``utc_hour`` formats the key once per group)."""
-
-    inherit_cache = True
-    name = "utc_hour_start"
-
-
-@compiles(utc_hour_start)
-def _utc_hour_start_sqlite(element, compiler, **kw):
-    return f"substr({compiler.process(element.clauses, **kw)}, 1, 13)"
-
-
-@compiles(utc_hour_start, "postgresql")
-def _utc_hour_start_pg(element, compiler, **kw):
-    return f"date_trunc('hour', ({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC')"
-
-
-class utc_hour(FunctionElement):
-    """``YYYY-MM-DD HH`` of a ``utc_hour_start`` key (the clock hour, in UTC)."""
-
-    type = String()
-    inherit_cache = True
-    name = "utc_hour"
-
-
-@compiles(utc_hour)
-def _utc_hour_sqlite(element, compiler, **kw):
-    return compiler.process(element.clauses, **kw)
-
-
-@compiles(utc_hour, "postgresql")
-def _utc_hour_pg(element, compiler, **kw):
-    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM-DD HH24')"
-
 
 def nulls_last_key(expr: ColumnElement) -> ColumnElement:
     return case((expr.is_(None), literal(1)), else_=literal(0))

@@ -100,7 +100,7 @@ class WindowRows:
             # Byte order for the table's strings on PostgreSQL: the many count(DISTINCT ...) and
             # GROUP BY sorts compare with memcmp instead of the database collation's strcoll
             # (equality, so every count, is the same for deterministic collations; ordered
-            # output already sorts by bytes, see common.binary).
+            # output already sorts by bytes, see sql_constructs.binary).
             return (expr.collate("C") if postgresql else expr).label(name)
 
         query = select(

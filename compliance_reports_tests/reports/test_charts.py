@@ -153,7 +153,7 @@ def test_postgresql_groups_the_timeline_by_truncated_hour_and_formats_each_group
     from sqlalchemy.dialects import postgresql
 
     from compliance_reports.db.schema import audit_log
-    from compliance_reports.reports.common import utc_hour, utc_hour_start
+    from compliance_reports.reports.sql_constructs import utc_hour, utc_hour_start
 
     hour = utc_hour_start(audit_log.c.timestamp)
     sql = str(select(utc_hour(hour), func.count()).group_by(hour).compile(dialect=postgresql.dialect()))
