@@ -206,7 +206,8 @@ class ReportOptions(StrictModel):
     breach_notification_hours: int = bounded_int(1, 8784, 72)
     pdf_event_limit: int = bounded_int(0, 5000, 200)
     # A longer table shows this many rows in the PDF when another file of the same publication
-    # holds all of them (exporters/pdf_cap.py); otherwise the PDF lists every row.
+    # holds all of them, the JSON document added if none does; a PDF-only publication lists
+    # every row (exporters/pdf_cap.py).
     pdf_table_row_limit: int = bounded_int(25, 100_000, 200)
     # A silence in the organization's audit log longer than this is a coverage finding.
     max_silence_hours: int = bounded_int(1, 8784, 24)

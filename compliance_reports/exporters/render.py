@@ -1,4 +1,5 @@
-"""`export_all`: render every configured format of one report document, once.
+"""`export_all`: render every configured format of one report document, once (plus the JSON
+document when the PDF needs a file that holds a long table whole, see `pdf_cap`).
 
 Steps for each format: render the content file, then compress it (gzip or zip, reproducibly),
 then encrypt it (AES-256-GCM) when the configuration asks. File names come from the header:
@@ -154,7 +155,9 @@ def export_all(
     pdf_table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
     key_lookup: Callable[[str], str | None] = os.environ.get,
 ) -> list[ExportedFile]:
-    """Render `formats` (in the given order, each once) into `out_dir`; see the module doc."""
+    """Render `formats` (in the given order, each once) into `out_dir`, plus the JSON document
+    when the PDF needs it to shorten a long table (`pdf_cap.companion_formats`); see the module
+    doc."""
     wanted: list[str] = []
     for fmt in formats:
         if fmt not in FORMATS:
@@ -180,6 +183,8 @@ def export_all(
         events_path = Path(events_path)
         if not events_path.is_file():
             raise FileNotFoundError(f"the events file {events_path} does not exist")
+    wanted += pdf_cap.companion_formats(document, pdf_table_row_limit, wanted,
+                                        export.include_events and events_path is not None)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """The PDF's long tables: shortened only when another file of the same publication holds every
-row (exporters/pdf_cap.py), with a line naming that file; complete otherwise."""
+row (exporters/pdf_cap.py), with a line naming that file, the JSON document added when no
+configured file holds it; complete in a PDF-only publication."""
 
 from __future__ import annotations
 
@@ -71,6 +72,38 @@ def test_a_long_table_is_capped_only_when_another_file_holds_it_whole():
     assert caps["disclosures"]["files"] == [f"{BASE}.csv"]
     # at the limit: nothing to shorten
     assert pdf_cap.table_caps(document, 600, ["pdf", "json"], True, names) == {}
+
+
+def test_the_json_document_joins_a_publication_whose_other_files_hold_only_events():
+    document = disclosures_document(600)
+    # csv and parquet with event rows: nothing configured holds the table, the JSON will
+    assert pdf_cap.companion_formats(document, 500, ["csv", "parquet", "pdf"], True) == ["json"]
+    assert pdf_cap.companion_formats(document, 500, ["pdf", "xlsx", "csv"], True) == []
+    assert pdf_cap.companion_formats(document, 500, ["pdf", "csv"], False) == []
+    assert pdf_cap.companion_formats(document, 500, ["pdf", "json"], True) == []
+    # a PDF-only publication stays self-contained; no PDF, nothing to shorten
+    assert pdf_cap.companion_formats(document, 500, ["pdf"], True) == []
+    assert pdf_cap.companion_formats(document, 500, ["csv", "parquet"], True) == []
+    # a table within the limit needs no companion
+    assert pdf_cap.companion_formats(document, 600, ["pdf", "csv", "parquet"], True) == []
+
+
+def test_a_pdf_with_event_files_names_the_added_json_that_holds_the_table(tmp_path, monkeypatch):
+    """The issue's publication (csv, parquet, pdf with event rows) gets the JSON document; the
+    PDF lists the first rows of the long table and names it; the CSV still holds the events."""
+    monkeypatch.setattr(render, "PDF_PROCESS_MIN_ROWS", 0)
+    events = write_events(tmp_path / "events.parquet", n=5)
+    files = render.export_all(disclosures_document(90), events, ["csv", "parquet", "pdf"],
+                              ExportSettings(), tmp_path / "out", pdf_event_limit=5,
+                              pdf_table_row_limit=30)
+    assert [f.format for f in files] == ["csv", "parquet", "pdf", "json"]
+    by_format = {f.format: f for f in files}
+    _, text = _text(by_format["pdf"].path)
+    assert f"30 of 90 rows shown; the complete table is in {BASE}.json of this publication." in text
+    assert "rcpt00031" not in text
+    written = json.loads(by_format["json"].path.read_text("utf-8"))
+    assert len(next(s for s in written["sections"] if s["id"] == "disclosures")["rows"]) == 90
+    assert by_format["csv"].path.read_text("utf-8").count("\n") >= 6  # header and the 5 events
 
 
 def test_the_named_files_are_the_files_of_the_publication(tmp_path):
