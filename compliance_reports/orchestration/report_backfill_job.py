@@ -10,7 +10,9 @@ asset's partitions, checks and publications read in the UI as after one run per 
 The report materialization carries `published_in_run`, so the publish sensor does not publish
 it a second time. A period whose export fails for good is logged without it: the publish
 sensor then publishes it through the publish job, with that job's retries and alerts. A step
-retried after an outage resumes at the first period this run has not materialized.
+retried after an outage resumes at the first period this run has not materialized; the dead
+deliveries of the periods before it are read back from their publication materializations
+(`dead_deliveries`), so the run still fails for them at the end.
 """
 
 
@@ -19,6 +21,7 @@ from datetime import datetime, timezone
 from dagster import (
     AssetMaterialization,
     Config,
+    MetadataValue,
     DagsterEventType,
     Failure,
     OpExecutionContext,
@@ -29,6 +32,7 @@ from dagster import (
 
 from compliance_reports.config import store as config_store
 from compliance_reports.orchestration.dagster_runs import PUBLISHED_IN_RUN, report_asset_key
+from compliance_reports.orchestration.publication_assets import publication_asset_key
 from compliance_reports.orchestration.publish_job import (
     HANDLED_BY_LEDGER,
     deliver_stored,
@@ -67,14 +71,21 @@ def build_and_publish_periods(
                       allow_retries=False, metadata=HANDLED_BY_LEDGER if report.notify_on_failure else None)
 
 
-def _materialized_by_this_run(context: OpExecutionContext, asset_key) -> set[str]:
-    """Partitions this run already logged (a retried step resumes after them)."""
-    done = set()
+DEAD_DELIVERIES = "dead_deliveries"
+
+
+def _logged_by_this_run(context: OpExecutionContext, frequency: str) -> tuple[set[str], list[str]]:
+    """Partitions this run already logged (a retried step resumes after them) and the dead
+    deliveries their publications recorded."""
+    report_key, publication_key = report_asset_key(frequency), publication_asset_key(frequency)
+    done, dead = set(), []
     for entry in context.instance.all_logs(context.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.dagster_event.step_materialization_data.materialization
-        if materialization.asset_key == asset_key and materialization.partition:
+        if materialization.asset_key == report_key and materialization.partition:
             done.add(materialization.partition)
-    return done
+        elif materialization.asset_key == publication_key and DEAD_DELIVERIES in materialization.metadata:
+            dead += materialization.metadata[DEAD_DELIVERIES].value
+    return done, dead
 
 
 def _run_batch(context: OpExecutionContext, config: BackfillBatchConfig, compliance_db, artifact_store):
@@ -92,8 +103,8 @@ def _run_batch(context: OpExecutionContext, config: BackfillBatchConfig, complia
             raise Failure(f"report {report.id}, period {period}: {exc}", allow_retries=False) from None
 
     asset_key = report_asset_key(report.frequency)
-    done = _materialized_by_this_run(context, asset_key)
-    total, dead = len(config.periods), []
+    done, dead = _logged_by_this_run(context, report.frequency)
+    total = len(config.periods)
     for number, period in enumerate(config.periods, start=1):
         partition = partition_key_string(period, report.id)
         if partition in done:
@@ -107,7 +118,11 @@ def _run_batch(context: OpExecutionContext, config: BackfillBatchConfig, complia
             outcomes = deliver_stored(report, published, compliance_db, artifact_store, context.log.info)
             publication = publication_metadata(published, context.run_id, context.run_id)
             metadata[PUBLISHED_IN_RUN] = True
-            dead += [f"{period} {o.destination}/{o.recipient}: {o.error}" for o in outcomes if o.status == "dead"]
+            period_dead = [f"{period} {o.destination}/{o.recipient}: {o.error}" for o in outcomes
+                           if o.status == "dead"]
+            if period_dead:
+                publication[DEAD_DELIVERIES] = MetadataValue.json(period_dead)
+            dead += period_dead
         except Exception as exc:
             if transient_errors.classify(exc).transient:
                 raise  # the step is retried and resumes at this period

@@ -193,6 +193,58 @@ def test_a_period_whose_export_fails_for_good_is_left_to_the_publish_sensor(cli,
         assert set(published) == {f"{periods[1]}|stmarys-daily"}
 
 
+def test_a_retried_batch_still_fails_for_the_dead_deliveries_of_the_periods_before_the_outage(
+        cli, tmp_path, monkeypatch):
+    """Period 1's delivery is dead, then an artifact-store outage fails period 2: the retried
+    step resumes at period 2 and the run still fails, naming period 1's dead delivery."""
+    from types import SimpleNamespace
+
+    from dagster import DagsterEventType
+
+    from compliance_reports.operations import transient_errors
+    from compliance_reports.operations.transient_errors import StepRetry
+    from compliance_reports.orchestration import report_backfill_job as module
+    from compliance_reports.orchestration.resources import default_resources
+
+    monkeypatch.setattr(transient_errors, "STEP_RETRY", StepRetry(max_retries=2, initial_s=0.1, max_delay_s=0.1))
+    cli("status", "--json")  # creates the instance at DAGSTER_HOME
+    cli("demo", "seed", "--orgs", "1", "--days", "4", "--events-per-day", "20")
+    report = tmp_path / "r2.yaml"
+    report.write_text(REPORT_WITH_ARCHIVE.replace("destinations: [archive]\n", ""))
+    cli("reports", "apply", "-f", str(report))
+    periods = [_days_ago(3), _days_ago(2)]
+    real_export, real_deliver = module.export_period, module.deliver_stored
+    outage = [True]
+
+    def export(report, period, *args):
+        if period == periods[1] and outage:
+            outage.pop()
+            raise ConnectionRefusedError("artifact store down")
+        return real_export(report, period, *args)
+
+    def deliver(report, published, *args):
+        outcomes = real_deliver(report, published, *args)
+        if published.period == periods[0]:
+            return [SimpleNamespace(status="dead", destination="archive", recipient="vault", error="refused")]
+        return outcomes
+
+    monkeypatch.setattr(module, "export_period", export)
+    monkeypatch.setattr(module, "deliver_stored", deliver)
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("daily_reports", ["stmarys-daily"])
+        result = module.report_backfill_job.execute_in_process(
+            run_config={"ops": {"build_and_publish_periods": {"config": {
+                "report_id": "stmarys-daily", "frequency": "daily", "periods": periods}}}},
+            instance=instance, resources=default_resources(), raise_on_error=False)
+        assert not outage  # the outage happened, and the step was retried past it
+        assert any(e.event_type == DagsterEventType.STEP_RESTARTED for e in result.all_events)
+        assert not result.success
+        failure = result.failure_data_for_node("build_and_publish_periods").error.message
+        assert f"1 deliveries of this backfill did not go through: {periods[0]} archive/vault: refused" in failure
+        published = instance.get_materialized_partitions(AssetKey("daily_report_publication"))
+        assert set(published) == {f"{p}|stmarys-daily" for p in periods}
+
+
 def test_batched_backfill_wait_follows_its_runs_and_gives_up_at_the_timeout(cli):
     cli("status", "--json")  # creates the instance at DAGSTER_HOME
     day = _days_ago(3)
