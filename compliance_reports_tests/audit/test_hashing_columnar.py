@@ -147,3 +147,47 @@ def test_canonical_line_array_equals_canonical_line(batch_records):
     columns["timestamp"] = pa.array([iso_micros(r["timestamp"]) for r in batch_records], pa.string())
     lines = canonical_line_array(columns)
     assert [line.encode("utf-8") for line in lines.to_pylist()] == [canonical_line(r) for r in batch_records]
+
+
+# ------------------------------------------------------------------ details as stored
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+              st.floats(allow_nan=False, allow_infinity=False), text),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(text, children, max_size=4)),
+    max_leaves=12)
+# How a database may hand the JSON back: jsonb's ", " and ": ", compact, indented, escaped.
+layouts = st.sampled_from([{"separators": (", ", ": ")}, {"separators": (",", ":")}, {"indent": 1},
+                           {"ensure_ascii": True}])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.tuples(json_values, layouts, st.sampled_from(["", " ", "\n "]))),
+                max_size=10))
+def test_details_arrays_equal_the_row_by_row_canonical_details(items):
+    """The batch path (the json module's C scanner and encoder, quoting in Arrow) gives what
+    the row-by-row definition gives: json.loads, then the sorted compact encoder."""
+    import json
+    from json.encoder import encode_basestring
+
+    from compliance_reports.audit.event_stream import _canonical_details_arrays
+
+    texts = [None if item is None else item[2] + json.dumps(item[0], **item[1]) + item[2] for item in items]
+    canonical, quoted = _canonical_details_arrays(pa.array(texts, pa.string()))
+    expected = [None if t is None or json.loads(t) is None else canonical_details(t) for t in texts]
+    assert canonical.to_pylist() == expected
+    assert quoted.to_pylist() == ["null" if c is None else encode_basestring(c) for c in expected]
+
+
+def test_details_that_are_not_json_are_refused_as_before():
+    import json
+
+    import pytest
+
+    from compliance_reports.audit.event_stream import _canonical_details_arrays
+
+    for bad in ("{", '{"a": 1} x', "", "nul", "[1,]"):
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(bad)
+        with pytest.raises(json.JSONDecodeError):
+            _canonical_details_arrays(pa.array([bad], pa.string()))
