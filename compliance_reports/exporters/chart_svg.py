@@ -14,10 +14,11 @@ failure is the same red in a chart, a finding card and the legend.
 
 from __future__ import annotations
 
-import base64
 import io
 from typing import Any
+from urllib.parse import quote, unquote
 
+CHART_SCHEME = "chart:"
 SEVERITY_COLOURS = {"critical": "#b3261e", "warning": "#c77c02", "info": "#2f6fad"}
 ROLE_COLOURS = {"main": "#7d93a8", "failure": SEVERITY_COLOURS["critical"],
                 "warning": SEVERITY_COLOURS["warning"]}
@@ -106,6 +107,12 @@ def chart_svg(section: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
-def chart_data_uri(section: dict[str, Any]) -> str:
-    """The chart as a ``data:`` URI for an ``<img>`` in the report HTML."""
-    return "data:image/svg+xml;base64," + base64.b64encode(chart_svg(section)).decode("ascii")
+def chart_url(section: dict[str, Any]) -> str:
+    """The URL of the chart's ``<img>`` in the report HTML: ``chart:<section id>``. The PDF
+    process draws it (pdf_writer), so that matplotlib is loaded there, not in its caller."""
+    return CHART_SCHEME + quote(str(section["id"]), safe="")
+
+
+def section_id(url: str) -> str | None:
+    """The section id a `chart_url` names (None: not a chart URL)."""
+    return unquote(url[len(CHART_SCHEME):]) if url.startswith(CHART_SCHEME) else None

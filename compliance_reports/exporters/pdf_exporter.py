@@ -2,7 +2,8 @@
 
 Jinja2 runs with autoescape on, so every value (including `<script>` in an event or a label)
 is shown as text. WeasyPrint runs no scripts and, here, fetches nothing over the network: the
-URL fetcher only serves files from the package's templates folder.
+URL fetcher (pdf_writer, which writes the HTML as PDF) only serves files from the package's
+templates folder.
 
 Page 1: header block (organization, report name and type, the period as people name it with
 its timezone, local and UTC window, window note, criteria, generated at, run id, event count,
@@ -20,8 +21,9 @@ the report id in its footer.
 
 Print rules: numbers right-aligned in tabular figures with locale-neutral thousands separators
 (14,304), except identifiers (event ids); identifiers and timestamps (any value without
-whitespace up to `TOKEN_MAX` characters) are never broken inside; charts are SVG (`chart_svg`)
-embedded as `data:` images with their alt text, which is also printed as the caption.
+whitespace up to `TOKEN_MAX` characters) are never broken inside; charts are SVG (`chart_svg`,
+drawn by pdf_writer for the `chart:` URLs of their images) with their alt text, which is also
+printed as the caption.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader
 
 from compliance_reports.exporters import pdf_cap
+from compliance_reports.exporters.chart_svg import chart_url
 from compliance_reports.exporters.events import event_count, read_formatted_rows
 from compliance_reports.reports.common import resource_label
 
@@ -126,12 +129,6 @@ def _signed_pct(value: Any) -> str:
     return f"{value:+,.1f} %".replace("-", "\u2212")
 
 
-def _chart_uri(section: dict[str, Any]) -> str:
-    from compliance_reports.exporters.chart_svg import chart_data_uri
-
-    return chart_data_uri(section)
-
-
 def _label(value: Any) -> str:
     return str(value or "").replace("_", " ")
 
@@ -177,7 +174,7 @@ def environment() -> Environment:
     env.filters["column_class"] = _column_class
     env.filters["signed"] = _signed
     env.filters["signed_pct"] = _signed_pct
-    env.filters["chart_uri"] = _chart_uri
+    env.filters["chart_url"] = chart_url
     env.filters["criteria"] = _criteria
     env.filters["label"] = _label
     env.filters["generator"] = _generator
@@ -246,24 +243,16 @@ def render_html(
                            landscape_columns=LANDSCAPE_COLUMNS)
 
 
-def _url_fetcher():
-    """A fetcher that serves only files inside the templates folder and the report's own SVG
-    charts (``data:image/svg+xml`` URIs), and refuses every other URL."""
-    from urllib.parse import unquote, urlparse
+def charts(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Section id -> chart section: what the `chart:` images of the report HTML show."""
+    return {s["id"]: s for s in document.get("sections") or [] if s.get("kind") == "chart"}
 
-    from weasyprint.urls import URLFetcher
 
-    class LocalTemplatesFetcher(URLFetcher):
-        def fetch(self, url, headers=None):
-            if url.startswith("data:image/svg+xml;base64,"):
-                return super().fetch(url, headers)
-            if url.startswith("file://"):
-                target = Path(unquote(urlparse(url).path)).resolve()
-                if target.is_relative_to(TEMPLATES_DIR):
-                    return super().fetch(url, headers)
-            raise ValueError(f"the report PDF does not load external resources ({url[:80]})")
-
-    return LocalTemplatesFetcher(allowed_protocols=["file", "data"])
+def pdf_identifier(document: dict[str, Any]) -> bytes:
+    """The PDF's fixed identifier, so that the file does not depend on the clock where WeasyPrint
+    allows it."""
+    header = document.get("header") or {}
+    return f"{header.get('report_id')}:{header.get('period')}".encode("utf-8")
 
 
 def write_pdf(
@@ -276,17 +265,8 @@ def write_pdf(
     table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
     file_names: dict[str, str] | None = None,
 ) -> Path:
-    from weasyprint import CSS, HTML
+    from compliance_reports.exporters.pdf_writer import write_html
 
     html = render_html(document, events_path, event_limit=event_limit, formats=formats,
                        table_row_limit=table_row_limit, file_names=file_names)
-    header = document.get("header") or {}
-    fetcher = _url_fetcher()
-    css = CSS(filename=str(TEMPLATES_DIR / "report.css"), url_fetcher=fetcher)
-    HTML(string=html, base_url=str(TEMPLATES_DIR) + "/", url_fetcher=fetcher).write_pdf(
-        str(out_path),
-        stylesheets=[css],
-        # Fixed metadata so the file does not depend on the clock where WeasyPrint allows it.
-        pdf_identifier=f"{header.get('report_id')}:{header.get('period')}".encode("utf-8"),
-    )
-    return out_path
+    return write_html(html, charts(document), out_path, pdf_identifier(document))

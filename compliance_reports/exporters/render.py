@@ -11,15 +11,15 @@ moved into `out_dir` only when every format succeeded, so a failure leaves no pa
 behind. Bad input (unknown format, unusable header values, a missing or malformed encryption
 key) is rejected before anything is written.
 
-Concurrency: the PDF (WeasyPrint, CPU-heavy and by far the largest memory user) renders in its
-own process (`pdf_process`: a fresh interpreter, so nothing of the caller, such as a Dagster run
-worker's threads or open connections, is inherited), while the other formats render one after
-another in this process. A short PDF (fewer than PDF_PROCESS_MIN_ROWS table rows, as pdf_cap
-shortens them, and listed events) renders in this process too: a process start would cost more
-than it saves. Each file holds what a sequential rendering writes, since every exporter is a
-function of its inputs only (the PDF's bytes differ between any two WeasyPrint renderings, in
-one process too; its pages and text do not). The PDF process ends with the export, so its
-memory is returned at once.
+Concurrency: the PDF (WeasyPrint, CPU-heavy and by far the largest memory user) is laid out in
+its own process (`pdf_process`: a fresh interpreter, so nothing of the caller, such as a Dagster
+run worker's threads or open connections, is inherited; this process renders its HTML first),
+while the other formats render one after another in this process. A short PDF (fewer than
+PDF_PROCESS_MIN_ROWS table rows, as pdf_cap shortens them, and listed events) renders in this
+process too: a process start would cost more than it saves. Each file holds what a sequential
+rendering writes, since every exporter is a function of its inputs only (the PDF's bytes differ
+between any two WeasyPrint renderings, in one process too; its pages and text do not). The PDF
+process ends with the export, so its memory is returned at once.
 
 Hashing: each rendered file is read once for its SHA-256, right after it is written (the PDF's in
 its own process); an uncompressed, unencrypted file is its own content, so that hash is also the
@@ -122,7 +122,7 @@ def render_and_hash(fmt: str, document: dict[str, Any], events_path: Path | None
                      out_path: Path, pdf_event_limit: int, formats: list[str],
                      pdf_table_row_limit: int = pdf_cap.DEFAULT_TABLE_ROW_LIMIT,
                      file_names: dict[str, str] | None = None) -> str:
-    """Render one format; returns the SHA-256 of the written content (run in the PDF process too)."""
+    """Render one format; returns the SHA-256 of the written content."""
     _render(fmt, document, events_path, include_events, out_path, pdf_event_limit, formats,
             pdf_table_row_limit, file_names)
     return sha256_file(out_path)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import xml.etree.ElementTree as ET
 
 import matplotlib
 
-from compliance_reports.exporters.chart_svg import chart_data_uri, chart_svg
+from compliance_reports.exporters.chart_svg import chart_svg, chart_url, section_id
 from compliance_reports.reports.document import chart
 
 SECTION = chart(
@@ -57,8 +56,8 @@ def test_reference_line_is_drawn_and_labelled():
     assert "#b3261e" in text  # the critical colour of report.css
 
 
-def test_data_uri_holds_the_svg():
-    uri = chart_data_uri(SECTION)
-    prefix = "data:image/svg+xml;base64,"
-    assert uri.startswith(prefix)
-    assert base64.b64decode(uri[len(prefix):]) == chart_svg(SECTION)
+def test_the_chart_url_names_its_section():
+    assert chart_url(SECTION) == "chart:chart_activity"
+    odd = {"id": "a/b c?#é"}
+    assert section_id(chart_url(odd)) == odd["id"] and "/" not in chart_url(odd)[len("chart:"):]
+    assert section_id("file:///etc/passwd") is None
