@@ -7,7 +7,8 @@ In a fresh PostgreSQL database (dropped at the end, also on failure) and a fresh
 
 1. seed: ``demo seed`` traffic of one organization (org-stmarys, America/New_York) for the 31
    UTC days of March 2026, N events in all, through ``seed_audit_log`` (COPY); rows/s printed;
-2. ours, the user's path, each step its own process (peak RSS of each): ``compliance-reports
+2. ours, the user's path, each step its own process (peak RSS: the VmHWM of the step's process
+   and of each process it starts, such as the PDF's, see process_peaks.py): ``compliance-reports
    run stmarys-bench --period 2026-03-01`` (the Dagster run: stream pass, integrity, aggregates,
    stored document and events file), then the publish run (``publish_now``: csv, parquet and pdf
    rendered and delivered to a local storage destination; ``--formats`` another list, e.g.
@@ -36,6 +37,8 @@ from datetime import date
 from pathlib import Path
 
 import psycopg2
+
+import process_peaks  # benchmarks/, the script's folder
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -110,23 +113,6 @@ print(json.dumps({"timings": result.timings, "events": result.event_count}))
 """
 
 
-def child(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run a process to completion: (seconds, its own peak RSS in MB, stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text = out.read().decode()
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(args[:3])} failed ({proc.returncode}):\n{text}\n"
-                             f"{err.read().decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, text
-
-
 def psql(dsn: str, command: str) -> float:
     started = time.perf_counter()
     subprocess.run(["psql", dsn, "-q", "-v", "ON_ERROR_STOP=1", "-c", command], check=True,
@@ -182,10 +168,12 @@ def main() -> int:
                 subprocess.run([cli, group, "apply", "-f", str(folder / f"{group}.yaml")], env=env,
                                check=True, stdout=subprocess.DEVNULL)
 
-            run_s, run_rss, out = child([cli, "run", REPORT_ID, "--period", PERIOD, "--json"], env)
-            run_id = json.loads(out)["run_id"]
-            pub_s, pub_rss, out = child([sys.executable, "-c", PUBLISH, run_id, url], env)
-            published = json.loads(out)
+            run = process_peaks.run([cli, "run", REPORT_ID, "--period", PERIOD, "--json"], env)
+            run_s, run_rss = run.seconds, run.peak_any_mb
+            run_id = json.loads(run.stdout)["run_id"]
+            publish = process_peaks.run([sys.executable, "-c", PUBLISH, run_id, url], env)
+            pub_s, pub_rss = publish.seconds, publish.peak_any_mb
+            published = json.loads(publish.stdout)
             if published["status"] != "SUCCESS":
                 raise SystemExit(f"publish failed: {published['messages']}")
             ours = run_s + pub_s
@@ -200,15 +188,19 @@ def main() -> int:
             print(f"  window rows: {rows:,}; files: {', '.join(published['files'])}")
             print(f"  ours: run {run_s:.1f} s (peak RSS {run_rss:.0f} MB) + publish {pub_s:.1f} s "
                   f"(peak RSS {pub_rss:.0f} MB) = {ours:.1f} s")
+            for label, measured in (("run", run), ("publish", publish)):
+                command, mb = measured.largest_descendant
+                print(f"    {label}: its process {measured.peak_mb:.0f} MB"
+                      + (f", the largest it started {mb:.0f} MB ({command})" if command else ""))
             print(f"  baseline: \\copy to csv {copy_s:.2f} s + five GROUP BYs {group_s:.2f} s = {baseline:.2f} s")
             ratio = ours / baseline
             print(f"  ratio ours / baseline: {ratio:.1f}x (target <= {RATIO_TARGET:.0f}x: "
                   f"{'MET' if ratio <= RATIO_TARGET else 'NOT MET'}); peak RSS {max(run_rss, pub_rss):.0f} MB "
                   f"(target < {RSS_TARGET_MB} MB: {'MET' if max(run_rss, pub_rss) < RSS_TARGET_MB else 'NOT MET'})")
             if not args.no_breakdown:
-                bd_s, bd_rss, out = child([sys.executable, "-c", BREAKDOWN, url, REPORT_ID, PERIOD,
-                                           str(folder / "events.parquet")], env)
-                t = json.loads(out)["timings"]
+                breakdown = process_peaks.run([sys.executable, "-c", BREAKDOWN, url, REPORT_ID, PERIOD,
+                                               str(folder / "events.parquet")], env)
+                t = json.loads(breakdown.stdout)["timings"]
                 print(f"  breakdown (build_report in-process, again): stream pass {t['stream']:.1f} s "
                       f"({t['stream'] / copy_s:.1f}x the \\copy), integrity {t['integrity']:.2f} s, "
                       f"aggregates {t['sections']:.1f} s ({t['sections'] / group_s:.1f}x the GROUP BYs), "

@@ -8,7 +8,8 @@ In a fresh SQLite database and storage root (a temporary folder, removed at the 
    days of March 2026, N events in all; the report (csv, parquet, pdf, xlsx and json, delivered
    to a local storage destination) is built and stored with ``build_and_store`` (document and
    events Parquet file in the local artifact store);
-2. ours, in its own process (its peak RSS): ``resume_publish``, the plain-Python publish that
+2. ours, in its own process (peak RSS: VmHWM of that process and of the PDF process it starts,
+   see process_peaks.py): ``resume_publish``, the plain-Python publish that
    the publish job runs step by step: ``export_and_store`` (render every format, store files and
    the signed manifest), ``fetch_publication`` and the delivery to the storage destination;
 3. the baseline, same run, in its own process: one copy of the stored events file plus Arrow's
@@ -28,9 +29,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date, datetime, timezone
 from pathlib import Path
+
+import process_peaks  # benchmarks/, the script's folder
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -58,7 +60,7 @@ destinations: [bench-folder]
 """
 
 PUBLISH = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from compliance_reports.artifacts.store import open_store
 from compliance_reports.config import store as config_store
@@ -91,9 +93,7 @@ published, outcomes = publishing.resume_publish(engine, store, report, sys.argv[
                                                 Path(sys.argv[3]), manifest_key=b"k" * 32)
 timings["total"] = time.perf_counter() - started
 timings["deliver"] = timings["total"] - timings["export_and_store"] - timings["fetch_publication"]
-rss = {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-       "pdf": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
-print(json.dumps({"timings": timings, "rss": rss, "statuses": [o.status for o in outcomes],
+print(json.dumps({"timings": timings, "statuses": [o.status for o in outcomes],
                   "files": [[f.filename, f.size] for f in published.files]}))
 """
 
@@ -107,22 +107,6 @@ with pcsv.CSVWriter(sys.argv[3], pf.schema_arrow) as writer:
     for batch in pf.iter_batches(batch_size=65536):
         writer.write_batch(batch)
 """
-
-
-def child(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run a process to completion: (seconds, its own peak RSS in MB, stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text = out.read().decode()
-        if code != 0:
-            raise SystemExit(f"{' '.join(args[:3])} failed ({code}):\n{text}\n{err.read().decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, text
 
 
 def main() -> int:
@@ -169,20 +153,22 @@ def main() -> int:
         print(f"HIPAA monthly publish, {seeded.rows:,} events seeded (1 organization, March 2026), "
               f"{stored.build.event_count:,} in the period; events file {events_file.stat().st_size / 1e6:.1f} MB")
 
-        pub_s, pub_rss, out = child([sys.executable, "-c", PUBLISH, REPORT_ID, PERIOD,
+        publish = process_peaks.run([sys.executable, "-c", PUBLISH, REPORT_ID, PERIOD,
                                      str(folder / "publish")], env)
-        result = json.loads(out)
+        pub_s, pub_rss = publish.seconds, publish.peak_any_mb
+        result = json.loads(publish.stdout)
         if any(s != "sent" for s in result["statuses"]):
             raise SystemExit(f"delivery did not go through: {result['statuses']}")
-        base_s, base_rss, _ = child([sys.executable, "-c", BASELINE, str(events_file),
-                                     str(folder / "copy.parquet"), str(folder / "copy.csv")], env)
+        baseline = process_peaks.run([sys.executable, "-c", BASELINE, str(events_file),
+                                      str(folder / "copy.parquet"), str(folder / "copy.csv")], env)
+        base_s, base_rss = baseline.seconds, baseline.peak_mb
         t = result["timings"]
         print("  files: " + ", ".join(f"{name} ({size / 1e6:.1f} MB)" for name, size in result["files"]))
         print(f"  ours: publish {pub_s:.1f} s in its process (export_and_store {t['export_and_store']:.1f} s, "
               f"fetch {t['fetch_publication']:.2f} s, deliver {t['deliver']:.2f} s)")
-        rss = result["rss"]
-        print(f"  peak RSS: publishing process {rss['main']:.0f} MB, largest process it started (the PDF's) "
-              f"{rss['pdf']:.0f} MB, "
+        command, pdf_mb = publish.largest_descendant
+        print(f"  peak RSS: publishing process {publish.peak_mb:.0f} MB, largest process it started "
+              f"{pdf_mb:.0f} MB ({command or 'none'}), "
               f"largest {pub_rss:.0f} MB (target < {RSS_TARGET_MB} MB: "
               f"{'MET' if pub_rss < RSS_TARGET_MB else 'NOT MET'})")
         print(f"  baseline: copy of the events file + Arrow CSV writer {base_s:.1f} s (peak RSS {base_rss:.0f} MB)")
