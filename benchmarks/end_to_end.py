@@ -8,7 +8,7 @@ In a fresh PostgreSQL database (dropped at the end, also on failure) and a fresh
 1. seed: ``demo seed`` traffic of one organization (org-stmarys, America/New_York) for the 31
    UTC days of March 2026, N events in all, through ``seed_audit_log`` (COPY); rows/s printed;
 2. ours, the user's path, each step its own process (peak RSS: the VmHWM of the step's process
-   and of each process it starts, such as the PDF's, see process_peaks.py): ``compliance-reports
+   and of each process it starts, such as the PDF's, see _process_peaks.py): ``compliance-reports
    run stmarys-bench --period 2026-03-01`` (the Dagster run: stream pass, integrity, aggregates,
    stored document and events file), then the publish run (``publish_now``: csv, parquet and pdf
    rendered and delivered to a local storage destination; ``--formats`` another list, e.g.
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import psycopg2
 
-import process_peaks  # benchmarks/, the script's folder
+import _process_peaks as process_peaks  # benchmarks/, the script's folder
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

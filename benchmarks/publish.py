@@ -9,7 +9,7 @@ In a fresh SQLite database and storage root (a temporary folder, removed at the 
    to a local storage destination) is built and stored with ``build_and_store`` (document and
    events Parquet file in the local artifact store);
 2. ours, in its own process (peak RSS: VmHWM of that process and of the PDF process it starts,
-   see process_peaks.py): ``resume_publish``, the plain-Python publish that
+   see _process_peaks.py): ``resume_publish``, the plain-Python publish that
    the publish job runs step by step: ``export_and_store`` (render every format, store files and
    the signed manifest), ``fetch_publication`` and the delivery to the storage destination;
 3. the baseline, same run, in its own process: one copy of the stored events file plus Arrow's
@@ -32,7 +32,7 @@ import tempfile
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-import process_peaks  # benchmarks/, the script's folder
+import _process_peaks as process_peaks  # benchmarks/, the script's folder
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
