@@ -157,16 +157,32 @@ def test_backfill_refuses_bad_ranges_with_exit_2(cli):
         assert instance.get_backfills() == []
 
 
-def test_a_period_whose_export_fails_for_good_is_left_to_the_publish_sensor(cli, tmp_path, monkeypatch):
-    from compliance_reports.orchestration import report_backfill_job as module
-    from compliance_reports.orchestration.resources import default_resources
-
+def _two_day_report(cli, tmp_path) -> list[str]:
+    """Demo data and a daily report without destinations; its two newest ended periods."""
     cli("status", "--json")  # creates the instance at DAGSTER_HOME
     cli("demo", "seed", "--orgs", "1", "--days", "4", "--events-per-day", "20")
     report = tmp_path / "r2.yaml"
     report.write_text(REPORT_WITH_ARCHIVE.replace("destinations: [archive]\n", ""))
     cli("reports", "apply", "-f", str(report))
-    periods = [_days_ago(3), _days_ago(2)]
+    return [_days_ago(3), _days_ago(2)]
+
+
+def _run_batch(instance, periods: list[str]):
+    """report_backfill_job over `periods` of that report, in this process."""
+    from compliance_reports.orchestration import report_backfill_job as module
+    from compliance_reports.orchestration.resources import default_resources
+
+    instance.add_dynamic_partitions("daily_reports", ["stmarys-daily"])
+    return module.report_backfill_job.execute_in_process(
+        run_config={"ops": {"build_and_publish_periods": {"config": {
+            "report_id": "stmarys-daily", "frequency": "daily", "periods": periods}}}},
+        instance=instance, resources=default_resources(), raise_on_error=False)
+
+
+def test_a_period_whose_export_fails_for_good_is_left_to_the_publish_sensor(cli, tmp_path, monkeypatch):
+    from compliance_reports.orchestration import report_backfill_job as module
+
+    periods = _two_day_report(cli, tmp_path)
     real_export = module.export_period
 
     def export(report, period, *args):
@@ -176,11 +192,7 @@ def test_a_period_whose_export_fails_for_good_is_left_to_the_publish_sensor(cli,
 
     monkeypatch.setattr(module, "export_period", export)
     with DagsterInstance.get() as instance:
-        instance.add_dynamic_partitions("daily_reports", ["stmarys-daily"])
-        result = module.report_backfill_job.execute_in_process(
-            run_config={"ops": {"build_and_publish_periods": {"config": {
-                "report_id": "stmarys-daily", "frequency": "daily", "periods": periods}}}},
-            instance=instance, resources=default_resources(), raise_on_error=False)
+        result = _run_batch(instance, periods)
         assert result.success
         records = {r.partition_key: r for r in instance.fetch_materializations(
             AssetKey("daily_compliance_report"), limit=10).records}
@@ -204,15 +216,9 @@ def test_a_retried_batch_still_fails_for_the_dead_deliveries_of_the_periods_befo
     from compliance_reports.operations import transient_errors
     from compliance_reports.operations.transient_errors import StepRetry
     from compliance_reports.orchestration import report_backfill_job as module
-    from compliance_reports.orchestration.resources import default_resources
 
     monkeypatch.setattr(transient_errors, "STEP_RETRY", StepRetry(max_retries=2, initial_s=0.1, max_delay_s=0.1))
-    cli("status", "--json")  # creates the instance at DAGSTER_HOME
-    cli("demo", "seed", "--orgs", "1", "--days", "4", "--events-per-day", "20")
-    report = tmp_path / "r2.yaml"
-    report.write_text(REPORT_WITH_ARCHIVE.replace("destinations: [archive]\n", ""))
-    cli("reports", "apply", "-f", str(report))
-    periods = [_days_ago(3), _days_ago(2)]
+    periods = _two_day_report(cli, tmp_path)
     real_export, real_deliver = module.export_period, module.deliver_stored
     outage = [True]
 
@@ -231,11 +237,7 @@ def test_a_retried_batch_still_fails_for_the_dead_deliveries_of_the_periods_befo
     monkeypatch.setattr(module, "export_period", export)
     monkeypatch.setattr(module, "deliver_stored", deliver)
     with DagsterInstance.get() as instance:
-        instance.add_dynamic_partitions("daily_reports", ["stmarys-daily"])
-        result = module.report_backfill_job.execute_in_process(
-            run_config={"ops": {"build_and_publish_periods": {"config": {
-                "report_id": "stmarys-daily", "frequency": "daily", "periods": periods}}}},
-            instance=instance, resources=default_resources(), raise_on_error=False)
+        result = _run_batch(instance, periods)
         assert not outage  # the outage happened, and the step was retried past it
         assert any(e.event_type == DagsterEventType.STEP_RESTARTED for e in result.all_events)
         assert not result.success
