@@ -42,7 +42,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compliance_reports.exporters.common import FLAT_COLUMNS, iter_flat_cells, scalar_text
-from compliance_reports.exporters.events import EventColumn, event_columns, format_array, open_events
+from compliance_reports.exporters.events import (
+    EventColumn,
+    event_batches,
+    event_columns,
+    format_array,
+    open_events,
+)
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_RE = r"^('*[=+\-@\t\r])"
@@ -132,7 +138,7 @@ def write_events_csv(events_path: Path, out_path: Path, batch_rows: int = BATCH_
         header = io.StringIO(newline="")
         _writer(header).writerow([neutralise(c.name) for c in columns])
         fh.write(header.getvalue().encode("utf-8"))
-        for batch in pf.iter_batches(batch_size=batch_rows):
+        for batch in event_batches(pf, batch_rows):
             if batch.num_rows:
                 for buf in _encode_batch(batch, columns):
                     fh.write(buf)

@@ -83,6 +83,14 @@ def open_events(path: Path) -> pq.ParquetFile:
     return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
 
 
+def event_batches(pf: pq.ParquetFile, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The events file's record batches, decoded on this thread: Arrow's decoding threads keep
+    their own allocator heaps, ~20 MB more at the publish's peak (1M events: the CSV exporter
+    163 against 179-183 MB, the Parquet export 204 against 225-230 MB), for the same CSV time
+    and 0.25 s more for the Parquet, which runs beside the PDF's process on two cores anyway."""
+    return pf.iter_batches(batch_size=batch_rows, use_threads=False)
+
+
 def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -185,7 +193,7 @@ def iter_formatted_batches(
         return
     size = batch_rows if remaining is None else max(1, min(batch_rows, remaining))
     pool = pa.default_memory_pool()
-    for batch in pf.iter_batches(batch_size=size):
+    for batch in event_batches(pf, size):
         if remaining is not None:
             if remaining <= 0:
                 break

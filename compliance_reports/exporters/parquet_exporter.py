@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from compliance_reports.exporters.common import FLAT_COLUMNS, iter_flat_cells, scalar_text
-from compliance_reports.exporters.events import open_events
+from compliance_reports.exporters.events import event_batches, open_events
 
 ROW_GROUP_ROWS = 65_536
 WRITER_OPTIONS: dict[str, Any] = {
@@ -82,7 +82,7 @@ def write_events_parquet(document: dict[str, Any], events_path: Path, out_path: 
     pending_rows = 0
     pool = pa.default_memory_pool()
     with pq.ParquetWriter(out_path, schema, **WRITER_OPTIONS) as writer:
-        for batch in pf.iter_batches(batch_size=16_384):
+        for batch in event_batches(pf, 16_384):
             batch = _conform(batch, schema)
             pending.append(batch)
             pending_rows += batch.num_rows

@@ -57,7 +57,13 @@ from openpyxl.utils import get_column_letter
 from openpyxl.xml.functions import tostring
 
 from compliance_reports.exporters.csv_exporter import neutralise
-from compliance_reports.exporters.events import EventColumn, event_columns, format_array, open_events
+from compliance_reports.exporters.events import (
+    EventColumn,
+    event_batches,
+    event_columns,
+    format_array,
+    open_events,
+)
 from compliance_reports.reports.digest import period_label, severity_counts
 
 EXCEL_MAX_ROWS = 1_048_576
@@ -316,7 +322,7 @@ def _write_events(ws, events_path: Path, max_rows: int, formats: list[str], batc
     dates = [c.kind == "date" for c in columns]
     written = 0
     pool = pa.default_memory_pool()
-    for batch in pf.iter_batches(batch_size=batch_rows):
+    for batch in event_batches(pf, batch_rows):
         if written >= room:
             break
         if batch.num_rows > room - written:
