@@ -25,7 +25,7 @@ Only table sections are shortened; the tables inside rolled-up findings and fact
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from compliance_reports.artifacts import compression as compression_mod
@@ -75,11 +75,17 @@ def companion_formats(document: Mapping[str, Any], limit: int, formats: Iterable
     formats = list(formats)
     if "pdf" not in formats or len(formats) == 1 or "json" in formats:
         return []
+    if any(not table_carriers(rows, formats, event_rows) for _, rows in _long_tables(document, limit)):
+        return ["json"]
+    return []
+
+
+def _long_tables(document: Mapping[str, Any], limit: int) -> Iterator[tuple[Mapping[str, Any], int]]:
+    """(section, rows) of each table section longer than `limit` rows."""
     for section in document.get("sections") or []:
         rows = len(section.get("rows") or []) if section.get("kind") == "table" else 0
-        if rows > limit and not table_carriers(rows, formats, event_rows):
-            return ["json"]
-    return []
+        if rows > limit:
+            yield section, rows
 
 
 def join_names(names: list[str]) -> str:
@@ -100,10 +106,7 @@ def table_caps(document: Mapping[str, Any], limit: int, formats: Iterable[str], 
         raise ValueError("pdf_table_row_limit must be 0 or more")
     formats = list(formats)
     caps = {}
-    for section in document.get("sections") or []:
-        rows = len(section.get("rows") or []) if section.get("kind") == "table" else 0
-        if rows <= limit:
-            continue
+    for section, rows in _long_tables(document, limit):
         carriers = table_carriers(rows, formats, event_rows)
         if carriers:
             files = [names[fmt] for fmt in carriers]
